@@ -1,0 +1,52 @@
+//! Chapter 01: namespaces. A container starts as one ordinary process that
+//! the kernel shows a private view of the machine.
+//!
+//! [`run`] clones a process into new namespaces, gives it its own hostname,
+//! `/proc`, `/dev` and root filesystem, executes a command there and returns
+//! its exit code. Nothing else: no resource limits (chapter 02), no layered
+//! filesystem (chapter 03), no images (chapter 04).
+//!
+//! The modules, in the order a run touches them:
+//!
+//! - [`namespaces`]: the seven kinds of namespace and their `clone(2)` flags.
+//! - [`spec`]: what to run, and where; checked before anything is created.
+//! - [`plan`]: turns a spec into a list of [`ops::Op`]s for the child to
+//!   perform. Pure: it can be read and tested without root.
+//! - [`uts`], [`pid`], [`mount`], [`dev`], [`net`], [`ipc`], [`user`]: one
+//!   module per namespace, each contributing its steps.
+//! - [`parent`]: the process that calls `clone(2)`: writes the user-ID maps,
+//!   says "go", forwards signals, reaps the child.
+//! - [`child`]: the cloned process, from `clone(2)` to `execve(2)`: it only
+//!   runs the prepared ops, with async-signal-safe calls.
+//! - [`error`]: what went wrong, and the usual reason why.
+//!
+//! The book page: `book/src/ch01-namespaces.md`.
+
+pub mod child;
+pub mod dev;
+pub mod error;
+pub mod ipc;
+pub mod mount;
+pub mod namespaces;
+pub mod net;
+pub mod ops;
+pub mod parent;
+pub mod pid;
+pub mod plan;
+pub mod spec;
+pub mod user;
+pub mod uts;
+
+pub use error::Error;
+pub use namespaces::{Namespace, Namespaces};
+pub use parent::{exit_code, spawn, Child};
+pub use spec::{RootMode, Spec};
+pub use user::{IdMap, IdRange};
+
+/// Runs `spec` to completion: spawn, start, wait. Returns the container's
+/// exit code as a shell reports it (exit N → N, killed by signal S → 128+S).
+pub fn run(spec: &Spec) -> Result<i32, Error> {
+    let mut child = spawn(spec)?;
+    child.start()?;
+    child.wait()
+}

@@ -1,0 +1,344 @@
+//! Chapter 01 experiments: each namespace shown from inside and from the host.
+//! Run `cargo run -p chapter-01 -- help` for the list.
+
+use anyhow::{bail, Context, Result};
+use chapter_01::ipc::{visible_queue_keys, HostQueue};
+use chapter_01::{Namespace, Namespaces, RootMode, Spec};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "chapter-01",
+    about = "Chapter 01: Linux namespaces, one experiment each"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct RootfsArg {
+    /// Root filesystem directory [default: the fixture, target/fixture/rootfs]
+    #[arg(long)]
+    rootfs: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in chosen namespaces (the general tool the experiments use)
+    Run(RunArgs),
+    /// UTS: a hostname changed inside leaves the host's alone
+    Uts(RootfsArg),
+    /// PID: the container's first process is PID 1 and sees only its own
+    Pid(RootfsArg),
+    /// MNT: a mount made inside is invisible on the host; pivot_root into the rootfs
+    Mnt(RootfsArg),
+    /// IPC: a SysV message queue on the host is invisible inside
+    Ipc(RootfsArg),
+    /// NET: only a loopback interface inside
+    Net(RootfsArg),
+    /// USER: uid 0 inside is an unprivileged uid outside
+    User(RootfsArg),
+    /// Every namespace at once over the fixture rootfs; runs CMD (default: a shell)
+    All {
+        #[command(flatten)]
+        root: RootfsArg,
+        /// Hostname inside
+        #[arg(long, default_value = "mini-docker")]
+        hostname: String,
+        /// The command [default: print what the container sees, then a shell]
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Why pivot_root and not chroot: the same escape attempt in both
+    Escape(RootfsArg),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Namespaces to create, comma-separated (uts,pid,mnt,ipc,net,user,cgroup),
+    /// `all`, or `none` [default: uts,pid,mnt,ipc,net, plus user when not root]
+    #[arg(long = "ns")]
+    namespaces: Option<Namespaces>,
+    /// Hostname inside (needs uts)
+    #[arg(long)]
+    hostname: Option<String>,
+    #[command(flatten)]
+    root: RootfsArg,
+    /// Keep the host's filesystem instead of entering a rootfs
+    #[arg(long, conflicts_with = "rootfs")]
+    no_rootfs: bool,
+    /// Enter the rootfs with chroot(2) instead of pivot_root(2) (insecure; for the escape demo)
+    #[arg(long)]
+    chroot_insecure: bool,
+    /// Working directory inside
+    #[arg(short = 'w', long, default_value = "/")]
+    workdir: String,
+    /// Extra environment variables (KEY=VALUE)
+    #[arg(short = 'e', long = "env")]
+    env: Vec<String>,
+    /// Print the steps the child would take, and run nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().command) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            // A library error knows its exit code (125/126/127), like Docker's.
+            let code = err
+                .downcast_ref::<chapter_01::Error>()
+                .map_or(125, |e| e.exit_code());
+            eprintln!("chapter-01: {err:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Run(args) => run_command(args),
+        Command::Uts(r) => uts(&rootfs(r)?),
+        Command::Pid(r) => pid(&rootfs(r)?),
+        Command::Mnt(r) => mnt(&rootfs(r)?),
+        Command::Ipc(r) => ipc(&rootfs(r)?),
+        Command::Net(r) => net(&rootfs(r)?),
+        Command::User(r) => user(&rootfs(r)?),
+        Command::All {
+            root,
+            hostname,
+            command,
+        } => all(&rootfs(root)?, hostname, command),
+        Command::Escape(r) => escape(&rootfs(r)?),
+    }
+}
+
+/// The fixture rootfs built by `cargo xtask fixture`, unless one is given.
+fn rootfs(arg: RootfsArg) -> Result<PathBuf> {
+    let path = arg.rootfs.unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/fixture/rootfs"
+        ))
+    });
+    match path.canonicalize() {
+        Ok(p) if p.is_dir() => Ok(p),
+        _ => bail!(
+            "no root filesystem at {}: build the fixture with `cargo xtask fixture`, or pass --rootfs DIR",
+            path.display()
+        ),
+    }
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The default namespaces, plus USER when an unprivileged user needs it.
+fn default_namespaces() -> Namespaces {
+    let mut ns = Namespaces::container();
+    if !is_root() {
+        ns.insert(Namespace::User);
+    }
+    ns
+}
+
+fn spec(rootfs: &std::path::Path, command: &[&str]) -> Spec {
+    let mut spec = Spec::new(rootfs, command.iter().map(|s| s.to_string()).collect());
+    spec.namespaces = default_namespaces();
+    spec
+}
+
+fn run_command(args: RunArgs) -> Result<i32> {
+    let namespaces = match args.namespaces {
+        Some(ns) => ns,
+        None => {
+            let ns = default_namespaces();
+            if ns.contains(Namespace::User) {
+                eprintln!("chapter-01: not root, so adding a user namespace (--ns to choose)");
+            }
+            ns
+        }
+    };
+    let rootfs = match (args.no_rootfs, args.root.rootfs.is_some()) {
+        (true, _) => None,
+        (false, true) => args.root.rootfs.clone(),
+        (false, false) => Some(rootfs(args.root.clone())?),
+    };
+    let mut spec = Spec::new("/", args.command);
+    spec.rootfs = rootfs;
+    spec.hostname = args.hostname;
+    spec.namespaces = namespaces;
+    spec.workdir = args.workdir;
+    spec.env.extend(args.env);
+    spec.forward_signals = true;
+    if args.chroot_insecure {
+        spec.root_mode = RootMode::ChrootInsecure;
+    }
+    if args.dry_run {
+        spec.validate()?;
+        print!("{}", chapter_01::plan::build(&spec).describe());
+        return Ok(0);
+    }
+    Ok(chapter_01::run(&spec)?)
+}
+
+fn host_hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn say(step: &str) {
+    println!("\n== {step}");
+}
+
+fn uts(rootfs: &std::path::Path) -> Result<i32> {
+    say(&format!("host: hostname is {:?}", host_hostname()));
+    say("inside (new UTS namespace, hostname set to \"container\"): `hostname`, then `hostname renamed; hostname`");
+    chapter_01::run(&spec(
+        rootfs,
+        &["/bin/sh", "-c", "hostname; hostname renamed; hostname"],
+    ))?;
+    say(&format!(
+        "host again: hostname is still {:?}",
+        host_hostname()
+    ));
+    Ok(0)
+}
+
+fn pid(rootfs: &std::path::Path) -> Result<i32> {
+    let host_count = std::fs::read_dir("/proc")?
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        })
+        .count();
+    say(&format!("host: {host_count} processes in /proc"));
+    say("inside (new PID namespace, its own /proc): `echo my pid is $$; ps`");
+    let mut child = chapter_01::spawn(&spec(rootfs, &["/bin/sh", "-c", "echo my pid is $$; ps"]))?;
+    let host_pid = child.pid();
+    child.start()?;
+    child.wait()?;
+    say(&format!(
+        "host: the same process was PID {host_pid} out here"
+    ));
+    Ok(0)
+}
+
+fn mnt(rootfs: &std::path::Path) -> Result<i32> {
+    say("inside: mount a tmpfs on /mnt and write a file there, then list the mount table");
+    chapter_01::run(&spec(
+        rootfs,
+        &[
+            "/bin/sh",
+            "-c",
+            "mount -t tmpfs scratch /mnt && touch /mnt/inside && ls /mnt && cat /proc/mounts",
+        ],
+    ))?;
+    let leaked = std::fs::read_to_string("/proc/self/mountinfo")?.contains(" scratch ");
+    say(&format!(
+        "host: a tmpfs named scratch is {} in the host's mount table; {}/mnt holds {:?}",
+        if leaked {
+            "PRESENT (propagation leaked!)"
+        } else {
+            "absent"
+        },
+        rootfs.display(),
+        std::fs::read_dir(rootfs.join("mnt"))?.count()
+    ));
+    say("inside: the old root is gone: `ls /` shows only the rootfs");
+    chapter_01::run(&spec(rootfs, &["/bin/ls", "/"]))?;
+    Ok(0)
+}
+
+fn ipc(rootfs: &std::path::Path) -> Result<i32> {
+    let key = 0x6d64_0000 | (std::process::id() as i32 & 0xffff);
+    let queue = HostQueue::create(key).context("creating a SysV message queue on the host")?;
+    say(&format!(
+        "host: created message queue with key {:#x}; the host sees keys {:x?}",
+        queue.key(),
+        visible_queue_keys()?
+    ));
+    say("inside (new IPC namespace): `ipcs -q`");
+    chapter_01::run(&spec(rootfs, &["/bin/ipcs", "-q"]))?;
+    say("host: the queue is removed again on exit");
+    Ok(0)
+}
+
+fn net(rootfs: &std::path::Path) -> Result<i32> {
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    say(&format!("host: interfaces {host:?}"));
+    say("inside (new NET namespace): `ip addr`");
+    chapter_01::run(&spec(rootfs, &["/bin/ip", "addr"]))?;
+    Ok(0)
+}
+
+fn user(rootfs: &std::path::Path) -> Result<i32> {
+    let mut spec = spec(
+        rootfs,
+        &[
+            "/bin/sh",
+            "-c",
+            "echo inside: $(id); cat /proc/self/uid_map; sleep 1",
+        ],
+    );
+    spec.namespaces.insert(Namespace::User);
+    say("inside (new USER namespace): `id` and the uid map");
+    let mut child = chapter_01::spawn(&spec)?;
+    child.start()?;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid()))?;
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap_or("Uid: ?");
+    child.wait()?;
+    say(&format!(
+        "host: the same process, from /proc/{}/status: {uid_line}",
+        "PID"
+    ));
+    Ok(0)
+}
+
+fn all(rootfs: &std::path::Path, hostname: String, command: Vec<String>) -> Result<i32> {
+    let command = if command.is_empty() {
+        vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "/bin/facts --human; exec /bin/sh".into(),
+        ]
+    } else {
+        command
+    };
+    let mut spec = Spec::new(rootfs, command);
+    spec.namespaces = "all".parse::<Namespaces>().map_err(anyhow::Error::msg)?;
+    spec.hostname = Some(hostname);
+    spec.forward_signals = true;
+    Ok(chapter_01::run(&spec)?)
+}
+
+fn escape(rootfs: &std::path::Path) -> Result<i32> {
+    if !is_root() {
+        bail!("the escape demo needs root (it compares with a chroot jail run as real root)");
+    }
+    for (mode, label) in [
+        (RootMode::ChrootInsecure, "chroot(2) jail"),
+        (RootMode::PivotRoot, "pivot_root(2) container"),
+    ] {
+        say(&format!(
+            "{label}: try the classic escape (chroot into a subdir, chdir .. 64 times, chroot .)"
+        ));
+        let mut spec = spec(rootfs, &["/bin/facts", "escape"]);
+        spec.root_mode = mode;
+        chapter_01::run(&spec)?;
+    }
+    Ok(0)
+}

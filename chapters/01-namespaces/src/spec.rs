@@ -1,0 +1,129 @@
+//! What to run and how: the input of a container run, checked before any
+//! namespace exists so that bad input fails with one clear line.
+
+use crate::error::Error;
+use crate::namespaces::{Namespace, Namespaces};
+use crate::user::IdMap;
+use std::path::PathBuf;
+
+/// How the child enters its root filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootMode {
+    /// `pivot_root(2)` and detach the old root: no path leads back to the
+    /// host's files. What every real runtime does.
+    PivotRoot,
+    /// `chroot(2)` only. Insecure: a root process inside can climb back out.
+    /// Exists for the chroot-escape experiment, nothing else.
+    ChrootInsecure,
+}
+
+/// Everything needed to run one container.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub namespaces: Namespaces,
+    /// Set inside the new UTS namespace.
+    pub hostname: Option<String>,
+    /// The directory that becomes `/`. `None` keeps the host's filesystem.
+    pub rootfs: Option<PathBuf>,
+    pub root_mode: RootMode,
+    /// The program and its arguments. A name without `/` is looked up in
+    /// the container's `PATH`.
+    pub command: Vec<String>,
+    /// The complete environment of the command (`KEY=value`).
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub workdir: String,
+    /// ID mapping for a new user namespace; `None` means the default for the
+    /// caller ([`IdMap::for_caller`]).
+    pub id_map: Option<IdMap>,
+    /// Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 received by this
+    /// process to the container's PID 1 while waiting. This installs
+    /// process-wide signal handlers, so only a program that runs one
+    /// container at a time should ask for it.
+    pub forward_signals: bool,
+}
+
+/// The `PATH` a container gets, as Docker sets it.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Spec {
+    /// A spec for `command` in the default container namespaces over `rootfs`.
+    pub fn new(rootfs: impl Into<PathBuf>, command: Vec<String>) -> Spec {
+        Spec {
+            namespaces: Namespaces::container(),
+            hostname: Some("container".into()),
+            rootfs: Some(rootfs.into()),
+            root_mode: RootMode::PivotRoot,
+            command,
+            env: vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "HOME=/root".into(),
+                "TERM=xterm".into(),
+            ],
+            workdir: "/".into(),
+            id_map: None,
+            forward_signals: false,
+        }
+    }
+
+    /// Checks the spec against itself and the host; the error says what to
+    /// change.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |msg: String| Err(Error::InvalidSpec(msg));
+        if self.command.is_empty() {
+            return invalid("no command given: say what to run, e.g. `-- /bin/sh`".into());
+        }
+        let max = crate::child::MAX_ARGS;
+        if self.command.len() > max || self.env.len() > max {
+            return invalid(format!(
+                "at most {max} arguments and {max} environment variables"
+            ));
+        }
+        if self
+            .command
+            .iter()
+            .chain(&self.env)
+            .any(|s| s.contains('\0'))
+        {
+            return invalid("the command and environment may not contain NUL bytes".into());
+        }
+        if let Some(name) = &self.hostname {
+            crate::uts::validate_hostname(name).map_err(Error::InvalidSpec)?;
+            if !self.namespaces.contains(Namespace::Uts) {
+                return invalid(format!(
+                    "hostname {name:?} needs a UTS namespace (add uts to the namespaces), \
+                     or the host's own hostname would change"
+                ));
+            }
+        }
+        if !self.workdir.starts_with('/') {
+            return invalid(format!(
+                "working directory {:?} must be absolute",
+                self.workdir
+            ));
+        }
+        if let Some(rootfs) = &self.rootfs {
+            if !self.namespaces.contains(Namespace::Mount) {
+                return invalid(
+                    "a root filesystem needs a mount namespace (add mnt to the namespaces)".into(),
+                );
+            }
+            match std::fs::metadata(rootfs) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => return invalid(format!("rootfs {} is not a directory", rootfs.display())),
+                Err(e) => return invalid(format!(
+                    "rootfs {} cannot be used: {e} (build the fixture with `cargo xtask fixture`, \
+                         or pass a directory holding a root filesystem)",
+                    rootfs.display()
+                )),
+            }
+            if !rootfs.is_absolute() {
+                return invalid(format!(
+                    "rootfs {} must be an absolute path",
+                    rootfs.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! `facts`: reports what the process running it sees, as JSON, so tests
+//! assert on structure rather than on screen text. It is built statically
+//! and copied into the fixture image as `/bin/facts`.
+//!
+//! - `facts`          every fact as one JSON object
+//! - `facts --human`  a short summary for people
+//! - `facts escape`   attempts the classic chroot escape and reports whether
+//!   the root directory changed (run only inside a container)
+
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+fn main() {
+    let arg = std::env::args().nth(1).unwrap_or_default();
+    match arg.as_str() {
+        "" => println!("{}", facts()),
+        "--human" => human(&facts()),
+        "escape" => println!("{}", escape()),
+        other => {
+            eprintln!("facts: unknown argument {other:?}: use no argument, --human or escape");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn read(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+fn entries(dir: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn facts() -> Value {
+    let status = read("/proc/self/status");
+    let mounts: Vec<Value> = read("/proc/self/mountinfo")
+        .lines()
+        .filter_map(|line| {
+            // mountinfo(5): fields, then " - ", then fstype and source.
+            let (left, right) = line.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            let right: Vec<&str> = right.split(' ').collect();
+            Some(json!({
+                "mount_point": left.get(4)?,
+                "options": left.get(5)?,
+                "fstype": right.first()?,
+                "source": right.get(1)?,
+            }))
+        })
+        .collect();
+    let namespaces: serde_json::Map<String, Value> =
+        ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"]
+            .iter()
+            .map(|ns| {
+                let link = fs::read_link(format!("/proc/self/ns/{ns}"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                (ns.to_string(), json!(link))
+            })
+            .collect();
+    let processes: Vec<u32> = {
+        let mut pids: Vec<u32> = entries("/proc")
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        pids.sort();
+        pids
+    };
+    let interfaces: Vec<Value> = read("/proc/net/dev")
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|name| {
+            let name = name.trim();
+            json!({"name": name, "up": interface_up(name)})
+        })
+        .collect();
+    let msg_queues: Vec<i64> = read("/proc/sysvipc/msg")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    json!({
+        "pid": std::process::id(),
+        "ppid": std::os::unix::process::parent_id(),
+        "hostname": read("/proc/sys/kernel/hostname").trim(),
+        "uid": unsafe { libc::getuid() },
+        "gid": unsafe { libc::getgid() },
+        "euid": unsafe { libc::geteuid() },
+        "egid": unsafe { libc::getegid() },
+        "cwd": std::env::current_dir().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+        "mounts": mounts,
+        "namespaces": namespaces,
+        "cgroup": read("/proc/self/cgroup").lines().collect::<Vec<_>>(),
+        "capabilities": {
+            "inheritable": status_field(&status, "CapInh:"),
+            "permitted": status_field(&status, "CapPrm:"),
+            "effective": status_field(&status, "CapEff:"),
+            "bounding": status_field(&status, "CapBnd:"),
+            "ambient": status_field(&status, "CapAmb:"),
+        },
+        "no_new_privs": status_field(&status, "NoNewPrivs:"),
+        "uid_map": read("/proc/self/uid_map").split_whitespace().collect::<Vec<_>>().join(" "),
+        "gid_map": read("/proc/self/gid_map").split_whitespace().collect::<Vec<_>>().join(" "),
+        "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "processes": processes,
+        "net_interfaces": interfaces,
+        "sysv_msg_queues": msg_queues,
+        "root_entries": entries("/"),
+        "dev_entries": entries("/dev"),
+    })
+}
+
+fn interface_up(name: &str) -> bool {
+    // SAFETY: an ioctl on a socket we own with a zeroed ifreq naming `name`.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return false;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *dst = src as libc::c_char;
+        }
+        let ok = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0;
+        libc::close(sock);
+        ok && (req.ifr_ifru.ifru_flags & libc::IFF_UP as libc::c_short) != 0
+    }
+}
+
+fn human(f: &Value) {
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().map(String::from).unwrap_or(x.to_string()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let ifaces: Vec<String> = f["net_interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            format!(
+                "{}({})",
+                i["name"].as_str().unwrap_or("?"),
+                if i["up"] == true { "up" } else { "down" }
+            )
+        })
+        .collect();
+    println!("hostname:    {}", f["hostname"].as_str().unwrap_or(""));
+    println!("pid:         {} (parent {})", f["pid"], f["ppid"]);
+    println!("processes:   {}", list(&f["processes"]));
+    println!(
+        "uid/gid:     {}/{} (uid map: {})",
+        f["uid"],
+        f["gid"],
+        f["uid_map"].as_str().unwrap_or("")
+    );
+    println!("root (/):    {}", list(&f["root_entries"]));
+    println!("/dev:        {}", list(&f["dev_entries"]));
+    println!("interfaces:  {}", ifaces.join(" "));
+    println!(
+        "mounts:      {}",
+        f["mounts"].as_array().map_or(0, |m| m.len())
+    );
+}
+
+/// The classic escape from a chroot(2) jail: make a subdirectory, chroot
+/// into it while the working directory stays outside, climb `..` further
+/// than any real depth, and chroot to wherever that ends. Under chroot this
+/// reaches the real root; after pivot_root and detaching the old root, `..`
+/// stops at the container's own root.
+fn escape() -> Value {
+    let root_id = || fs::metadata("/").map(|m| (m.dev(), m.ino())).ok();
+    let before = root_id();
+    let dir = format!("/tmp/.escape-{}", std::process::id());
+    let mut steps = Vec::new();
+    // Kept to remove the subdirectory afterwards, wherever `/` then is.
+    let old_root = fs::File::open("/").ok();
+    // SAFETY: plain system calls with C strings built here.
+    unsafe {
+        let cdir = std::ffi::CString::new(dir.clone()).unwrap();
+        libc::mkdir(cdir.as_ptr(), 0o700);
+        steps.push(("chroot into subdir", libc::chroot(cdir.as_ptr())));
+        for _ in 0..64 {
+            libc::chdir(c"..".as_ptr());
+        }
+        steps.push(("chroot .", libc::chroot(c".".as_ptr())));
+        libc::chdir(c"/".as_ptr());
+    }
+    let after = root_id();
+    let escaped = before != after;
+    if let Some(root) = &old_root {
+        let rel = std::ffi::CString::new(dir.trim_start_matches('/')).unwrap();
+        // SAFETY: unlinkat on a directory fd we hold open.
+        unsafe {
+            libc::unlinkat(
+                std::os::fd::AsRawFd::as_raw_fd(root),
+                rel.as_ptr(),
+                libc::AT_REMOVEDIR,
+            )
+        };
+    }
+    json!({
+        "escaped": escaped,
+        "steps": steps.iter().map(|(s, rc)| json!({"step": s, "rc": rc})).collect::<Vec<_>>(),
+        "root_before": before.map(|(d, i)| format!("{d}:{i}")),
+        "root_after": after.map(|(d, i)| format!("{d}:{i}")),
+        "root_entries_after": entries("/"),
+        "reads_host_os_release": read("/etc/os-release").lines().find(|l| l.starts_with("PRETTY_NAME")),
+    })
+}

@@ -1,0 +1,62 @@
+//! Test support shared by every chapter's tests and the end-to-end tests:
+//!
+//! - [`fixture`]: the fixture image (busybox plus our `facts` helper),
+//!   built on demand from Debian's `busybox-static` and cached under
+//!   `target/fixture/`.
+//! - [`privileged`]: gate for tests that need root; skips with a reason,
+//!   except under `CI=true`, where a privileged test never skips.
+//! - [`bin`]: the workspace's built binaries, for tests that drive them as
+//!   a user would.
+
+pub mod fixture;
+
+use std::path::PathBuf;
+
+/// True when the test may use root-only kernel features. Elsewhere it
+/// prints why it skips and returns false, unless `CI=true`, where it fails.
+pub fn privileged(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true and not root: the privileged test {what:?} must run, as root");
+    }
+    eprintln!("skipped {what}: it needs root (run the suite as root: `sudo -E cargo test`)");
+    false
+}
+
+/// The workspace root (the directory holding the top `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A binary of the workspace, built by `cargo test`/`cargo build` into the
+/// same profile directory as the running test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join(name))
+        .expect("test binary lives in target/<profile>/deps");
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (cargo test --workspace builds it too)",
+        path.display()
+    );
+    path
+}
+
+/// Parses the JSON a `facts` run printed, with the raw text in the panic.
+pub fn parse_facts(stdout: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "facts output is not JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
+}
