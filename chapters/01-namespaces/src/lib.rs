@@ -38,7 +38,7 @@ pub mod user;
 pub mod uts;
 
 pub use error::Error;
-pub use namespaces::{Namespace, Namespaces};
+pub use namespaces::{clone_flags, Namespace, Namespaces};
 pub use parent::{exit_code, spawn, Child};
 pub use spec::{RootMode, Spec};
 pub use user::{IdMap, IdRange};

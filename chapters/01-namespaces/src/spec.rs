@@ -111,11 +111,13 @@ impl Spec {
             match std::fs::metadata(rootfs) {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => return invalid(format!("rootfs {} is not a directory", rootfs.display())),
-                Err(e) => return invalid(format!(
+                Err(e) => {
+                    return invalid(format!(
                     "rootfs {} cannot be used: {e} (build the fixture with `cargo xtask fixture`, \
                          or pass a directory holding a root filesystem)",
                     rootfs.display()
-                )),
+                ))
+                }
             }
             if !rootfs.is_absolute() {
                 return invalid(format!(
