@@ -19,9 +19,15 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Bump when the layout below changes, to force a rebuild.
 const LAYOUT_VERSION: u32 = 1;
 
-/// `target/fixture` in the workspace.
+/// Overrides where the fixture lives (`cargo xtask verify` points its
+/// scratch workspaces at the main one's, so the image is built once).
+pub const DIR_ENV: &str = "MINI_DOCKER_FIXTURE_DIR";
+
+/// `target/fixture` in the workspace, unless [`DIR_ENV`] says otherwise.
 pub fn fixture_dir() -> PathBuf {
-    crate::workspace_root().join("target/fixture")
+    std::env::var_os(DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target/fixture"))
 }
 
 /// The fixture rootfs, built if needed. Panics with the reason (for tests).

@@ -1,1 +1,182 @@
-fn main() {}
+//! Course tooling, run as `cargo xtask <command>`:
+//!
+//! - `up`: install what the project needs, build, prepare the fixture
+//!   image, then run the main job (today: chapter 01's isolated shell).
+//! - `test`: everything CI checks (format, lints, tests, verify, book).
+//! - `student DIR`, `grade`, `hint ID`: the learner's loop.
+//! - `verify`: proves the grading honest (see [`verify`]).
+//! - `doctor`: what this host can and cannot do, in plain words.
+//! - `fixture`, `install`, `book`: the single steps.
+
+mod book;
+mod chapters;
+mod doctor;
+mod grade;
+mod install;
+mod regions;
+mod verify;
+mod workspace;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "build-your-own-docker course tooling")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Set everything up (packages, build, fixture image), then run the main job
+    Up {
+        /// Set up only; do not start the isolated shell
+        #[arg(long)]
+        no_run: bool,
+    },
+    /// Run everything CI runs: fmt, clippy, all tests, verify, the book
+    Test,
+    /// Write a learner workspace with every exercise stubbed out
+    Student {
+        /// Where to write it (must not exist, or be empty)
+        dir: PathBuf,
+    },
+    /// Run the graded tests and show the scoreboard
+    Grade {
+        /// Only this chapter (1, 2, ...)
+        #[arg(long)]
+        chapter: Option<u32>,
+    },
+    /// Print an exercise's task and hints
+    Hint {
+        /// Exercise id, e.g. 1.3
+        id: String,
+    },
+    /// Prove the grading honest: solution passes, student workspace compiles,
+    /// each exercise's tests fail when only it is stubbed
+    Verify,
+    /// Check this host: privileges, namespaces, cgroups, overlayfs, NAT tools
+    Doctor,
+    /// Build the fixture image (busybox + facts) under target/fixture
+    Fixture,
+    /// Install the Debian packages and tools the project needs (root)
+    Install,
+    /// Check the book's includes and build it
+    Book,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Up { no_run } => up(no_run),
+        Cmd::Test => test(),
+        Cmd::Student { dir } => workspace::write_student(&dir),
+        Cmd::Grade { chapter } => grade::grade(chapter),
+        Cmd::Hint { id } => hint(&id),
+        Cmd::Verify => verify::verify(),
+        Cmd::Doctor => doctor::doctor(),
+        Cmd::Fixture => fixture().map(|_| ()),
+        Cmd::Install => install::install(),
+        Cmd::Book => book::build(),
+    };
+    if let Err(err) = result {
+        eprintln!("xtask: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs a command, echoing it first; fails with its status.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {}", show(cmd));
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", show(cmd)))?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", show(cmd));
+    }
+    Ok(())
+}
+
+pub fn show(cmd: &Command) -> String {
+    let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn step(title: &str) {
+    eprintln!("\n==> {title}");
+}
+
+fn fixture() -> Result<PathBuf> {
+    let rootfs = testkit::fixture::build()?;
+    eprintln!("fixture image ready: {}", rootfs.display());
+    Ok(rootfs)
+}
+
+fn up(no_run: bool) -> Result<()> {
+    step("installing packages");
+    install::install()?;
+    step("building the workspace");
+    run(cargo().args(["build", "--workspace"]))?;
+    step("preparing the fixture image");
+    fixture()?;
+    if no_run {
+        return Ok(());
+    }
+    step("chapter 01: a busybox shell in new UTS, PID, MNT, IPC, NET and USER namespaces (exit to leave)");
+    let bin = testkit::workspace_root().join("target/debug/chapter-01");
+    let status = Command::new(bin).arg("all").status()?;
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+fn test() -> Result<()> {
+    step("fixture image");
+    fixture()?;
+    step("formatting");
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    step("lints");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("all tests");
+    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    step("verify the grading");
+    verify::verify()?;
+    step("the book");
+    book::build()?;
+    eprintln!("\nall checks passed");
+    Ok(())
+}
+
+fn hint(id: &str) -> Result<()> {
+    let root = testkit::workspace_root();
+    let exercises = regions::find_all(&root.join("chapters"))?;
+    let Some(ex) = exercises.iter().find(|e| e.id == id) else {
+        let ids: Vec<&str> = exercises.iter().map(|e| e.id.as_str()).collect();
+        bail!("no exercise {id:?}; the exercises are {}", ids.join(", "));
+    };
+    let file = ex.file.strip_prefix(&root).unwrap_or(&ex.file);
+    println!("exercise {}: {}", ex.id, ex.title);
+    println!("where:    {}:{}", file.display(), ex.line);
+    println!(
+        "graded:   cargo test -p chapter-{:02} --test graded {}",
+        ex.chapter(),
+        ex.test_prefix()
+    );
+    for h in &ex.hints {
+        println!("hint:     {h}");
+    }
+    Ok(())
+}

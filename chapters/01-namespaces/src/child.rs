@@ -128,13 +128,12 @@ fn perform(op: &Op) -> Result<(), Errno> {
             // change every thread of the (multi-threaded) parent it was
             // copied from, and those threads do not exist here.
             Op::BecomeRoot { drop_groups } => {
-                if *drop_groups && libc::syscall(libc::SYS_setgroups, 0, null::<libc::gid_t>()) < 0
-                {
-                    -1
-                } else if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0 {
-                    -1
-                } else {
+                let groups_ok = !*drop_groups
+                    || libc::syscall(libc::SYS_setgroups, 0, null::<libc::gid_t>()) == 0;
+                if groups_ok && libc::syscall(libc::SYS_setresgid, 0, 0, 0) == 0 {
                     libc::syscall(libc::SYS_setresuid, 0, 0, 0) as i32
+                } else {
+                    -1
                 }
             }
             Op::SetHostname(name) => libc::sethostname(name.as_ptr(), name.as_bytes().len()),

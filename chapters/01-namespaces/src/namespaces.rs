@@ -154,7 +154,7 @@ impl fmt::Display for Namespaces {
 }
 
 // ANCHOR: clone_flags
-// exercise 1.1: map each namespace to the clone(2) flag that creates a new one
+// exercise 1.1: map each namespace to its clone(2) flag
 // hint: namespaces(7) lists them: CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID,
 // hint: CLONE_NEWNET, CLONE_NEWNS (the mount namespace kept its 2002 name),
 // hint: CLONE_NEWUSER and CLONE_NEWCGROUP. Start from CloneFlags::empty().

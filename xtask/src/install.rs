@@ -1,0 +1,68 @@
+//! `cargo xtask install`: the Debian packages and tools the project needs,
+//! installed only where missing, so it is quick when all is there.
+
+use crate::run;
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// Debian packages the tests and experiments use.
+pub const APT_PACKAGES: &[&str] = &["busybox-static"];
+
+/// The mdBook the book is built with (pinned: CI and learners agree).
+pub const MDBOOK_VERSION: &str = "0.5.4";
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn mdbook_version() -> Option<String> {
+    let out = Command::new("mdbook").arg("--version").output().ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("mdbook v")
+            .to_string(),
+    )
+}
+
+pub fn install() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed(p))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("Debian packages: all present ({})", APT_PACKAGES.join(", "));
+    } else if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "missing Debian packages {}: install them as root (`sudo apt-get install {}`) and run again",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    } else {
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("installing Debian packages")?;
+    }
+    if mdbook_version().as_deref() == Some(MDBOOK_VERSION) {
+        eprintln!("mdbook {MDBOOK_VERSION}: present");
+    } else {
+        run(crate::cargo().args([
+            "install",
+            "--locked",
+            "mdbook",
+            "--version",
+            MDBOOK_VERSION,
+            "--no-default-features",
+            "--features",
+            "search",
+        ]))?;
+    }
+    Ok(())
+}
