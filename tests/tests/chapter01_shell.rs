@@ -23,14 +23,30 @@ fn all_prints_what_the_container_sees_then_runs_piped_commands() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"echo shell-pid=$$; hostname; exit 5\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo shell-pid=$$; hostname; exit 5\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(5), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("hostname:    mini-docker"), "{text}");
-    assert!(text.contains("processes:   1 2"), "the summary should see only itself and PID 1: {text}");
+    assert!(
+        text.contains("processes:   1 2"),
+        "the summary should see only itself and PID 1: {text}"
+    );
     assert!(text.contains("interfaces:  lo(up)"), "{text}");
-    assert!(text.contains("shell-pid=1"), "the shell should be PID 1: {text}");
+    assert!(
+        text.contains("shell-pid=1"),
+        "the shell should be PID 1: {text}"
+    );
 }
 
 #[test]
@@ -77,7 +93,10 @@ fn all_gives_an_interactive_shell_on_a_terminal() {
         std::thread::sleep(Duration::from_secs(20));
         // Only while the child is unreaped is its PID still ours.
         if !watchdog_done.load(Ordering::SeqCst) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     });
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -93,6 +112,9 @@ fn all_gives_an_interactive_shell_on_a_terminal() {
     done.store(true, Ordering::SeqCst);
     let text = String::from_utf8_lossy(&seen);
     assert_eq!(status.code(), Some(3), "{text}");
-    assert!(text.contains("on-a-tty-42"), "stdin is not a terminal inside: {text}");
+    assert!(
+        text.contains("on-a-tty-42"),
+        "stdin is not a terminal inside: {text}"
+    );
     assert!(text.contains("pid-1-mini-docker"), "{text}");
 }

@@ -266,8 +266,9 @@ fn ipc(rootfs: &std::path::Path) -> Result<i32> {
         queue.key(),
         visible_queue_keys()?
     ));
-    say("inside (new IPC namespace): `ipcs -q`");
-    chapter_01::run(&spec(rootfs, &["/bin/ipcs", "-q"]))?;
+    // Debian's busybox has no `ipcs`; it would read the same file.
+    say("inside (new IPC namespace): `cat /proc/sysvipc/msg` (the file ipcs reads)");
+    chapter_01::run(&spec(rootfs, &["cat", "/proc/sysvipc/msg"]))?;
     say("host: the queue is removed again on exit");
     Ok(0)
 }
@@ -278,7 +279,7 @@ fn net(rootfs: &std::path::Path) -> Result<i32> {
         .collect();
     say(&format!("host: interfaces {host:?}"));
     say("inside (new NET namespace): `ip addr`");
-    chapter_01::run(&spec(rootfs, &["/bin/ip", "addr"]))?;
+    chapter_01::run(&spec(rootfs, &["ip", "addr"]))?;
     Ok(0)
 }
 
@@ -295,7 +296,8 @@ fn user(rootfs: &std::path::Path) -> Result<i32> {
     say("inside (new USER namespace): `id` and the uid map");
     let mut child = chapter_01::spawn(&spec)?;
     child.start()?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.pid()))?;
+    let child_pid = child.pid();
+    let status = std::fs::read_to_string(format!("/proc/{child_pid}/status"))?;
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
@@ -336,7 +338,7 @@ fn escape(rootfs: &std::path::Path) -> Result<i32> {
         say(&format!(
             "{label}: try the classic escape (chroot into a subdir, chdir .. 64 times, chroot .)"
         ));
-        let mut spec = spec(rootfs, &["/bin/facts", "escape"]);
+        let mut spec = spec(rootfs, &["/bin/facts", "escape", "--human"]);
         spec.root_mode = mode;
         chapter_01::run(&spec)?;
     }

@@ -4,7 +4,7 @@
 //!
 //! - `facts`          every fact as one JSON object
 //! - `facts --human`  a short summary for people
-//! - `facts escape`   attempts the classic chroot escape and reports whether
+//! - `facts escape [--human]`   attempts the classic chroot escape and reports whether
 //!   the root directory changed (run only inside a container)
 
 use serde_json::{json, Value};
@@ -16,7 +16,14 @@ fn main() {
     match arg.as_str() {
         "" => println!("{}", facts()),
         "--human" => human(&facts()),
-        "escape" => println!("{}", escape()),
+        "escape" => {
+            let report = escape();
+            if std::env::args().nth(2).as_deref() == Some("--human") {
+                escape_human(&report);
+            } else {
+                println!("{report}");
+            }
+        }
         other => {
             eprintln!("facts: unknown argument {other:?}: use no argument, --human or escape");
             std::process::exit(2);
@@ -234,4 +241,27 @@ fn escape() -> Value {
         "root_entries_after": entries("/"),
         "reads_host_os_release": read("/etc/os-release").lines().find(|l| l.starts_with("PRETTY_NAME")),
     })
+}
+
+fn escape_human(r: &Value) {
+    if r["escaped"] == true {
+        println!("ESCAPED: `/` is now the host's root");
+    } else {
+        println!("contained: `/` is still the container's root");
+    }
+    println!(
+        "  / now holds: {}",
+        r["root_entries_after"]
+            .as_array()
+            .map_or(String::new(), |a| {
+                a.iter()
+                    .filter_map(|e| e.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+    );
+    println!(
+        "  /etc/os-release says: {}",
+        r["reads_host_os_release"].as_str().unwrap_or("(nothing)")
+    );
 }
