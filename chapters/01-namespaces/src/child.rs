@@ -32,6 +32,7 @@ pub fn decode_failure(buf: [u8; 8]) -> (u32, i32) {
     (step, errno)
 }
 
+// ANCHOR: child_main
 /// The child's whole life. Never returns: it either becomes the command or
 /// exits. `go` is read until the parent says start; `report` carries a
 /// failure back. `unused` are the parent's pipe ends, closed first.
@@ -72,6 +73,7 @@ pub fn child_main(plan: &Plan, go: RawFd, report: RawFd, unused: [RawFd; 2]) -> 
         exec(plan, report)
     }
 }
+// ANCHOR_END: child_main
 
 /// Writes the failure record and exits.
 unsafe fn fail(report: RawFd, step: u32, errno: Errno, code: i32) -> ! {

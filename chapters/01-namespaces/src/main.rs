@@ -304,8 +304,7 @@ fn user(rootfs: &std::path::Path) -> Result<i32> {
         .unwrap_or("Uid: ?");
     child.wait()?;
     say(&format!(
-        "host: the same process, from /proc/{}/status: {uid_line}",
-        "PID"
+        "host: the same process, from /proc/{child_pid}/status: {uid_line}"
     ));
     Ok(0)
 }

@@ -78,6 +78,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     let (go_read, go_write) = pipe("creating the start pipe")?;
     let (report_read, report_write) = pipe("creating the report pipe")?;
 
+    // ANCHOR: clone
     let mut stack = vec![0u8; STACK_SIZE];
     let (go_r, rep_w) = (go_read.as_raw_fd(), report_write.as_raw_fd());
     let unused = [go_write.as_raw_fd(), report_read.as_raw_fd()];
@@ -99,6 +100,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     })?;
     // The child's ends belong to the child now.
     drop((go_read, report_write));
+    // ANCHOR_END: clone
     Ok(Child {
         pid,
         plan,

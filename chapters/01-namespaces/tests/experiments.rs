@@ -20,7 +20,7 @@ fn experiments_run_and_show_both_sides() {
         ("mnt", "scratch is absent in the host's mount table"),
         ("ipc", "key      msqid"),
         ("net", "lo: <LOOPBACK,UP"),
-        ("user", "Uid:\t100000"),
+        ("user", "/status: Uid:\t100000"),
         ("escape", "contained: `/` is still the container's root"),
     ];
     for (experiment, shows) in expect {
