@@ -151,13 +151,54 @@ fn test() -> Result<()> {
         "warnings",
     ]))?;
     step("all tests");
-    run(cargo().args(["test", "--workspace", "--no-fail-fast"]))?;
+    let (passed, failed) = run_tests()?;
     step("verify the grading");
     verify::verify()?;
     step("the book");
     book::build()?;
     eprintln!("\nall checks passed");
+    println!("{passed} passed, {failed} failed");
     Ok(())
+}
+
+/// `cargo test --workspace`, its output passed through, its results added up.
+fn run_tests() -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--no-fail-fast"])
+        .stdout(std::process::Stdio::piped());
+    eprintln!("$ {}", show(&cmd));
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some((p, f)) = parse_test_result(&line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("tests failed: {passed} passed, {failed} failed ({status})");
+    }
+    Ok((passed, failed))
+}
+
+/// `test result: ok. 14 passed; 0 failed; 0 ignored; …` → (14, 0).
+fn parse_test_result(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| {
+        rest.split(';')
+            .find_map(|part| {
+                part.trim()
+                    .trim_start_matches("ok. ")
+                    .trim_start_matches("FAILED. ")
+                    .strip_suffix(word)
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    };
+    Some((count(" passed")?, count(" failed")?))
 }
 
 fn hint(id: &str) -> Result<()> {
@@ -179,4 +220,16 @@ fn hint(id: &str) -> Result<()> {
         println!("hint:     {h}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn libtest_summaries_are_added_up() {
+        let ok = "test result: ok. 14 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 2.54s";
+        assert_eq!(super::parse_test_result(ok), Some((14, 0)));
+        let bad = "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(super::parse_test_result(bad), Some((3, 2)));
+        assert_eq!(super::parse_test_result("running 3 tests"), None);
+    }
 }
