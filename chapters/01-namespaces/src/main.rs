@@ -129,8 +129,9 @@ fn rootfs(arg: RootfsArg) -> Result<PathBuf> {
     });
     match path.canonicalize() {
         Ok(p) if p.is_dir() => Ok(p),
-        _ => bail!(
-            "no root filesystem at {}: build the fixture with `cargo xtask fixture`, or pass --rootfs DIR",
+        Ok(p) => bail!("rootfs {} is not a directory", p.display()),
+        Err(e) => bail!(
+            "no root filesystem at {} ({e}): build the fixture with `cargo xtask fixture`, or pass --rootfs DIR",
             path.display()
         ),
     }
@@ -166,10 +167,10 @@ fn run_command(args: RunArgs) -> Result<i32> {
             ns
         }
     };
-    let rootfs = match (args.no_rootfs, args.root.rootfs.is_some()) {
-        (true, _) => None,
-        (false, true) => args.root.rootfs.clone(),
-        (false, false) => Some(rootfs(args.root.clone())?),
+    let rootfs = if args.no_rootfs {
+        None
+    } else {
+        Some(rootfs(args.root.clone())?)
     };
     let mut spec = Spec::new("/", args.command);
     spec.rootfs = rootfs;
