@@ -6,6 +6,12 @@
 //! - `facts --human`  a short summary for people
 //! - `facts escape [--human]`   attempts the classic chroot escape and reports whether
 //!   the root directory changed (run only inside a container)
+//! - `facts hog MIB`  allocates and touches MIB mebibytes, one at a time,
+//!   reporting progress (the OOM killer's prey)
+//! - `facts spin SECONDS`  burns CPU for that long in wall-clock time
+//! - `facts forkbomb MAX`  forks up to MAX sleeping children and reports
+//!   how many it got and why it stopped (run only inside a pids-limited
+//!   container: the children live until the container ends)
 
 use serde_json::{json, Value};
 use std::fs;
@@ -24,8 +30,11 @@ fn main() {
                 println!("{report}");
             }
         }
+        "hog" => hog(number_arg()),
+        "spin" => spin(number_arg()),
+        "forkbomb" => forkbomb(number_arg()),
         other => {
-            eprintln!("facts: unknown argument {other:?}: use no argument, --human or escape");
+            eprintln!("facts: unknown argument {other:?}: use no argument, --human, escape, hog, spin or forkbomb");
             std::process::exit(2);
         }
     }
@@ -264,4 +273,66 @@ fn escape_human(r: &Value) {
         "  /etc/os-release says: {}",
         r["reads_host_os_release"].as_str().unwrap_or("(nothing)")
     );
+}
+
+fn number_arg() -> u64 {
+    match std::env::args().nth(2).and_then(|a| a.parse().ok()) {
+        Some(n) => n,
+        None => {
+            eprintln!("facts: this subcommand needs a number");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Allocates `mib` MiB, touching every page so it is really used.
+fn hog(mib: u64) {
+    use std::io::Write;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    for i in 1..=mib {
+        kept.push(vec![0x5a; 1 << 20]);
+        if i % 8 == 0 || i == mib {
+            println!("allocated {i} MiB");
+            let _ = std::io::stdout().flush();
+        }
+    }
+    println!("{{\"hog_done\": {mib}}}");
+}
+
+/// Burns CPU for `seconds` of wall-clock time.
+fn spin(seconds: u64) {
+    let start = std::time::Instant::now();
+    let mut x: u64 = 0;
+    while start.elapsed().as_secs() < seconds {
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+    }
+    println!("{{\"spun_seconds\": {seconds}}}");
+}
+
+/// Forks up to `max` children that sleep; stops at the first failure.
+fn forkbomb(max: u64) {
+    let mut forked = 0u64;
+    let mut error = String::new();
+    for _ in 0..max {
+        // SAFETY: the child only calls pause(2) and _exit(2).
+        match unsafe { libc::fork() } {
+            0 => unsafe {
+                libc::pause();
+                libc::_exit(0);
+            },
+            -1 => {
+                let e = std::io::Error::last_os_error();
+                error = match e.raw_os_error() {
+                    Some(libc::EAGAIN) => "EAGAIN".to_string(),
+                    _ => e.to_string(),
+                };
+                break;
+            }
+            _ => forked += 1,
+        }
+    }
+    println!("{}", json!({"forked": forked, "error": error}));
 }

@@ -1,0 +1,82 @@
+//! A chapter 01 container, now inside a cgroup. The cgroup is joined in the
+//! gap chapter 01 left for it: after `clone(2)`, before the child is told
+//! to go. So the command never runs a single instruction unlimited.
+
+use crate::cgroup::{self, Cgroup, Stats};
+use crate::layout::{parse_own_cgroups, Layout};
+use crate::limits::Limits;
+use anyhow::{anyhow, Context, Result};
+use chapter_01::Spec;
+
+/// How a limited run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub exit_code: i32,
+    /// The cgroup's accounting, read just before it was removed.
+    pub stats: Stats,
+    /// Killed by the kernel's OOM killer (SIGKILL and an oom_kill event).
+    pub oom_killed: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Removes the cgroup, killing what is left inside, when dropped: on
+/// success, on error, on panic.
+pub struct CgroupGuard(pub Box<dyn Cgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.kill_all().and_then(|()| self.0.remove()) {
+            eprintln!("warning: cleaning up cgroup {:?}: {e}", self.0.dirs());
+        }
+    }
+}
+
+/// Creates a cgroup named `name` under this process's own cgroup, with the
+/// limits applied.
+pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<String>)> {
+    limits.validate().map_err(|e| anyhow!(e))?;
+    let layout = Layout::detect().map_err(|e| anyhow!(e))?;
+    let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup")?);
+    let guard = CgroupGuard(cgroup::create(&layout, &own, name).map_err(|e| anyhow!(e))?);
+    let warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
+    Ok((guard, warnings))
+}
+
+/// Runs `spec` limited by `limits`, in a cgroup named `name`; calls `watch`
+/// with the cgroup while the container runs (for live stats), on another
+/// thread.
+pub fn run_limited(
+    spec: &Spec,
+    limits: &Limits,
+    name: &str,
+    watch: Option<&(dyn Fn(&dyn Cgroup, &std::sync::atomic::AtomicBool) + Sync)>,
+) -> Result<Outcome> {
+    let (guard, warnings) = create_limited(name, limits)?;
+    let mut child = chapter_01::spawn(spec)?;
+    // ANCHOR: join_before_go
+    guard
+        .0
+        .add(child.pid())
+        .map_err(|e| anyhow!(e))
+        .context("moving the container into its cgroup")?;
+    child.start()?;
+    // ANCHOR_END: join_before_go
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let exit_code = std::thread::scope(|scope| {
+        if let Some(watch) = watch {
+            let (cg, done) = (&*guard.0, &done);
+            scope.spawn(move || watch(cg, done));
+        }
+        let code = child.wait();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        code
+    })?;
+    let stats = guard.0.stats().map_err(|e| anyhow!(e))?;
+    let oom_killed = exit_code == 137 && stats.oom_kills > 0;
+    Ok(Outcome {
+        exit_code,
+        stats,
+        oom_killed,
+        warnings,
+    })
+}
