@@ -19,6 +19,8 @@ pub enum Outcome {
 pub struct TestRun {
     /// False when the tests did not even compile.
     pub compiled: bool,
+    /// The test process ended in failure (a failed test, or a crash).
+    pub failed: bool,
     pub results: BTreeMap<String, Outcome>,
     pub output: String,
 }
@@ -77,6 +79,7 @@ pub fn run_graded(
     let compiled = !stderr.contains("error: could not compile") && !stderr.contains("error[E");
     Ok(TestRun {
         compiled,
+        failed: !out.status.success(),
         results,
         output: format!("{stdout}\n{stderr}"),
     })
@@ -103,6 +106,20 @@ pub fn tests_of<'a>(run: &'a TestRun, ex: &Exercise) -> Vec<(&'a str, Outcome)> 
         .iter()
         .filter(|(name, _)| name.starts_with(&prefix))
         .map(|(n, o)| (n.as_str(), *o))
+        .collect()
+}
+
+/// Like [`tests_of`], but every name in `expected` that has no result in a
+/// run that ended in failure counts as failed: the test binary crashed (a
+/// panic inside a panic aborts it) before the test could report.
+pub fn outcomes_of(run: &TestRun, expected: &[String]) -> Vec<(String, Outcome)> {
+    expected
+        .iter()
+        .filter_map(|name| match run.results.get(name) {
+            Some(o) => Some((name.clone(), *o)),
+            None if run.failed => Some((name.clone(), Outcome::Failed)),
+            None => None,
+        })
         .collect()
 }
 

@@ -7,10 +7,11 @@
 //! 4. For each exercise alone: stub only its region, and every one of its
 //!    tests must fail. A test that still passes would grade nothing.
 
-use crate::grade::{run_graded, tests_of, Outcome};
+use crate::grade::{outcomes_of, run_graded, tests_of, Outcome, TestRun};
 use crate::regions::{self, Exercise};
 use crate::{cargo, chapters, run, workspace};
 use anyhow::{bail, ensure, Result};
+use std::collections::BTreeMap;
 
 pub fn verify() -> Result<()> {
     ensure!(
@@ -26,6 +27,7 @@ pub fn verify() -> Result<()> {
     testkit::fixture::build()?;
 
     let mut problems = Vec::new();
+    let mut solutions: BTreeMap<u32, TestRun> = BTreeMap::new();
     for chapter in chapters::list(&root)? {
         let mine: Vec<&Exercise> = exercises
             .iter()
@@ -65,6 +67,7 @@ pub fn verify() -> Result<()> {
                 ));
             }
         }
+        solutions.insert(chapter.number, solution);
     }
     if !problems.is_empty() {
         bail!("the solution is not gradable:\n  {}", problems.join("\n  "));
@@ -103,11 +106,15 @@ pub fn verify() -> Result<()> {
                 ));
                 continue;
             }
-            let tests = tests_of(&run, ex);
+            let expected: Vec<String> = tests_of(&solutions[&chapter.number], ex)
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect();
+            let tests = outcomes_of(&run, &expected);
             let still_passing: Vec<&str> = tests
                 .iter()
                 .filter(|(_, o)| *o != Outcome::Failed)
-                .map(|(n, _)| *n)
+                .map(|(n, _)| n.as_str())
                 .collect();
             eprintln!(
                 "exercise {:<5} stubbed: {}/{} of its tests fail",

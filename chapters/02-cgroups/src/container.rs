@@ -25,8 +25,15 @@ pub struct CgroupGuard(pub Box<dyn Cgroup>);
 
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.0.kill_all().and_then(|()| self.0.remove()) {
-            eprintln!("warning: cleaning up cgroup {:?}: {e}", self.0.dirs());
+        // A panic here while already unwinding would abort the process, so
+        // cleanup panics are caught and reported like cleanup errors.
+        let cleanup = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.0.kill_all().and_then(|()| self.0.remove())
+        }));
+        match cleanup {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: cleaning up cgroup {:?}: {e}", self.0.dirs()),
+            Err(_) => eprintln!("warning: cleaning up cgroup {:?} panicked", self.0.dirs()),
         }
     }
 }
@@ -42,6 +49,10 @@ pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<S
     Ok((guard, warnings))
 }
 
+/// Called on its own thread while the container runs, with the cgroup and a
+/// flag that turns true when the container has ended.
+pub type Watch<'a> = &'a (dyn Fn(&dyn Cgroup, &std::sync::atomic::AtomicBool) + Sync);
+
 /// Runs `spec` limited by `limits`, in a cgroup named `name`; calls `watch`
 /// with the cgroup while the container runs (for live stats), on another
 /// thread.
@@ -49,7 +60,7 @@ pub fn run_limited(
     spec: &Spec,
     limits: &Limits,
     name: &str,
-    watch: Option<&(dyn Fn(&dyn Cgroup, &std::sync::atomic::AtomicBool) + Sync)>,
+    watch: Option<Watch<'_>>,
 ) -> Result<Outcome> {
     let (guard, warnings) = create_limited(name, limits)?;
     let mut child = chapter_01::spawn(spec)?;

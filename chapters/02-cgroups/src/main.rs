@@ -29,7 +29,7 @@ enum Command {
     /// Run a command in a container with limits (Docker's flags)
     Run {
         #[command(flatten)]
-        limits: LimitArgs,
+        limits: Box<LimitArgs>,
         #[arg(long)]
         rootfs: Option<PathBuf>,
         /// The command and its arguments

@@ -167,18 +167,11 @@ impl Cgroup for V1Cgroup {
         Ok(warnings)
     }
 
-    // ANCHOR: v1_add
-    // exercise 2.6: move a process into this cgroup, in every v1 hierarchy
-    // hint: Joining is one write of the PID into cgroup.procs, per directory: v1 has a
-    // hint: separate tree per controller, so a process limited in memory but absent
-    // hint: from the pids tree would fork freely. self.unique_dirs() lists them.
+    /// v1 has a tree per controller: the process joins each one, or it would
+    /// be limited in memory but, say, fork freely in the pids tree.
     fn add(&self, pid: Pid) -> Result<(), String> {
-        for dir in self.unique_dirs() {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
-        }
-        Ok(())
+        cgroup::join(&self.unique_dirs(), pid)
     }
-    // ANCHOR_END: v1_add
 
     fn stats(&self) -> Result<Stats, String> {
         let mut s = Stats::default();
@@ -212,10 +205,6 @@ impl Cgroup for V1Cgroup {
     }
 
     // ANCHOR: v1_kill_all
-    // exercise 2.8: kill every process left in the cgroup
-    // hint: Freeze the group (freezer.state = FROZEN) so nothing forks meanwhile, send
-    // hint: SIGKILL to every PID in self.pids(), thaw (THAWED) so the signals land,
-    // hint: then cgroup::kill_listed(&self.unique_dirs()) waits until it is empty.
     fn kill_all(&self) -> Result<(), String> {
         // Freeze first so nothing can fork while we kill, then thaw so the
         // kills are delivered.

@@ -124,7 +124,7 @@ impl Cgroup for V2Cgroup {
     }
 
     fn add(&self, pid: Pid) -> Result<(), String> {
-        write(&self.dir.join("cgroup.procs"), &pid.to_string())
+        cgroup::join(std::slice::from_ref(&self.dir), pid)
     }
 
     fn stats(&self) -> Result<Stats, String> {
