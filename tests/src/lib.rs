@@ -7,8 +7,10 @@
 //!   except under `CI=true`, where a privileged test never skips.
 //! - [`bin`]: the workspace's built binaries, for tests that drive them as
 //!   a user would.
+//! - [`janitor`]: removes what a failed or stubbed test run left behind.
 
 pub mod fixture;
+pub mod janitor;
 
 use std::path::PathBuf;
 

@@ -27,3 +27,32 @@ fn fixture_has_busybox_applets_and_a_static_facts_helper() {
         "facts is dynamically linked; it must run in a rootfs with no libc"
     );
 }
+
+#[test]
+fn the_janitor_removes_test_cgroups_and_kills_their_processes() {
+    if !testkit::privileged("the_janitor_removes_test_cgroups_and_kills_their_processes") {
+        return;
+    }
+    // A leftover the way a failed test would leave it: a cgroup with a process.
+    let dir = std::path::PathBuf::from(format!(
+        "/sys/fs/cgroup/pids/mini-docker-test-janitor-{}",
+        std::process::id()
+    ));
+    if !dir.parent().unwrap().exists() {
+        eprintln!("no v1 pids hierarchy here");
+        return;
+    }
+    std::fs::create_dir(&dir).unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("987655")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let removed = testkit::janitor::sweep_test_cgroups();
+    assert!(removed.contains(&dir), "{removed:?}");
+    assert!(!dir.exists());
+    assert!(
+        sleeper.wait().unwrap().code().is_none(),
+        "the process inside was killed"
+    );
+}
