@@ -219,6 +219,7 @@ pub fn kill_listed(dirs: &[PathBuf]) -> Result<(), String> {
         ))
     }
 }
+// ANCHOR_END: kill_listed
 
 // ANCHOR: oom_kills
 // exercise 2.7: count the OOM kills a cgroup's memory file reports
