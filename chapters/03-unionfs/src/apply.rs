@@ -1,0 +1,221 @@
+//! The inverse of [`crate::diff`]: a layer tar unpacked into a directory
+//! that overlayfs can stack as a lower layer, with OCI whiteouts turned
+//! back into overlayfs's format (0:0 char devices, the opaque xattr).
+//!
+//! This applier refuses the plain path tricks (absolute names, `..`,
+//! writing through a symlink that an earlier entry planted). Chapter 04
+//! hardens it for layers from strangers: every rule of a safe unpack, caps
+//! against decompression bombs, device nodes only when privileged.
+
+use crate::whiteout::{classify, make_overlay_whiteout, set_opaque, OciName};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
+use tar::EntryType;
+
+/// What an apply did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub entries: u64,
+    pub whiteouts: u64,
+    pub opaque_dirs: u64,
+}
+
+fn bad(entry: &Path, rule: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("layer entry {}: {rule}", entry.display()),
+    )
+}
+
+/// The entry's path made relative and checked: no absolute paths, no `..`.
+pub fn clean_path(path: &Path) -> io::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(bad(path, "`..` would leave the layer")),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(bad(path, "absolute paths are not allowed"))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a path whose parents are not real directories inside `dest`
+/// (a symlink planted by an earlier entry would lead outside).
+fn check_parents(dest: &Path, rel: &Path) -> io::Result<()> {
+    let mut at = dest.to_path_buf();
+    if let Some(parent) = rel.parent() {
+        for part in parent.components() {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(bad(
+                        rel,
+                        "a parent is not a directory (a symlink would lead out)",
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&at)?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes whatever is at `path` (file, link, or directory tree).
+fn remove_any(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unpacks the layer `tar` into `dest`.
+pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
+    let mut archive = tar::Archive::new(tar);
+    let mut applied = Applied::default();
+    // Directory times are set last: creating their contents changes them.
+    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let raw = entry.path()?.into_owned();
+        let rel = clean_path(&raw)?;
+        if rel.as_os_str().is_empty() {
+            continue; // the root itself
+        }
+        applied.entries += 1;
+        check_parents(dest, &rel)?;
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
+        // ANCHOR: whiteouts_to_overlay
+        match classify(&name) {
+            OciName::Opaque => {
+                set_opaque(&parent)?;
+                applied.opaque_dirs += 1;
+                continue;
+            }
+            OciName::Whiteout(target) => {
+                let victim = parent.join(target);
+                remove_any(&victim)?;
+                make_overlay_whiteout(&victim)?;
+                applied.whiteouts += 1;
+                continue;
+            }
+            OciName::Normal => {}
+        }
+        // ANCHOR_END: whiteouts_to_overlay
+        let path = dest.join(&rel);
+        let h = entry.header().clone();
+        let mode = h.mode()? & 0o7777;
+        let kind = h.entry_type();
+        if kind != EntryType::Directory || !path.is_dir() {
+            remove_any(&path)?;
+        }
+        match kind {
+            EntryType::Directory => {
+                if !path.is_dir() {
+                    std::fs::create_dir(&path)?;
+                }
+                dir_times.push((path.clone(), h.mtime()? as i64));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                let mut file = std::fs::File::create(&path)?;
+                io::copy(&mut entry, &mut file)?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| bad(&rel, "symlink without a target"))?;
+                std::os::unix::fs::symlink(target, &path)?;
+            }
+            EntryType::Link => {
+                let target = entry
+                    .link_name()?
+                    .ok_or_else(|| bad(&rel, "hard link without a target"))?;
+                let target = clean_path(&target)?;
+                check_parents(dest, &target)?;
+                let source = dest.join(&target);
+                if std::fs::symlink_metadata(&source).map(|m| m.is_file()).ok() != Some(true) {
+                    return Err(bad(&rel, "hard link to a file this layer has not created"));
+                }
+                std::fs::hard_link(source, &path)?;
+                continue; // shares the first name's metadata
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let sflag = match kind {
+                    EntryType::Char => nix::sys::stat::SFlag::S_IFCHR,
+                    EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
+                    _ => nix::sys::stat::SFlag::S_IFIFO,
+                };
+                let dev = libc::makedev(
+                    h.device_major()?.unwrap_or(0),
+                    h.device_minor()?.unwrap_or(0),
+                );
+                nix::sys::stat::mknod(
+                    &path,
+                    sflag,
+                    nix::sys::stat::Mode::from_bits_truncate(mode),
+                    dev,
+                )?;
+            }
+            other => return Err(bad(&rel, &format!("unsupported entry type {other:?}"))),
+        }
+        if let Some(extensions) = entry.pax_extensions()? {
+            for ext in extensions {
+                let ext = ext?;
+                let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
+                else {
+                    continue;
+                };
+                if name.starts_with("trusted.") {
+                    return Err(bad(
+                        &rel,
+                        &format!("refusing the xattr {name}: trusted.* would steer overlayfs"),
+                    ));
+                }
+                xattr::set(&path, name, ext.value_bytes())?;
+            }
+        }
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            Some(nix::unistd::Uid::from_raw(h.uid()? as u32)),
+            Some(nix::unistd::Gid::from_raw(h.gid()? as u32)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        if kind != EntryType::Symlink {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+        }
+        if kind != EntryType::Directory {
+            set_mtime(&path, h.mtime()? as i64)?;
+        }
+    }
+    dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (dir, mtime) in dir_times {
+        set_mtime(&dir, mtime)?;
+    }
+    Ok(applied)
+}
+
+/// Sets a path's modification (and access) time, not following symlinks.
+pub fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
+    let t = nix::sys::time::TimeSpec::new(secs, 0);
+    nix::sys::stat::utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
+}

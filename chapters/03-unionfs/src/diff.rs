@@ -1,0 +1,201 @@
+//! A container's changes as an OCI layer: its upper directory walked and
+//! written as a tar, with overlayfs whiteouts turned into `.wh.` files.
+//!
+//! The same tree always gives the same bytes, because an image layer is
+//! named by the hash of its bytes (chapter 04): two builds of one change
+//! must produce one layer. The policy:
+//! - entries in byte order of their names, each directory before its contents;
+//! - the layer's root itself is not an entry;
+//! - kept: permission bits, numeric uid/gid, modification time (seconds),
+//!   symlink targets, device numbers, extended attributes (sorted, as PAX
+//!   `SCHILY.xattr.*` records) except overlayfs's own `trusted.overlay.*`;
+//! - dropped: user and group *names*, access and change times, sockets
+//!   (a tar cannot hold them);
+//! - a file with several names *inside the layer* is stored once, the later
+//!   names as hard links to the first (in walk order); overlayfs's shared
+//!   whiteout inode is not such a file;
+//! - whiteouts and opaque markers are empty entries with mode 0, owned by
+//!   root, dated like the node they stand for.
+
+use crate::whiteout::{is_opaque, is_overlay_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use tar::{EntryType, Header};
+
+/// Writes the layer tar of `upper` into `out`; returns `out`.
+pub fn write_layer<W: Write>(upper: &Path, out: W) -> io::Result<W> {
+    let mut walk = Walk {
+        builder: tar::Builder::new(out),
+        first_names: HashMap::new(),
+    };
+    walk.builder.mode(tar::HeaderMode::Complete);
+    walk.builder.follow_symlinks(false);
+    walk.dir(upper, Path::new(""))?;
+    walk.builder.into_inner()
+}
+
+struct Walk<W: Write> {
+    builder: tar::Builder<W>,
+    /// (device, inode) → the first path written for a multiply-linked file.
+    first_names: HashMap<(u64, u64), PathBuf>,
+}
+
+fn header(kind: EntryType, meta: &std::fs::Metadata) -> Header {
+    let mut h = Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_uid(meta.uid() as u64);
+    h.set_gid(meta.gid() as u64);
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+/// An empty marker entry (whiteout or opaque) dated like `meta`.
+fn marker(meta: &std::fs::Metadata) -> Header {
+    let mut h = Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_size(0);
+    h
+}
+
+impl<W: Write> Walk<W> {
+    fn dir(&mut self, abs: &Path, rel: &Path) -> io::Result<()> {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(abs)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            self.entry(&abs.join(&name), &rel.join(&name))?;
+        }
+        Ok(())
+    }
+
+    fn xattrs(&mut self, abs: &Path) -> io::Result<()> {
+        let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+        for name in xattr::list(abs)? {
+            let name = name.to_string_lossy().into_owned();
+            if name.starts_with("trusted.overlay.") {
+                continue;
+            }
+            if let Some(value) = xattr::get(abs, &name)? {
+                records.push((format!("SCHILY.xattr.{name}"), value));
+            }
+        }
+        if !records.is_empty() {
+            records.sort();
+            self.builder
+                .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, abs: &Path, rel: &Path) -> io::Result<()> {
+        let meta = std::fs::symlink_metadata(abs)?;
+        let kind = meta.file_type();
+        if is_overlay_whiteout(&meta) {
+            let name = rel
+                .file_name()
+                .expect("an entry has a name")
+                .to_string_lossy();
+            let path = rel.with_file_name(format!("{WHITEOUT_PREFIX}{name}"));
+            return self
+                .builder
+                .append_data(&mut marker(&meta), path, io::empty());
+        }
+        if kind.is_dir() {
+            self.xattrs(abs)?;
+            self.builder
+                .append_data(&mut header(EntryType::Directory, &meta), rel, io::empty())?;
+            if is_opaque(abs) {
+                self.builder.append_data(
+                    &mut marker(&meta),
+                    rel.join(OPAQUE_MARKER),
+                    io::empty(),
+                )?;
+            }
+            return self.dir(abs, rel);
+        }
+        if kind.is_socket() {
+            return Ok(());
+        }
+        self.xattrs(abs)?;
+        if kind.is_symlink() {
+            let target = std::fs::read_link(abs)?;
+            return self
+                .builder
+                .append_link(&mut header(EntryType::Symlink, &meta), rel, target);
+        }
+        if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
+            let entry_type = if kind.is_char_device() {
+                EntryType::Char
+            } else if kind.is_block_device() {
+                EntryType::Block
+            } else {
+                EntryType::Fifo
+            };
+            let mut h = header(entry_type, &meta);
+            if !kind.is_fifo() {
+                h.set_device_major(libc::major(meta.rdev()))?;
+                h.set_device_minor(libc::minor(meta.rdev()))?;
+            }
+            return self.builder.append_data(&mut h, rel, io::empty());
+        }
+        // ANCHOR: hardlinks
+        // A regular file. One with several names in this layer is stored once.
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.first_names.get(&key) {
+                let first = first.clone();
+                return self
+                    .builder
+                    .append_link(&mut header(EntryType::Link, &meta), rel, first);
+            }
+            self.first_names.insert(key, rel.to_path_buf());
+        }
+        // ANCHOR_END: hardlinks
+        let mut h = header(EntryType::Regular, &meta);
+        h.set_size(meta.len());
+        self.builder
+            .append_data(&mut h, rel, std::fs::File::open(abs)?)
+    }
+}
+
+/// One line per entry: type, mode, owner, size, path (and link target):
+/// what a layer contains, for people and snapshot tests.
+pub fn listing(tar_bytes: &[u8]) -> io::Result<String> {
+    let mut out = String::new();
+    let mut archive = tar::Archive::new(tar_bytes);
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let h = entry.header();
+        let kind = match h.entry_type() {
+            EntryType::Directory => 'd',
+            EntryType::Symlink => 'l',
+            EntryType::Link => 'h',
+            EntryType::Char => 'c',
+            EntryType::Block => 'b',
+            EntryType::Fifo => 'p',
+            _ => '-',
+        };
+        let link = match entry.link_name()? {
+            Some(target) => format!(" -> {}", target.display()),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "{kind} {:04o} {}:{} {:>6} {}{link}\n",
+            h.mode()?,
+            h.uid()?,
+            h.gid()?,
+            h.size()?,
+            entry.path()?.display()
+        ));
+    }
+    Ok(out)
+}
