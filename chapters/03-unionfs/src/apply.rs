@@ -77,6 +77,31 @@ fn remove_any(path: &Path) -> io::Result<()> {
     }
 }
 
+// ANCHOR: apply_marker
+// exercise 3.5: turn an OCI whiteout or opaque marker into overlayfs's format
+// hint: classify(name): Opaque → set_opaque(parent), count it, return true.
+// hint: Whiteout(target) → remove whatever is at parent/target, then
+// hint: make_overlay_whiteout there, count it, return true. Normal → false (the
+// hint: caller creates the entry). `parent` is the entry's directory in the layer.
+pub fn apply_marker(name: &str, parent: &Path, applied: &mut Applied) -> io::Result<bool> {
+    match classify(name) {
+        OciName::Opaque => {
+            set_opaque(parent)?;
+            applied.opaque_dirs += 1;
+            Ok(true)
+        }
+        OciName::Whiteout(target) => {
+            let victim = parent.join(target);
+            remove_any(&victim)?;
+            make_overlay_whiteout(&victim)?;
+            applied.whiteouts += 1;
+            Ok(true)
+        }
+        OciName::Normal => Ok(false),
+    }
+}
+// ANCHOR_END: apply_marker
+
 /// Unpacks the layer `tar` into `dest`.
 pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
     let mut archive = tar::Archive::new(tar);
@@ -97,23 +122,9 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let parent = dest.join(rel.parent().unwrap_or(Path::new("")));
-        // ANCHOR: whiteouts_to_overlay
-        match classify(&name) {
-            OciName::Opaque => {
-                set_opaque(&parent)?;
-                applied.opaque_dirs += 1;
-                continue;
-            }
-            OciName::Whiteout(target) => {
-                let victim = parent.join(target);
-                remove_any(&victim)?;
-                make_overlay_whiteout(&victim)?;
-                applied.whiteouts += 1;
-                continue;
-            }
-            OciName::Normal => {}
+        if apply_marker(&name, &parent, &mut applied)? {
+            continue;
         }
-        // ANCHOR_END: whiteouts_to_overlay
         let path = dest.join(&rel);
         let h = entry.header().clone();
         let mode = h.mode()? & 0o7777;
@@ -157,10 +168,9 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
                     EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
                     _ => nix::sys::stat::SFlag::S_IFIFO,
                 };
-                let dev = libc::makedev(
-                    h.device_major()?.unwrap_or(0),
-                    h.device_minor()?.unwrap_or(0),
-                );
+                // A fifo may carry empty device fields: they mean 0.
+                let number = |v: io::Result<Option<u32>>| v.ok().flatten().unwrap_or(0);
+                let dev = libc::makedev(number(h.device_major()), number(h.device_minor()));
                 nix::sys::stat::mknod(
                     &path,
                     sflag,

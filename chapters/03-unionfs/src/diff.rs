@@ -141,31 +141,49 @@ impl<W: Write> Walk<W> {
                 EntryType::Fifo
             };
             let mut h = header(entry_type, &meta);
-            if !kind.is_fifo() {
-                h.set_device_major(libc::major(meta.rdev()))?;
-                h.set_device_minor(libc::minor(meta.rdev()))?;
-            }
+            let (major, minor) = if kind.is_fifo() {
+                (0, 0)
+            } else {
+                (libc::major(meta.rdev()), libc::minor(meta.rdev()))
+            };
+            h.set_device_major(major)?;
+            h.set_device_minor(minor)?;
             return self.builder.append_data(&mut h, rel, io::empty());
         }
-        // ANCHOR: hardlinks
         // A regular file. One with several names in this layer is stored once.
-        if meta.nlink() > 1 {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.first_names.get(&key) {
-                let first = first.clone();
-                return self
-                    .builder
-                    .append_link(&mut header(EntryType::Link, &meta), rel, first);
-            }
-            self.first_names.insert(key, rel.to_path_buf());
+        if let Some(first) = first_name(&mut self.first_names, rel, &meta) {
+            return self
+                .builder
+                .append_link(&mut header(EntryType::Link, &meta), rel, first);
         }
-        // ANCHOR_END: hardlinks
         let mut h = header(EntryType::Regular, &meta);
         h.set_size(meta.len());
         self.builder
             .append_data(&mut h, rel, std::fs::File::open(abs)?)
     }
 }
+
+// ANCHOR: first_name
+// exercise 3.4: store a file with several names in this layer only once
+// hint: A file with nlink > 1 may have other names in this layer. Key it by (device,
+// hint: inode): the first time, remember `rel` under the key and return None (write
+// hint: the file); later, return the remembered path (write a hard link to it).
+pub fn first_name(
+    first_names: &mut HashMap<(u64, u64), PathBuf>,
+    rel: &Path,
+    meta: &std::fs::Metadata,
+) -> Option<PathBuf> {
+    if meta.nlink() <= 1 {
+        return None;
+    }
+    let key = (meta.dev(), meta.ino());
+    if let Some(first) = first_names.get(&key) {
+        return Some(first.clone());
+    }
+    first_names.insert(key, rel.to_path_buf());
+    None
+}
+// ANCHOR_END: first_name
 
 /// One line per entry: type, mode, owner, size, path (and link target):
 /// what a layer contains, for people and snapshot tests.

@@ -20,8 +20,7 @@ impl Driver {
     pub fn detect(dir: &Path) -> Driver {
         let has_overlay =
             std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.contains("\toverlay\n"));
-        let on_overlay = nix::sys::statfs::statfs(dir)
-            .is_ok_and(|s| s.filesystem_type().0 as i64 == 0x794c_7630);
+        let on_overlay = overlay::is_on_overlay(dir);
         if has_overlay && !on_overlay {
             Driver::Overlay
         } else {

@@ -20,8 +20,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-/// `statfs` magic of overlayfs (linux/magic.h).
-const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 /// The most lower layers overlayfs stacks (OVL_MAX_STACK).
 pub const MAX_LAYERS: usize = 500;
 /// What `mount(2)` accepts as its option string: one page, with a NUL.
@@ -98,9 +96,10 @@ pub fn check(layers: &Layers) -> Result<(), String> {
     Ok(())
 }
 
-fn is_on_overlay(path: &Path) -> bool {
+/// Whether `path` lives on an overlayfs (a container inside a container).
+pub fn is_on_overlay(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .is_ok_and(|s| s.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
 }
 
 /// A mounted overlay; unmounted when dropped.
@@ -146,6 +145,13 @@ pub fn mount(layers: &Layers, target: &Path) -> Result<OverlayMount, String> {
             ))
         }
     }
+    mount_legacy(layers, target)
+}
+
+/// Mounts with `mount(2)` and a `lowerdir=` option string (every kernel;
+/// limited to one page of options).
+pub fn mount_legacy(layers: &Layers, target: &Path) -> Result<OverlayMount, String> {
+    check(layers)?;
     let options = mount_options(layers);
     if options.len() > PAGE_LIMIT {
         return Err(format!(

@@ -1,0 +1,445 @@
+//! Overlayfs behaviour and the layer format, beyond the graded exercises:
+//! copy-up, opaque directories, renaming a lower directory, a 128-layer
+//! stack, exact diff→apply round trips, determinism, escapes refused, the
+//! copy driver agreeing with overlay, and bad input.
+
+use chapter_03::apply::apply_layer;
+use chapter_03::diff::{listing, write_layer};
+use chapter_03::overlay::{self, Layers};
+use chapter_03::Driver;
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use testkit::privileged;
+
+fn stack(root: &Path, lowers: usize) -> Layers {
+    let lower: Vec<PathBuf> = (0..lowers).map(|i| root.join(format!("l{i}"))).collect();
+    for d in lower.iter().chain([
+        &root.join("upper"),
+        &root.join("work"),
+        &root.join("merged"),
+    ]) {
+        fs::create_dir_all(d).unwrap();
+    }
+    Layers {
+        lower,
+        upper: root.join("upper"),
+        work: root.join("work"),
+    }
+}
+
+/// Everything about a tree that a layer must carry: per path, type, mode,
+/// owner, size, mtime, content, link target, xattrs; and which paths share
+/// an inode.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut names: Vec<_> = fs::read_dir(root.join(&rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let rel = rel.join(name);
+            let abs = root.join(&rel);
+            let m = fs::symlink_metadata(&abs).unwrap();
+            let mut xattrs: Vec<String> = xattr::list(&abs)
+                .unwrap()
+                .map(|n| {
+                    format!(
+                        "{}={:?}",
+                        n.to_string_lossy(),
+                        xattr::get(&abs, &n).unwrap()
+                    )
+                })
+                .filter(|x| !x.starts_with("trusted.overlay."))
+                .collect();
+            xattrs.sort();
+            let content = if m.is_file() {
+                format!("{:?}", fs::read(&abs).unwrap())
+            } else {
+                String::new()
+            };
+            let link = fs::read_link(&abs)
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            let mtime = if m.is_dir() {
+                String::new()
+            } else {
+                m.mtime().to_string()
+            };
+            let shared = if m.is_file() && m.nlink() > 1 {
+                inodes
+                    .entry(m.ino())
+                    .or_insert_with(|| rel.clone())
+                    .display()
+                    .to_string()
+            } else {
+                String::new()
+            };
+            out.insert(
+                rel.clone(),
+                format!(
+                    "{:o} {}:{} {} {mtime} {content} {link} {xattrs:?} {} {shared}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    if m.is_dir() { 0 } else { m.len() },
+                    m.rdev()
+                ),
+            );
+            if m.is_dir() {
+                stack.push(rel);
+            }
+        }
+    }
+    out
+}
+
+/// A tree with one of everything a layer holds.
+fn rich_tree(root: &Path) {
+    fs::create_dir_all(root.join("etc/app")).unwrap();
+    fs::write(root.join("etc/app/config"), "key=value\n").unwrap();
+    fs::write(root.join("run-me"), "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(root.join("run-me"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::write(root.join("secret"), "s").unwrap();
+    fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o600)).unwrap();
+    nix::unistd::chown(&root.join("secret"), Some(1000.into()), Some(1001.into())).unwrap();
+    std::os::unix::fs::symlink("etc/app/config", root.join("link")).unwrap();
+    std::os::unix::fs::symlink("/absolute/dangling", root.join("dangling")).unwrap();
+    fs::hard_link(root.join("etc/app/config"), root.join("config-again")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
+    nix::sys::stat::mknod(
+        &root.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        libc::makedev(1, 3),
+    )
+    .unwrap();
+    xattr::set(root.join("etc/app/config"), "user.origin", b"the image").unwrap();
+    fs::write(root.join("long-name-".repeat(12)), "a name over 100 bytes").unwrap();
+    for (p, t) in [
+        ("etc/app/config", 1_600_000_000),
+        ("run-me", 1_600_000_100),
+        ("secret", 1_600_000_200),
+    ] {
+        chapter_03::apply::set_mtime(&root.join(p), t).unwrap();
+    }
+}
+
+#[test]
+fn diff_then_apply_round_trips_a_tree_exactly() {
+    if !privileged("diff_then_apply_round_trips_a_tree_exactly") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(&dst).unwrap();
+    rich_tree(&src);
+    let tar = write_layer(&src, Vec::new()).unwrap();
+    apply_layer(tar.as_slice(), &dst).unwrap();
+    assert_eq!(snapshot(&src), snapshot(&dst));
+}
+
+#[test]
+fn the_same_tree_gives_the_same_bytes() {
+    if !privileged("the_same_tree_gives_the_same_bytes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    rich_tree(&src);
+    let once = write_layer(&src, Vec::new()).unwrap();
+    assert_eq!(
+        once,
+        write_layer(&src, Vec::new()).unwrap(),
+        "two diffs of one tree differ"
+    );
+    let copy = dir.path().join("copy");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        once,
+        write_layer(&copy, Vec::new()).unwrap(),
+        "a faithful copy of the tree gives other bytes"
+    );
+}
+
+#[test]
+fn copy_up_leaves_the_lower_layer_untouched() {
+    if !privileged("copy_up_leaves_the_lower_layer_untouched") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layers = stack(dir.path(), 1);
+    fs::create_dir_all(layers.lower[0].join("deep/dir")).unwrap();
+    fs::write(layers.lower[0].join("deep/dir/file"), "original").unwrap();
+    fs::write(layers.lower[0].join("untouched"), "same").unwrap();
+    let merged = dir.path().join("merged");
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    fs::write(merged.join("deep/dir/file"), "changed").unwrap();
+    assert_eq!(
+        fs::read_to_string(merged.join("deep/dir/file")).unwrap(),
+        "changed"
+    );
+    drop(mount);
+    assert_eq!(
+        fs::read_to_string(layers.lower[0].join("deep/dir/file")).unwrap(),
+        "original"
+    );
+    assert_eq!(
+        fs::read_to_string(layers.upper.join("deep/dir/file")).unwrap(),
+        "changed"
+    );
+    assert!(
+        !layers.upper.join("untouched").exists(),
+        "an unchanged file was copied up"
+    );
+}
+
+/// Runs a shell script in `merged` (as the host, not a container).
+fn sh(merged: &Path, script: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(merged)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
+#[test]
+fn changes_replayed_from_their_layer_reproduce_the_merged_view() {
+    if !privileged("changes_replayed_from_their_layer_reproduce_the_merged_view") {
+        return;
+    }
+    // Opaque directory, rename of a lower directory, deletions, new hard links.
+    let dir = tempfile::tempdir().unwrap();
+    let layers = stack(dir.path(), 1);
+    let base = &layers.lower[0];
+    fs::create_dir_all(base.join("a/sub")).unwrap();
+    fs::write(base.join("a/sub/f"), "f").unwrap();
+    fs::create_dir_all(base.join("opaque-me")).unwrap();
+    fs::write(base.join("opaque-me/old"), "old").unwrap();
+    fs::write(base.join("rm-me"), "x").unwrap();
+    let merged = dir.path().join("merged");
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    sh(&merged, "mv a renamed && rm -r opaque-me && mkdir opaque-me && echo new > opaque-me/new && rm rm-me && echo l > l1 && ln l1 l2");
+    let expected = snapshot(&merged);
+    drop(mount);
+    let tar = write_layer(&layers.upper, Vec::new()).unwrap();
+
+    // A fresh stack: the same base, plus the layer applied as a lower layer.
+    let again = tempfile::tempdir().unwrap();
+    let replay = stack(again.path(), 2);
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", base.display()))
+        .arg(&replay.lower[0])
+        .status()
+        .unwrap()
+        .success());
+    apply_layer(tar.as_slice(), &replay.lower[1]).unwrap();
+    let merged2 = again.path().join("merged");
+    let mount = overlay::mount(&replay, &merged2).unwrap();
+    assert_eq!(snapshot(&merged2), expected);
+    drop(mount);
+}
+
+#[test]
+fn a_known_change_has_a_known_layer() {
+    if !privileged("a_known_change_has_a_known_layer") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let layers = stack(dir.path(), 1);
+    let base = &layers.lower[0];
+    fs::create_dir_all(base.join("etc")).unwrap();
+    fs::create_dir_all(base.join("usr/share/doc")).unwrap();
+    fs::write(base.join("etc/hostname"), "image\n").unwrap();
+    fs::write(base.join("usr/share/doc/README"), "docs").unwrap();
+    for d in ["", "etc", "usr", "usr/share", "usr/share/doc"] {
+        fs::set_permissions(base.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let merged = dir.path().join("merged");
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    sh(&merged, "umask 022 && echo container > etc/hostname && rm -r usr/share/doc && mkdir -p var/log && echo boot > var/log/messages && ln -s ../etc/hostname var/name && chmod 600 var/log/messages");
+    drop(mount);
+    let tar = write_layer(&layers.upper, Vec::new()).unwrap();
+    insta::assert_snapshot!(listing(&tar).unwrap());
+}
+
+#[test]
+fn a_128_layer_stack_mounts() {
+    if !privileged("a_128_layer_stack_mounts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Long names: 128 of them cannot fit in mount(2)'s one-page option string.
+    let long = dir
+        .path()
+        .join("layers-with-a-rather-long-directory-name-to-make-the-point");
+    let lower: Vec<PathBuf> = (0..128)
+        .map(|i| long.join(format!("layer-{i:03}-of-the-image-stack")))
+        .collect();
+    for (i, l) in lower.iter().enumerate() {
+        fs::create_dir_all(l).unwrap();
+        fs::write(l.join(format!("from-{i}")), "").unwrap();
+        fs::write(l.join("winner"), i.to_string()).unwrap();
+    }
+    let layers = Layers {
+        lower,
+        upper: dir.path().join("upper"),
+        work: dir.path().join("work"),
+    };
+    for d in [&layers.upper, &layers.work, &dir.path().join("merged")] {
+        fs::create_dir_all(d).unwrap();
+    }
+    assert!(
+        overlay::mount_options(&layers).len() > 4096,
+        "the test must exceed the page limit"
+    );
+    let merged = dir.path().join("merged");
+    let err = overlay::mount_legacy(&layers, &merged).unwrap_err();
+    assert!(err.contains("one-page limit"), "{err}");
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    assert_eq!(mount.method, "fsconfig lowerdir+");
+    assert_eq!(
+        fs::read_to_string(merged.join("winner")).unwrap(),
+        "127",
+        "the top layer must win"
+    );
+    assert!(merged.join("from-0").exists() && merged.join("from-127").exists());
+    drop(mount);
+}
+
+#[test]
+fn bad_stacks_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layers = stack(dir.path(), 1);
+    let merged = dir.path().join("merged");
+    layers.lower.push(dir.path().join("missing-layer"));
+    let err = overlay::mount(&layers, &merged).unwrap_err();
+    assert!(err.contains("missing-layer"), "{err}");
+    let many = Layers {
+        lower: vec![dir.path().to_path_buf(); 501],
+        ..layers.clone()
+    };
+    assert!(overlay::check(&many).unwrap_err().contains("OVL_MAX_STACK"));
+    let none = Layers {
+        lower: vec![],
+        ..layers.clone()
+    };
+    assert!(overlay::check(&none).unwrap_err().contains("at least one"));
+
+    if !privileged("bad_stacks_are_refused_with_the_reason (upper on overlay)") {
+        return;
+    }
+    let good = stack(dir.path(), 1);
+    let mount = overlay::mount(&good, &merged).unwrap();
+    fs::create_dir_all(merged.join("u")).unwrap();
+    fs::create_dir_all(merged.join("w")).unwrap();
+    let nested = Layers {
+        lower: good.lower.clone(),
+        upper: merged.join("u"),
+        work: merged.join("w"),
+    };
+    let err = overlay::check(&nested).unwrap_err();
+    assert!(err.contains("itself on overlayfs"), "{err}");
+    drop(mount);
+}
+
+fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        if link.is_empty() {
+            // Bypass the builder's path checks: write the raw name.
+            let name = path.as_bytes();
+            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+            h.set_cksum();
+            b.append(&h, std::io::empty()).unwrap();
+        } else {
+            b.append_link(&mut h, path, link).unwrap();
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn apply_refuses_entries_that_leave_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("layer");
+    fs::create_dir(&dest).unwrap();
+    use tar::EntryType::*;
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (tar_of(&[("../escape", Regular, "")]), "`..`"),
+        (tar_of(&[("/etc/evil", Regular, "")]), "absolute"),
+        (
+            tar_of(&[("up", Symlink, ".."), ("up/evil", Regular, "")]),
+            "not a directory",
+        ),
+        (tar_of(&[("h", Link, "../../etc/passwd")]), "`..`"),
+        (tar_of(&[("h", Link, "not-yet")]), "has not created"),
+    ];
+    for (tar, rule) in cases {
+        let err = apply_layer(tar.as_slice(), &dest).unwrap_err().to_string();
+        assert!(err.contains(rule), "expected {rule:?}: {err}");
+    }
+    assert!(!dir.path().join("escape").exists());
+    assert!(!dir.path().join("evil").exists());
+}
+
+#[test]
+fn the_copy_driver_records_the_same_change_as_overlay() {
+    if !privileged("the_copy_driver_records_the_same_change_as_overlay") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    fs::create_dir_all(base.join("keep/inner")).unwrap();
+    fs::create_dir_all(base.join("gone-dir/x")).unwrap();
+    fs::write(base.join("keep/inner/file"), "v1").unwrap();
+    fs::write(base.join("gone-file"), "x").unwrap();
+    fs::write(base.join("same"), "same").unwrap();
+    let script = "echo v2 > keep/inner/file && rm gone-file && rm -r gone-dir && mkdir -p new/dir && echo n > new/dir/f && ln -s same link";
+    let mut listings = Vec::new();
+    for driver in [Driver::Overlay, Driver::Copy] {
+        let cdir = dir.path().join(format!("{driver:?}"));
+        let mounted = driver.mount(std::slice::from_ref(&base), &cdir).unwrap();
+        sh(mounted.merged(), script);
+        let tar = mounted.write_diff(Vec::new()).unwrap();
+        listings.push(listing(&tar).unwrap());
+    }
+    assert_eq!(
+        listings[0], listings[1],
+        "overlay and copy disagree about the change"
+    );
+    assert!(
+        listings[0].contains(".wh.gone-file") && listings[0].contains(".wh.gone-dir"),
+        "{}",
+        listings[0]
+    );
+}
