@@ -129,12 +129,15 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
         let h = entry.header().clone();
         let mode = h.mode()? & 0o7777;
         let kind = h.entry_type();
-        if kind != EntryType::Directory || !path.is_dir() {
+        // lstat, never stat: a symlink planted earlier under this name must be
+        // replaced, not followed (chmod through it would reach outside).
+        let is_real_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if kind != EntryType::Directory || !is_real_dir {
             remove_any(&path)?;
         }
         match kind {
             EntryType::Directory => {
-                if !path.is_dir() {
+                if !is_real_dir {
                     std::fs::create_dir(&path)?;
                 }
                 dir_times.push((path.clone(), h.mtime()? as i64));

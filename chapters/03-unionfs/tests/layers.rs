@@ -413,6 +413,37 @@ fn apply_refuses_entries_that_leave_the_layer() {
 }
 
 #[test]
+fn a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let dest = dir.path().join("layer");
+    fs::create_dir(&dest).unwrap();
+    let target = outside.to_str().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(0);
+    b.append_link(&mut h, "d", target).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o777);
+    h.set_uid(nix::unistd::getuid().as_raw() as u64);
+    h.set_gid(nix::unistd::getgid().as_raw() as u64);
+    h.set_mtime(0);
+    h.set_size(0);
+    b.append_data(&mut h, "d", std::io::empty()).unwrap();
+    apply_layer(b.into_inner().unwrap().as_slice(), &dest).unwrap();
+    assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir(), "d is now a real directory");
+    assert_eq!(fs::metadata(&outside).unwrap().mode() & 0o7777, 0o700, "chmod went through the symlink");
+}
+
+#[test]
 fn the_copy_driver_records_the_same_change_as_overlay() {
     if !privileged("the_copy_driver_records_the_same_change_as_overlay") {
         return;
