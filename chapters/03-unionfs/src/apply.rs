@@ -19,6 +19,34 @@ pub struct Applied {
     pub entries: u64,
     pub whiteouts: u64,
     pub opaque_dirs: u64,
+    /// Device nodes left out because the policy said so.
+    pub skipped_devices: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// What to do with device node entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Devices {
+    Create,
+    /// Leave them out (unprivileged unpacking cannot create them anyway).
+    Skip,
+}
+
+/// Limits for an apply. The default trusts the layer (our own diffs);
+/// chapter 04 passes tight limits for layers from elsewhere.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub max_entries: u64,
+    /// Most bytes of file content in the whole layer.
+    pub max_bytes: u64,
+    pub devices: Devices,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy { max_entries: u64::MAX, max_bytes: u64::MAX, devices: Devices::Create }
+    }
 }
 
 fn bad(entry: &Path, rule: &str) -> io::Error {
@@ -102,8 +130,13 @@ pub fn apply_marker(name: &str, parent: &Path, applied: &mut Applied) -> io::Res
 }
 // ANCHOR_END: apply_marker
 
-/// Unpacks the layer `tar` into `dest`.
+/// Unpacks the layer `tar` into `dest`, trusting its size.
 pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
+    apply_layer_with(tar, dest, &Policy::default())
+}
+
+/// Unpacks the layer `tar` into `dest` within `policy`'s limits.
+pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Result<Applied> {
     let mut archive = tar::Archive::new(tar);
     let mut applied = Applied::default();
     // Directory times are set last: creating their contents changes them.
@@ -116,6 +149,16 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
             continue; // the root itself
         }
         applied.entries += 1;
+        if applied.entries > policy.max_entries {
+            return Err(bad(&rel, &format!("more than {} entries: refusing the layer", policy.max_entries)));
+        }
+        let size = entry.header().size()?;
+        if applied.bytes.saturating_add(size) > policy.max_bytes {
+            return Err(bad(
+                &rel,
+                &format!("the layer's content would exceed {} bytes (a decompression bomb?)", policy.max_bytes),
+            ));
+        }
         check_parents(dest, &rel)?;
         let name = rel
             .file_name()
@@ -144,7 +187,7 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
             }
             EntryType::Regular | EntryType::Continuous => {
                 let mut file = std::fs::File::create(&path)?;
-                io::copy(&mut entry, &mut file)?;
+                applied.bytes += io::copy(&mut (&mut entry).take(size), &mut file)?;
             }
             EntryType::Symlink => {
                 let target = entry
@@ -164,6 +207,10 @@ pub fn apply_layer<R: Read>(tar: R, dest: &Path) -> io::Result<Applied> {
                 }
                 std::fs::hard_link(source, &path)?;
                 continue; // shares the first name's metadata
+            }
+            EntryType::Char | EntryType::Block if policy.devices == Devices::Skip => {
+                applied.skipped_devices += 1;
+                continue;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let sflag = match kind {

@@ -1,0 +1,168 @@
+//! From blobs to directories overlayfs can stack: each layer unpacked once
+//! per ChainID into `snapshots/CHAINID/`, shared by every image whose stack
+//! contains it.
+//!
+//! One streaming pass per layer, nothing buffered whole:
+//!
+//! ```text
+//! blob file → sha256 (must equal the manifest's digest)
+//!           → decompress (gzip, zstd, or none)
+//!           → sha256 (must equal the config's DiffID)
+//!           → apply entries (chapter 03's applier, under a strict policy)
+//! ```
+//!
+//! The layer goes into a temporary directory, renamed into place only when
+//! both digests matched. A failure removes the temporary directory: the
+//! store is as it was.
+
+use crate::digest::{chain_ids, Digest, HashingReader};
+use crate::manifest::{
+    layer_compression, parse_json, Compression, Descriptor, ImageConfig, Index, Manifest, Platform, DOCKER_LIST,
+    MAX_JSON, OCI_INDEX,
+};
+use crate::store::Store;
+use chapter_03::apply::{apply_layer_with, Devices, Policy};
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+
+/// Caps against decompression bombs and absurd layers.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Most bytes one layer may decompress to.
+    pub max_layer_bytes: u64,
+    /// Most entries in one layer.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_layer_bytes: 32 << 30, max_entries: 2_000_000 }
+    }
+}
+
+/// An image's documents, read from the store.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub manifest_descriptor: Descriptor,
+    pub manifest: Manifest,
+    pub config: ImageConfig,
+}
+
+/// This machine's platform in OCI terms.
+pub fn host_platform() -> Platform {
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    Platform { architecture: architecture.into(), os: "linux".into(), variant: None }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Reads the manifest (choosing the platform in an index) and config of
+/// the image `descriptor` names.
+pub fn load_image(store: &Store, descriptor: &Descriptor, platform: &Platform) -> io::Result<Image> {
+    let mut descriptor = descriptor.clone();
+    if descriptor.media_type == OCI_INDEX || descriptor.media_type == DOCKER_LIST {
+        let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
+        let index: Index = parse_json(&bytes, "image index").map_err(invalid)?;
+        descriptor = index
+            .manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture))
+            .cloned()
+            .ok_or_else(|| invalid(format!("the image has no manifest for {}/{}", platform.os, platform.architecture)))?;
+    }
+    let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
+    let manifest: Manifest = parse_json(&bytes, "manifest").map_err(invalid)?;
+    let bytes = store.read_blob(&manifest.config.digest, MAX_JSON)?;
+    let config: ImageConfig = parse_json(&bytes, "image config").map_err(invalid)?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(invalid(format!(
+            "the manifest has {} layers but the config lists {} DiffIDs",
+            manifest.layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    Ok(Image { manifest_descriptor: descriptor, manifest, config })
+}
+
+/// Unpacks every layer not unpacked yet; returns the snapshot directories,
+/// bottom layer first (overlay's lower layers).
+pub fn unpack(store: &Store, image: &Image, limits: &Limits) -> io::Result<Vec<PathBuf>> {
+    let chains = chain_ids(&image.config.rootfs.diff_ids);
+    let mut dirs = Vec::new();
+    for (i, layer) in image.manifest.layers.iter().enumerate() {
+        let dir = store.root().join("snapshots").join(chains[i].hex());
+        if !dir.is_dir() {
+            unpack_layer(store, layer, &image.config.rootfs.diff_ids[i], &dir, limits)
+                .map_err(|e| io::Error::new(e.kind(), format!("layer {} ({}): {e}", i + 1, layer.digest.short())))?;
+        }
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// A reader that fails once more than `left` bytes pass.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(invalid("the layer decompresses to more than the limit allows (a decompression bomb?)".into()));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+// ANCHOR: unpack_layer
+fn unpack_layer(store: &Store, layer: &Descriptor, diff_id: &Digest, dir: &PathBuf, limits: &Limits) -> io::Result<()> {
+    let compression = layer_compression(&layer.media_type).map_err(invalid)?;
+    let tmp = tempfile::Builder::new().prefix(".unpack-").tempdir_in(store.root().join("snapshots"))?;
+    let mut compressed = HashingReader::new(BufReader::new(store.open_blob(&layer.digest)?));
+    {
+        let decompressed: Box<dyn Read + '_> = match compression {
+            Compression::None => Box::new(&mut compressed),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(&mut compressed)?),
+        };
+        let mut tar = HashingReader::new(Capped { inner: decompressed, left: limits.max_layer_bytes });
+        let privileged = nix::unistd::geteuid().is_root();
+        let policy = Policy {
+            max_entries: limits.max_entries,
+            max_bytes: limits.max_layer_bytes,
+            devices: if privileged { Devices::Create } else { Devices::Skip },
+        };
+        apply_layer_with(&mut tar, tmp.path(), &policy)?;
+        let (actual, _) = tar.finish()?;
+        if actual != *diff_id {
+            return Err(invalid(format!("uncompressed content is {actual}, but the config's DiffID says {diff_id}")));
+        }
+    }
+    let (digest, size) = compressed.finish()?;
+    if digest != layer.digest || size != layer.size {
+        return Err(invalid(format!(
+            "the blob is {digest} ({size} bytes), but the manifest says {} ({} bytes): the store is corrupt",
+            layer.digest, layer.size
+        )));
+    }
+    // Into place in one step; a concurrent unpack of the same layer may
+    // have won the race, which is fine: same content.
+    let tmp_path = tmp.keep();
+    if let Err(e) = std::fs::rename(&tmp_path, dir) {
+        let _ = std::fs::remove_dir_all(&tmp_path);
+        if !dir.is_dir() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: unpack_layer
