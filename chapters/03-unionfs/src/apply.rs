@@ -45,7 +45,11 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Policy {
-        Policy { max_entries: u64::MAX, max_bytes: u64::MAX, devices: Devices::Create }
+        Policy {
+            max_entries: u64::MAX,
+            max_bytes: u64::MAX,
+            devices: Devices::Create,
+        }
     }
 }
 
@@ -150,13 +154,22 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
         }
         applied.entries += 1;
         if applied.entries > policy.max_entries {
-            return Err(bad(&rel, &format!("more than {} entries: refusing the layer", policy.max_entries)));
+            return Err(bad(
+                &rel,
+                &format!(
+                    "more than {} entries: refusing the layer",
+                    policy.max_entries
+                ),
+            ));
         }
         let size = entry.header().size()?;
         if applied.bytes.saturating_add(size) > policy.max_bytes {
             return Err(bad(
                 &rel,
-                &format!("the layer's content would exceed {} bytes (a decompression bomb?)", policy.max_bytes),
+                &format!(
+                    "the layer's content would exceed {} bytes (a decompression bomb?)",
+                    policy.max_bytes
+                ),
             ));
         }
         check_parents(dest, &rel)?;

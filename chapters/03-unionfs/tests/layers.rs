@@ -439,8 +439,15 @@ fn a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() {
     h.set_size(0);
     b.append_data(&mut h, "d", std::io::empty()).unwrap();
     apply_layer(b.into_inner().unwrap().as_slice(), &dest).unwrap();
-    assert!(fs::symlink_metadata(dest.join("d")).unwrap().is_dir(), "d is now a real directory");
-    assert_eq!(fs::metadata(&outside).unwrap().mode() & 0o7777, 0o700, "chmod went through the symlink");
+    assert!(
+        fs::symlink_metadata(dest.join("d")).unwrap().is_dir(),
+        "d is now a real directory"
+    );
+    assert_eq!(
+        fs::metadata(&outside).unwrap().mode() & 0o7777,
+        0o700,
+        "chmod went through the symlink"
+    );
 }
 
 #[test]

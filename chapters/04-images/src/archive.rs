@@ -33,12 +33,27 @@ fn finish_image(
         architecture: platform.architecture,
         os: platform.os,
         config: Some(run),
-        rootfs: RootFs { kind: "layers".into(), diff_ids },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids,
+        },
         history: vec![serde_json::json!({ "created_by": history })],
     };
-    let config = store.put_bytes(OCI_CONFIG, &serde_json::to_vec(&config).map_err(io::Error::other)?)?;
-    let manifest = Manifest { schema_version: 2, media_type: Some(OCI_MANIFEST.into()), config, layers, annotations: None };
-    let manifest = store.put_bytes(OCI_MANIFEST, &serde_json::to_vec(&manifest).map_err(io::Error::other)?)?;
+    let config = store.put_bytes(
+        OCI_CONFIG,
+        &serde_json::to_vec(&config).map_err(io::Error::other)?,
+    )?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        config,
+        layers,
+        annotations: None,
+    };
+    let manifest = store.put_bytes(
+        OCI_MANIFEST,
+        &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
+    )?;
     store.tag(name, &manifest)?;
     Ok(manifest)
 }
@@ -48,38 +63,78 @@ fn finish_image(
 pub fn store_layer(store: &Store, tar: impl Read) -> io::Result<(Descriptor, Digest)> {
     let tmp = tempfile::tempfile_in(store.root().join("ingest"))?;
     let mut uncompressed = HashingReader::new(tar);
-    let mut gz = flate2::write::GzEncoder::new(io::BufWriter::new(tmp), flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(io::BufWriter::new(tmp), flate2::Compression::fast());
     io::copy(&mut uncompressed, &mut gz)?;
     let mut tmp = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
     let (diff_id, _) = uncompressed.finish()?;
     use std::io::Seek;
     tmp.seek(io::SeekFrom::Start(0))?;
     let (digest, size) = store.ingest(tmp, &Expect::none())?;
-    Ok((Descriptor { media_type: OCI_LAYER_GZIP.into(), digest, size, annotations: None, platform: None }, diff_id))
+    Ok((
+        Descriptor {
+            media_type: OCI_LAYER_GZIP.into(),
+            digest,
+            size,
+            annotations: None,
+            platform: None,
+        },
+        diff_id,
+    ))
 }
 
 /// `docker import`: a root filesystem tarball as a one-layer image.
-pub fn import_rootfs_tar(store: &Store, tar: impl Read, name: &str, run: ContainerConfig) -> io::Result<Descriptor> {
+pub fn import_rootfs_tar(
+    store: &Store,
+    tar: impl Read,
+    name: &str,
+    run: ContainerConfig,
+) -> io::Result<Descriptor> {
     let (layer, diff_id) = store_layer(store, tar)?;
-    finish_image(store, name, vec![layer], vec![diff_id], run, "imported from a rootfs tarball")
+    finish_image(
+        store,
+        name,
+        vec![layer],
+        vec![diff_id],
+        run,
+        "imported from a rootfs tarball",
+    )
 }
 
 /// A root filesystem directory as a one-layer image (the tar written by
 /// chapter 03's deterministic diff, so the same tree gives the same image).
-pub fn import_rootfs_dir(store: &Store, dir: &Path, name: &str, run: ContainerConfig) -> io::Result<Descriptor> {
+pub fn import_rootfs_dir(
+    store: &Store,
+    dir: &Path,
+    name: &str,
+    run: ContainerConfig,
+) -> io::Result<Descriptor> {
     let tar = chapter_03::diff::write_layer(dir, Vec::new())?;
     import_rootfs_tar(store, tar.as_slice(), name, run)
 }
 
 /// Adds one layer (an uncompressed tar) on top of image `base`, as `name`.
-pub fn add_layer(store: &Store, base: &str, tar: impl Read, name: &str, created_by: &str) -> io::Result<Descriptor> {
+pub fn add_layer(
+    store: &Store,
+    base: &str,
+    tar: impl Read,
+    name: &str,
+    created_by: &str,
+) -> io::Result<Descriptor> {
     let image = load_image(store, &store.resolve(base)?, &host_platform())?;
     let (layer, diff_id) = store_layer(store, tar)?;
     let mut layers = image.manifest.layers.clone();
     layers.push(layer);
     let mut diff_ids = image.config.rootfs.diff_ids.clone();
     diff_ids.push(diff_id);
-    finish_image(store, name, layers, diff_ids, image.config.config.unwrap_or_default(), created_by)
+    finish_image(
+        store,
+        name,
+        layers,
+        diff_ids,
+        image.config.config.unwrap_or_default(),
+        created_by,
+    )
 }
 
 /// Copies a blob between stores, checked against its descriptor.
@@ -117,9 +172,17 @@ pub fn export_oci(store: &Store, name: &str, dir: &Path, tag: &str) -> io::Resul
 }
 
 /// Copies image `tag` (or the only image) of the OCI layout at `dir` in, as `name`.
-pub fn import_oci(store: &Store, dir: &Path, tag: Option<&str>, name: &str) -> io::Result<Descriptor> {
+pub fn import_oci(
+    store: &Store,
+    dir: &Path,
+    tag: Option<&str>,
+    name: &str,
+) -> io::Result<Descriptor> {
     if !dir.join("oci-layout").is_file() {
-        return Err(invalid(format!("{} is not an OCI image layout (no oci-layout file)", dir.display())));
+        return Err(invalid(format!(
+            "{} is not an OCI image layout (no oci-layout file)",
+            dir.display()
+        )));
     }
     let src = Store::open(dir)?;
     let d = match tag {
@@ -128,7 +191,13 @@ pub fn import_oci(store: &Store, dir: &Path, tag: Option<&str>, name: &str) -> i
             let all = src.read_index()?.manifests;
             match all.as_slice() {
                 [one] => one.clone(),
-                _ => return Err(invalid(format!("{} holds {} images: name one", dir.display(), all.len()))),
+                _ => {
+                    return Err(invalid(format!(
+                        "{} holds {} images: name one",
+                        dir.display(),
+                        all.len()
+                    )))
+                }
             }
         }
     };
@@ -164,14 +233,21 @@ pub fn save_docker(store: &Store, names: &[&str], out: impl Write) -> io::Result
         let config_bytes = store.read_blob(&image.manifest.config.digest, MAX_JSON)?;
         let config_path = format!("{}.json", image.manifest.config.digest.hex());
         let mut layer_paths = Vec::new();
-        for (layer, diff_id) in image.manifest.layers.iter().zip(&image.config.rootfs.diff_ids) {
+        for (layer, diff_id) in image
+            .manifest
+            .layers
+            .iter()
+            .zip(&image.config.rootfs.diff_ids)
+        {
             let path = format!("{}/layer.tar", diff_id.hex());
             if written.insert(path.clone()) {
                 let mut plain = Vec::new();
                 let blob = io::BufReader::new(store.open_blob(&layer.digest)?);
                 match layer_compression(&layer.media_type).map_err(invalid)? {
                     Compression::None => io::copy(&mut { blob }, &mut plain)?,
-                    Compression::Gzip => io::copy(&mut flate2::read::MultiGzDecoder::new(blob), &mut plain)?,
+                    Compression::Gzip => {
+                        io::copy(&mut flate2::read::MultiGzDecoder::new(blob), &mut plain)?
+                    }
                     Compression::Zstd => io::copy(&mut zstd::Decoder::new(blob)?, &mut plain)?,
                 };
                 add(&mut tar, &path, &plain)?;
@@ -181,9 +257,17 @@ pub fn save_docker(store: &Store, names: &[&str], out: impl Write) -> io::Result
         if written.insert(config_path.clone()) {
             add(&mut tar, &config_path, &config_bytes)?;
         }
-        entries.push(SaveEntry { config: config_path, repo_tags: vec![name.to_string()], layers: layer_paths });
+        entries.push(SaveEntry {
+            config: config_path,
+            repo_tags: vec![name.to_string()],
+            layers: layer_paths,
+        });
     }
-    add(&mut tar, "manifest.json", &serde_json::to_vec(&entries).map_err(io::Error::other)?)?;
+    add(
+        &mut tar,
+        "manifest.json",
+        &serde_json::to_vec(&entries).map_err(io::Error::other)?,
+    )?;
     tar.into_inner()?.flush()
 }
 
@@ -204,7 +288,8 @@ pub fn load_docker(store: &Store, archive: impl Read) -> io::Result<Vec<String>>
         if std::fs::symlink_metadata(&full)?.file_type().is_symlink() {
             return Err(invalid(format!("{rel} is a symlink in the archive")));
         }
-        std::fs::File::open(full).map_err(|e| io::Error::new(e.kind(), format!("{rel} named by manifest.json: {e}")))
+        std::fs::File::open(full)
+            .map_err(|e| io::Error::new(e.kind(), format!("{rel} named by manifest.json: {e}")))
     };
     let mut manifest_json = Vec::new();
     read_inside("manifest.json")
@@ -215,10 +300,17 @@ pub fn load_docker(store: &Store, archive: impl Read) -> io::Result<Vec<String>>
     let mut loaded = Vec::new();
     for entry in entries {
         let mut config_bytes = Vec::new();
-        read_inside(&entry.config)?.take(MAX_JSON + 1).read_to_end(&mut config_bytes)?;
+        read_inside(&entry.config)?
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut config_bytes)?;
         let config: ImageConfig = parse_json(&config_bytes, "image config").map_err(invalid)?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
-            return Err(invalid(format!("{}: {} layers but {} DiffIDs", entry.config, entry.layers.len(), config.rootfs.diff_ids.len())));
+            return Err(invalid(format!(
+                "{}: {} layers but {} DiffIDs",
+                entry.config,
+                entry.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
         }
         let mut layers = Vec::new();
         for (path, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
@@ -229,14 +321,35 @@ pub fn load_docker(store: &Store, archive: impl Read) -> io::Result<Vec<String>>
             file.seek(io::SeekFrom::Start(0))?;
             let (digest, size) = store.ingest(file, &Expect::none())?;
             if !gzipped && digest != *diff_id {
-                return Err(invalid(format!("{path}: content is {digest}, the config's DiffID is {diff_id}")));
+                return Err(invalid(format!(
+                    "{path}: content is {digest}, the config's DiffID is {diff_id}"
+                )));
             }
-            let media_type = if gzipped { DOCKER_LAYER_GZIP } else { OCI_LAYER };
-            layers.push(Descriptor { media_type: media_type.into(), digest, size, annotations: None, platform: None });
+            let media_type = if gzipped {
+                DOCKER_LAYER_GZIP
+            } else {
+                OCI_LAYER
+            };
+            layers.push(Descriptor {
+                media_type: media_type.into(),
+                digest,
+                size,
+                annotations: None,
+                platform: None,
+            });
         }
         let config = store.put_bytes(OCI_CONFIG, &config_bytes)?;
-        let manifest = Manifest { schema_version: 2, media_type: Some(OCI_MANIFEST.into()), config, layers, annotations: None };
-        let manifest = store.put_bytes(OCI_MANIFEST, &serde_json::to_vec(&manifest).map_err(io::Error::other)?)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.into()),
+            config,
+            layers,
+            annotations: None,
+        };
+        let manifest = store.put_bytes(
+            OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
+        )?;
         for tag in &entry.repo_tags {
             store.tag(tag, &manifest)?;
             loaded.push(tag.clone());

@@ -4,7 +4,9 @@
 //! leftovers of crashed writers.
 
 use crate::digest::{chain_ids, Digest};
-use crate::manifest::{parse_json, Descriptor, ImageConfig, Index, Manifest, DOCKER_LIST, MAX_JSON, OCI_INDEX};
+use crate::manifest::{
+    parse_json, Descriptor, ImageConfig, Index, Manifest, DOCKER_LIST, MAX_JSON, OCI_INDEX,
+};
 use crate::store::Store;
 use std::collections::BTreeSet;
 use std::io;
@@ -23,11 +25,18 @@ pub struct Report {
 // hint: each of its manifests alive (recurse); a manifest keeps its config and its
 // hint: layers, and the snapshots of its layer stack: chain_ids of the config's
 // hint: DiffIDs. A blob that is missing or unreadable marks nothing more.
-fn mark(store: &Store, d: &Descriptor, blobs: &mut BTreeSet<Digest>, snapshots: &mut BTreeSet<String>) {
+fn mark(
+    store: &Store,
+    d: &Descriptor,
+    blobs: &mut BTreeSet<Digest>,
+    snapshots: &mut BTreeSet<String>,
+) {
     if !blobs.insert(d.digest.clone()) {
         return;
     }
-    let Ok(bytes) = store.read_blob(&d.digest, MAX_JSON) else { return };
+    let Ok(bytes) = store.read_blob(&d.digest, MAX_JSON) else {
+        return;
+    };
     if d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST {
         if let Ok(index) = parse_json::<Index>(&bytes, "index") {
             for m in &index.manifests {
@@ -36,12 +45,18 @@ fn mark(store: &Store, d: &Descriptor, blobs: &mut BTreeSet<Digest>, snapshots: 
         }
         return;
     }
-    let Ok(manifest) = parse_json::<Manifest>(&bytes, "manifest") else { return };
+    let Ok(manifest) = parse_json::<Manifest>(&bytes, "manifest") else {
+        return;
+    };
     blobs.insert(manifest.config.digest.clone());
     blobs.extend(manifest.layers.iter().map(|l| l.digest.clone()));
     if let Ok(config) = store.read_blob(&manifest.config.digest, MAX_JSON) {
         if let Ok(config) = parse_json::<ImageConfig>(&config, "config") {
-            snapshots.extend(chain_ids(&config.rootfs.diff_ids).iter().map(|c| c.hex().to_string()));
+            snapshots.extend(
+                chain_ids(&config.rootfs.diff_ids)
+                    .iter()
+                    .map(|c| c.hex().to_string()),
+            );
         }
     }
 }

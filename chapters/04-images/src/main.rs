@@ -54,9 +54,12 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let store_dir = cli
-        .store
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ch04-store")));
+    let store_dir = cli.store.unwrap_or_else(|| {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/ch04-store"
+        ))
+    });
     match run(&store_dir, cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -67,13 +70,19 @@ fn main() -> std::process::ExitCode {
 }
 
 fn fixture() -> Result<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/fixture/rootfs"));
-    p.canonicalize().with_context(|| format!("no fixture at {}: run `cargo xtask fixture`", p.display()))
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/fixture/rootfs"
+    ));
+    p.canonicalize()
+        .with_context(|| format!("no fixture at {}: run `cargo xtask fixture`", p.display()))
 }
 
 fn shell_config() -> ContainerConfig {
     ContainerConfig {
-        env: Some(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()]),
+        env: Some(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ]),
         cmd: Some(vec!["/bin/sh".into()]),
         ..Default::default()
     }
@@ -97,7 +106,9 @@ fn size_of_dir(dir: &std::path::Path) -> u64 {
 }
 
 fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
-    let store = Store::open(store_dir).with_context(|| format!("opening the store at {}", store_dir.display()))?;
+    let store = Store::open(store_dir)
+        .with_context(|| format!("opening the store at {}", store_dir.display()))?;
+    let store = Store::open(store.root().canonicalize()?)?;
     match command {
         Command::Import { rootfs, name } => {
             let rootfs = match rootfs {
@@ -105,19 +116,37 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
                 None => fixture()?,
             };
             let d = archive::import_rootfs_dir(&store, &rootfs, &name, shell_config())?;
-            println!("imported {} as {name}: manifest {}", rootfs.display(), d.digest);
+            println!(
+                "imported {} as {name}: manifest {}",
+                rootfs.display(),
+                d.digest
+            );
         }
         Command::Inspect { name } => {
             let image = load_image(&store, &store.resolve(&name)?, &host_platform())?;
             let raw = store.read_blob(&image.manifest_descriptor.digest, 1 << 22)?;
-            println!("manifest {} ({} bytes, stored as written):", image.manifest_descriptor.digest, raw.len());
+            println!(
+                "manifest {} ({} bytes, stored as written):",
+                image.manifest_descriptor.digest,
+                raw.len()
+            );
             println!("{}", String::from_utf8_lossy(&raw));
             let config = store.read_blob(&image.manifest.config.digest, 1 << 22)?;
-            println!("\nconfig {}:\n{}", image.manifest.config.digest, String::from_utf8_lossy(&config));
+            println!(
+                "\nconfig {}:\n{}",
+                image.manifest.config.digest,
+                String::from_utf8_lossy(&config)
+            );
             println!("\nlayers (bottom first):");
             let chains = chain_ids(&image.config.rootfs.diff_ids);
             for (i, layer) in image.manifest.layers.iter().enumerate() {
-                println!("  {}. blob    {} ({} bytes, {})", i + 1, layer.digest, layer.size, layer.media_type);
+                println!(
+                    "  {}. blob    {} ({} bytes, {})",
+                    i + 1,
+                    layer.digest,
+                    layer.size,
+                    layer.media_type
+                );
                 println!("     DiffID  {}", image.config.rootfs.diff_ids[i]);
                 println!("     ChainID {}", chains[i]);
             }
@@ -126,13 +155,17 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
             let image = load_image(&store, &store.resolve(&name)?, &host_platform())?;
             let start = std::time::Instant::now();
             let dirs = unpack(&store, &image, &Limits::default())?;
-            println!("unpacked {name} in {:.0} ms; overlay lower layers, bottom first:", start.elapsed().as_secs_f64() * 1e3);
+            println!(
+                "unpacked {name} in {:.0} ms; overlay lower layers, bottom first:",
+                start.elapsed().as_secs_f64() * 1e3
+            );
             for d in dirs {
                 println!("  {}  ({} KiB)", d.display(), size_of_dir(&d) / 1024);
             }
         }
         Command::Share => {
-            let base = archive::import_rootfs_dir(&store, &fixture()?, "fixture:latest", shell_config())?;
+            let base =
+                archive::import_rootfs_dir(&store, &fixture()?, "fixture:latest", shell_config())?;
             let mut tar = tar::Builder::new(Vec::new());
             let mut h = tar::Header::new_gnu();
             let text = b"a layer of its own\n";
@@ -142,25 +175,46 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
             h.set_uid(0);
             h.set_gid(0);
             tar.append_data(&mut h, "etc/motd", &text[..])?;
-            archive::add_layer(&store, "fixture:latest", tar.into_inner()?.as_slice(), "derived:latest", "add /etc/motd")?;
+            archive::add_layer(
+                &store,
+                "fixture:latest",
+                tar.into_inner()?.as_slice(),
+                "derived:latest",
+                "add /etc/motd",
+            )?;
             println!("fixture:latest  manifest {}", base.digest.short());
             for name in ["fixture:latest", "derived:latest"] {
                 let image = load_image(&store, &store.resolve(name)?, &host_platform())?;
                 let dirs = unpack(&store, &image, &Limits::default())?;
-                let names: Vec<String> =
-                    dirs.iter().map(|d| d.file_name().unwrap().to_string_lossy()[..12].to_string()).collect();
-                println!("{name:<16} layers {} -> snapshots {}", image.manifest.layers.len(), names.join(" + "));
+                let names: Vec<String> = dirs
+                    .iter()
+                    .map(|d| d.file_name().unwrap().to_string_lossy()[..12].to_string())
+                    .collect();
+                println!(
+                    "{name:<16} layers {} -> snapshots {}",
+                    image.manifest.layers.len(),
+                    names.join(" + ")
+                );
             }
             let snaps = std::fs::read_dir(store.root().join("snapshots"))?.count();
             println!("the store holds {snaps} snapshot directories for 2 images of 1 and 2 layers: the base is unpacked once");
         }
         Command::Images => {
-            println!("{:<28} {:<14} {:>6} {:>12}", "IMAGE", "MANIFEST", "LAYERS", "SIZE");
+            println!(
+                "{:<28} {:<14} {:>6} {:>12}",
+                "IMAGE", "MANIFEST", "LAYERS", "SIZE"
+            );
             for (name, d) in store.tags()? {
                 match load_image(&store, &d, &host_platform()) {
                     Ok(image) => {
-                        let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum::<u64>() + image.manifest.config.size;
-                        println!("{name:<28} {:<14} {:>6} {:>9} KiB", d.digest.short(), image.manifest.layers.len(), size / 1024);
+                        let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum::<u64>()
+                            + image.manifest.config.size;
+                        println!(
+                            "{name:<28} {:<14} {:>6} {:>9} KiB",
+                            d.digest.short(),
+                            image.manifest.layers.len(),
+                            size / 1024
+                        );
                     }
                     Err(e) => println!("{name:<28} {:<14} (unreadable: {e})", d.digest.short()),
                 }
@@ -179,19 +233,25 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
             );
         }
         Command::Save { name, file } => {
-            let out = std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;
+            let out = std::fs::File::create(&file)
+                .with_context(|| format!("creating {}", file.display()))?;
             archive::save_docker(&store, &[&name], std::io::BufWriter::new(out))?;
             println!("saved {name} to {}", file.display());
         }
         Command::Load { file } => {
-            let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let input = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
             for tag in archive::load_docker(&store, std::io::BufReader::new(input))? {
                 println!("loaded {tag}");
             }
         }
         Command::ExportOci { name, dir } => {
             archive::export_oci(&store, &name, &dir, &name)?;
-            println!("wrote {name} as an OCI layout at {} (try: skopeo inspect oci:{}:{name})", dir.display(), dir.display());
+            println!(
+                "wrote {name} as an OCI layout at {} (try: skopeo inspect oci:{}:{name})",
+                dir.display(),
+                dir.display()
+            );
         }
         Command::Ingest => {
             let (digest, size) = store.ingest(std::io::stdin().lock(), &Expect::none())?;

@@ -143,7 +143,10 @@ pub fn layer_compression(media_type: &str) -> Result<Compression, String> {
 /// Parses JSON from exact bytes, refusing oversized documents.
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
     if bytes.len() as u64 > MAX_JSON {
-        return Err(format!("{what} is {} bytes, over the {MAX_JSON}-byte limit for JSON documents", bytes.len()));
+        return Err(format!(
+            "{what} is {} bytes, over the {MAX_JSON}-byte limit for JSON documents",
+            bytes.len()
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| format!("{what} is not valid: {e}"))
 }

@@ -42,12 +42,17 @@ pub fn command_line(image: &ContainerConfig, o: &Overrides) -> Result<Vec<String
         Some(ep) => (ep.clone(), o.cmd.clone().unwrap_or_default()),
         None => (
             image.entrypoint.clone().unwrap_or_default(),
-            o.cmd.clone().or_else(|| image.cmd.clone()).unwrap_or_default(),
+            o.cmd
+                .clone()
+                .or_else(|| image.cmd.clone())
+                .unwrap_or_default(),
         ),
     };
     let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if args.is_empty() {
-        return Err("no command: the image has no Entrypoint or Cmd; give one after the image name".into());
+        return Err(
+            "no command: the image has no Entrypoint or Cmd; give one after the image name".into(),
+        );
     }
     Ok(args)
 }
@@ -67,7 +72,10 @@ pub fn environment(image: &ContainerConfig, o: &Overrides) -> Vec<String> {
         }
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     env
 }
@@ -100,7 +108,10 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
     let passwd = read_image_file(rootfs, "etc/passwd").unwrap_or_default();
     let group = read_image_file(rootfs, "etc/group").unwrap_or_default();
     let entries = |text: &str| -> Vec<Vec<String>> {
-        text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split(':').map(String::from).collect()).collect()
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(':').map(String::from).collect())
+            .collect()
     };
     let (user, grp) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -109,8 +120,13 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
     let users = entries(&passwd);
     let (uid, primary) = match user.parse::<u32>() {
         Ok(uid) => {
-            let primary = users.iter().find(|f| f.get(2).and_then(|v| v.parse().ok()) == Some(uid));
-            (uid, primary.and_then(|f| f.get(3)?.parse().ok()).unwrap_or(0))
+            let primary = users
+                .iter()
+                .find(|f| f.get(2).and_then(|v| v.parse().ok()) == Some(uid));
+            (
+                uid,
+                primary.and_then(|f| f.get(3)?.parse().ok()).unwrap_or(0),
+            )
         }
         Err(_) => {
             let f = users
@@ -118,7 +134,10 @@ pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
                 .find(|f| f.first().map(String::as_str) == Some(user))
                 .ok_or_else(|| format!("unknown user {user:?}: not in the image's /etc/passwd"))?;
             let num = |i: usize| f.get(i).and_then(|v| v.parse::<u32>().ok());
-            (num(2).ok_or("malformed /etc/passwd line")?, num(3).ok_or("malformed /etc/passwd line")?)
+            (
+                num(2).ok_or("malformed /etc/passwd line")?,
+                num(3).ok_or("malformed /etc/passwd line")?,
+            )
         }
     };
     let gid = match grp {
@@ -141,22 +160,39 @@ pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal, String> {
     use std::str::FromStr;
     let t = text.trim();
     if let Ok(n) = t.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| format!("unknown signal number {n}"));
+        return nix::sys::signal::Signal::try_from(n)
+            .map_err(|_| format!("unknown signal number {n}"));
     }
-    let name = if t.starts_with("SIG") { t.to_string() } else { format!("SIG{t}") };
-    nix::sys::signal::Signal::from_str(&name.to_ascii_uppercase()).map_err(|_| format!("unknown signal {text:?}"))
+    let name = if t.starts_with("SIG") {
+        t.to_string()
+    } else {
+        format!("SIG{t}")
+    };
+    nix::sys::signal::Signal::from_str(&name.to_ascii_uppercase())
+        .map_err(|_| format!("unknown signal {text:?}"))
 }
 
 /// Everything together. `rootfs` is the unpacked image, for user lookups.
 pub fn compute(image: &ContainerConfig, o: &Overrides, rootfs: &Path) -> Result<RunConfig, String> {
-    let workdir = o.workdir.clone().or_else(|| image.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or("/".into());
+    let workdir = o
+        .workdir
+        .clone()
+        .or_else(|| image.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or("/".into());
     if !workdir.starts_with('/') {
         return Err(format!("working directory {workdir:?} must be absolute"));
     }
-    let user = o.user.clone().or_else(|| image.user.clone()).unwrap_or_default();
+    let user = o
+        .user
+        .clone()
+        .or_else(|| image.user.clone())
+        .unwrap_or_default();
     let (uid, gid) = resolve_user(&user, rootfs)?;
     let keys = |m: &Option<std::collections::BTreeMap<String, serde_json::Value>>| {
-        m.as_ref().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        m.as_ref()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     };
     Ok(RunConfig {
         args: command_line(image, o)?,

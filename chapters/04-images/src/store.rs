@@ -37,10 +37,16 @@ pub struct Expect {
 
 impl Expect {
     pub fn none() -> Expect {
-        Expect { digest: None, size: None }
+        Expect {
+            digest: None,
+            size: None,
+        }
     }
     pub fn exactly(d: &Descriptor) -> Expect {
-        Expect { digest: Some(d.digest.clone()), size: Some(d.size) }
+        Expect {
+            digest: Some(d.digest.clone()),
+            size: Some(d.size),
+        }
     }
 }
 
@@ -54,7 +60,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| err(dir.display(), e))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| err(path.display(), e.error))?;
+    tmp.persist(path)
+        .map_err(|e| err(path.display(), e.error))?;
     File::open(dir)?.sync_all()
 }
 
@@ -100,9 +107,14 @@ impl Store {
     /// Reads a whole blob (JSON documents), up to `limit` bytes.
     pub fn read_blob(&self, digest: &Digest, limit: u64) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.open_blob(digest)?.take(limit + 1).read_to_end(&mut bytes)?;
+        self.open_blob(digest)?
+            .take(limit + 1)
+            .read_to_end(&mut bytes)?;
         if bytes.len() as u64 > limit {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("blob {digest} is over {limit} bytes")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("blob {digest} is over {limit} bytes"),
+            ));
         }
         Ok(bytes)
     }
@@ -118,7 +130,8 @@ impl Store {
     /// checked against `expect`, and renamed into `blobs/` in one step.
     pub fn ingest(&self, source: impl Read, expect: &Expect) -> io::Result<(Digest, u64)> {
         let ingest_dir = self.root.join("ingest");
-        let tmp = tempfile::NamedTempFile::new_in(&ingest_dir).map_err(|e| err(ingest_dir.display(), e))?;
+        let tmp = tempfile::NamedTempFile::new_in(&ingest_dir)
+            .map_err(|e| err(ingest_dir.display(), e))?;
         let mut writer = HashingWriter::new(io::BufWriter::new(tmp));
         // A known size bounds the copy: a source that keeps going is cut off
         // and then fails the size check, instead of filling the disk.
@@ -130,7 +143,10 @@ impl Store {
             if want != size {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("blob {}: expected {want} bytes, got {size} (truncated or padded)", expect.digest.as_ref().map_or("?", |d| d.as_str())),
+                    format!(
+                        "blob {}: expected {want} bytes, got {size} (truncated or padded)",
+                        expect.digest.as_ref().map_or("?", |d| d.as_str())
+                    ),
                 ));
             }
         }
@@ -138,7 +154,9 @@ impl Store {
             if *want != digest {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("blob content does not match its digest: expected {want}, got {digest}"),
+                    format!(
+                        "blob content does not match its digest: expected {want}, got {digest}"
+                    ),
                 ));
             }
         }
@@ -147,7 +165,8 @@ impl Store {
             return Ok((digest, size)); // deduplicated; the temp file is dropped
         }
         tmp.as_file().sync_all()?;
-        tmp.persist(&target).map_err(|e| err(target.display(), e.error))?;
+        tmp.persist(&target)
+            .map_err(|e| err(target.display(), e.error))?;
         File::open(self.root.join("blobs/sha256"))?.sync_all()?;
         Ok((digest, size))
     }
@@ -156,7 +175,13 @@ impl Store {
     /// Stores exact bytes (a JSON document) and returns their descriptor.
     pub fn put_bytes(&self, media_type: &str, bytes: &[u8]) -> io::Result<Descriptor> {
         let (digest, size) = self.ingest(bytes, &Expect::none())?;
-        Ok(Descriptor { media_type: media_type.into(), digest, size, annotations: None, platform: None })
+        Ok(Descriptor {
+            media_type: media_type.into(),
+            digest,
+            size,
+            annotations: None,
+            platform: None,
+        })
     }
 
     fn lock(&self) -> io::Result<Flock<File>> {
@@ -181,7 +206,9 @@ impl Store {
         let mut index = self.read_index()?;
         index.manifests.retain(|d| ref_name(d) != Some(name));
         let mut d = manifest.clone();
-        d.annotations.get_or_insert_with(BTreeMap::new).insert(REF_NAME.into(), name.into());
+        d.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(REF_NAME.into(), name.into());
         index.manifests.push(d);
         self.write_index(&index)
     }
@@ -220,7 +247,14 @@ impl Store {
         let known: Vec<&str> = tags.iter().map(|(n, _)| n.as_str()).collect();
         Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("no image {name:?} in the store (it has: {})", if known.is_empty() { "nothing".into() } else { known.join(", ") }),
+            format!(
+                "no image {name:?} in the store (it has: {})",
+                if known.is_empty() {
+                    "nothing".into()
+                } else {
+                    known.join(", ")
+                }
+            ),
         ))
     }
 
@@ -234,7 +268,8 @@ impl Store {
                 problems.push(format!("blobs/sha256/{name}: not a digest name"));
                 continue;
             };
-            let (actual, _) = crate::digest::HashingReader::new(File::open(entry.path())?).finish()?;
+            let (actual, _) =
+                crate::digest::HashingReader::new(File::open(entry.path())?).finish()?;
             if actual != expected {
                 problems.push(format!("blobs/sha256/{name}: content hashes to {actual}"));
             }
@@ -254,7 +289,9 @@ pub fn ref_name(d: &Descriptor) -> Option<&str> {
 pub fn validate_tag(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/:".contains(c))
         && !name.starts_with(['.', '-', ':', '/']);
     if ok {
         Ok(())

@@ -17,8 +17,8 @@
 
 use crate::digest::{chain_ids, Digest, HashingReader};
 use crate::manifest::{
-    layer_compression, parse_json, Compression, Descriptor, ImageConfig, Index, Manifest, Platform, DOCKER_LIST,
-    MAX_JSON, OCI_INDEX,
+    layer_compression, parse_json, Compression, Descriptor, ImageConfig, Index, Manifest, Platform,
+    DOCKER_LIST, MAX_JSON, OCI_INDEX,
 };
 use crate::store::Store;
 use chapter_03::apply::{apply_layer_with, Devices, Policy};
@@ -36,7 +36,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_layer_bytes: 32 << 30, max_entries: 2_000_000 }
+        Limits {
+            max_layer_bytes: 32 << 30,
+            max_entries: 2_000_000,
+        }
     }
 }
 
@@ -55,7 +58,11 @@ pub fn host_platform() -> Platform {
         "aarch64" => "arm64",
         other => other,
     };
-    Platform { architecture: architecture.into(), os: "linux".into(), variant: None }
+    Platform {
+        architecture: architecture.into(),
+        os: "linux".into(),
+        variant: None,
+    }
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -64,7 +71,11 @@ fn invalid(msg: String) -> io::Error {
 
 /// Reads the manifest (choosing the platform in an index) and config of
 /// the image `descriptor` names.
-pub fn load_image(store: &Store, descriptor: &Descriptor, platform: &Platform) -> io::Result<Image> {
+pub fn load_image(
+    store: &Store,
+    descriptor: &Descriptor,
+    platform: &Platform,
+) -> io::Result<Image> {
     let mut descriptor = descriptor.clone();
     if descriptor.media_type == OCI_INDEX || descriptor.media_type == DOCKER_LIST {
         let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
@@ -72,9 +83,18 @@ pub fn load_image(store: &Store, descriptor: &Descriptor, platform: &Platform) -
         descriptor = index
             .manifests
             .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture))
+            .find(|m| {
+                m.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
+            })
             .cloned()
-            .ok_or_else(|| invalid(format!("the image has no manifest for {}/{}", platform.os, platform.architecture)))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "the image has no manifest for {}/{}",
+                    platform.os, platform.architecture
+                ))
+            })?;
     }
     let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
     let manifest: Manifest = parse_json(&bytes, "manifest").map_err(invalid)?;
@@ -87,7 +107,11 @@ pub fn load_image(store: &Store, descriptor: &Descriptor, platform: &Platform) -
             config.rootfs.diff_ids.len()
         )));
     }
-    Ok(Image { manifest_descriptor: descriptor, manifest, config })
+    Ok(Image {
+        manifest_descriptor: descriptor,
+        manifest,
+        config,
+    })
 }
 
 /// Unpacks every layer not unpacked yet; returns the snapshot directories,
@@ -98,8 +122,14 @@ pub fn unpack(store: &Store, image: &Image, limits: &Limits) -> io::Result<Vec<P
     for (i, layer) in image.manifest.layers.iter().enumerate() {
         let dir = store.root().join("snapshots").join(chains[i].hex());
         if !dir.is_dir() {
-            unpack_layer(store, layer, &image.config.rootfs.diff_ids[i], &dir, limits)
-                .map_err(|e| io::Error::new(e.kind(), format!("layer {} ({}): {e}", i + 1, layer.digest.short())))?;
+            unpack_layer(store, layer, &image.config.rootfs.diff_ids[i], &dir, limits).map_err(
+                |e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("layer {} ({}): {e}", i + 1, layer.digest.short()),
+                    )
+                },
+            )?;
         }
         dirs.push(dir);
     }
@@ -116,7 +146,10 @@ impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
-            return Err(invalid("the layer decompresses to more than the limit allows (a decompression bomb?)".into()));
+            return Err(invalid(
+                "the layer decompresses to more than the limit allows (a decompression bomb?)"
+                    .into(),
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -124,9 +157,17 @@ impl<R: Read> Read for Capped<R> {
 }
 
 // ANCHOR: unpack_layer
-fn unpack_layer(store: &Store, layer: &Descriptor, diff_id: &Digest, dir: &PathBuf, limits: &Limits) -> io::Result<()> {
+fn unpack_layer(
+    store: &Store,
+    layer: &Descriptor,
+    diff_id: &Digest,
+    dir: &PathBuf,
+    limits: &Limits,
+) -> io::Result<()> {
     let compression = layer_compression(&layer.media_type).map_err(invalid)?;
-    let tmp = tempfile::Builder::new().prefix(".unpack-").tempdir_in(store.root().join("snapshots"))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(store.root().join("snapshots"))?;
     let mut compressed = HashingReader::new(BufReader::new(store.open_blob(&layer.digest)?));
     {
         let decompressed: Box<dyn Read + '_> = match compression {
@@ -134,17 +175,26 @@ fn unpack_layer(store: &Store, layer: &Descriptor, diff_id: &Digest, dir: &PathB
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut compressed)),
             Compression::Zstd => Box::new(zstd::Decoder::new(&mut compressed)?),
         };
-        let mut tar = HashingReader::new(Capped { inner: decompressed, left: limits.max_layer_bytes });
+        let mut tar = HashingReader::new(Capped {
+            inner: decompressed,
+            left: limits.max_layer_bytes,
+        });
         let privileged = nix::unistd::geteuid().is_root();
         let policy = Policy {
             max_entries: limits.max_entries,
             max_bytes: limits.max_layer_bytes,
-            devices: if privileged { Devices::Create } else { Devices::Skip },
+            devices: if privileged {
+                Devices::Create
+            } else {
+                Devices::Skip
+            },
         };
         apply_layer_with(&mut tar, tmp.path(), &policy)?;
         let (actual, _) = tar.finish()?;
         if actual != *diff_id {
-            return Err(invalid(format!("uncompressed content is {actual}, but the config's DiffID says {diff_id}")));
+            return Err(invalid(format!(
+                "uncompressed content is {actual}, but the config's DiffID says {diff_id}"
+            )));
         }
     }
     let (digest, size) = compressed.finish()?;
