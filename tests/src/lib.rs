@@ -8,9 +8,11 @@
 //! - [`bin`]: the workspace's built binaries, for tests that drive them as
 //!   a user would.
 //! - [`janitor`]: removes what a failed or stubbed test run left behind.
+//! - [`tree`]: a directory tree described exactly, to compare two trees.
 
 pub mod fixture;
 pub mod janitor;
+pub mod tree;
 
 use std::path::PathBuf;
 

@@ -196,7 +196,7 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
                 if !is_real_dir {
                     std::fs::create_dir(&path)?;
                 }
-                dir_times.push((path.clone(), h.mtime()? as i64));
+                dir_times.push((path.clone(), numeric(h.mtime()) as i64));
             }
             EntryType::Regular | EntryType::Continuous => {
                 let mut file = std::fs::File::create(&path)?;
@@ -262,15 +262,15 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
         nix::unistd::fchownat(
             nix::fcntl::AT_FDCWD,
             &path,
-            Some(nix::unistd::Uid::from_raw(h.uid()? as u32)),
-            Some(nix::unistd::Gid::from_raw(h.gid()? as u32)),
+            Some(nix::unistd::Uid::from_raw(numeric(h.uid()) as u32)),
+            Some(nix::unistd::Gid::from_raw(numeric(h.gid()) as u32)),
             nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
         )?;
         if kind != EntryType::Symlink {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
         }
         if kind != EntryType::Directory {
-            set_mtime(&path, h.mtime()? as i64)?;
+            set_mtime(&path, numeric(h.mtime()) as i64)?;
         }
     }
     dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
@@ -278,6 +278,12 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
         set_mtime(&dir, mtime)?;
     }
     Ok(applied)
+}
+
+/// A numeric header field; empty (as some writers leave uid, gid or mtime)
+/// reads as 0, as Go's archive/tar, Docker's reader, takes it.
+fn numeric(field: io::Result<u64>) -> u64 {
+    field.unwrap_or(0)
 }
 
 /// Sets a path's modification (and access) time, not following symlinks.

@@ -7,12 +7,12 @@ use chapter_03::apply::apply_layer;
 use chapter_03::diff::{listing, write_layer};
 use chapter_03::overlay::{self, Layers};
 use chapter_03::Driver;
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testkit::privileged;
+use testkit::tree::describe;
 
 fn stack(root: &Path, lowers: usize) -> Layers {
     let lower: Vec<PathBuf> = (0..lowers).map(|i| root.join(format!("l{i}"))).collect();
@@ -28,76 +28,6 @@ fn stack(root: &Path, lowers: usize) -> Layers {
         upper: root.join("upper"),
         work: root.join("work"),
     }
-}
-
-/// Everything about a tree that a layer must carry: per path, type, mode,
-/// owner, size, mtime, content, link target, xattrs; and which paths share
-/// an inode.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut inodes: BTreeMap<u64, PathBuf> = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let mut names: Vec<_> = fs::read_dir(root.join(&rel))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let rel = rel.join(name);
-            let abs = root.join(&rel);
-            let m = fs::symlink_metadata(&abs).unwrap();
-            let mut xattrs: Vec<String> = xattr::list(&abs)
-                .unwrap()
-                .map(|n| {
-                    format!(
-                        "{}={:?}",
-                        n.to_string_lossy(),
-                        xattr::get(&abs, &n).unwrap()
-                    )
-                })
-                .filter(|x| !x.starts_with("trusted.overlay."))
-                .collect();
-            xattrs.sort();
-            let content = if m.is_file() {
-                format!("{:?}", fs::read(&abs).unwrap())
-            } else {
-                String::new()
-            };
-            let link = fs::read_link(&abs)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            let mtime = if m.is_dir() {
-                String::new()
-            } else {
-                m.mtime().to_string()
-            };
-            let shared = if m.is_file() && m.nlink() > 1 {
-                inodes
-                    .entry(m.ino())
-                    .or_insert_with(|| rel.clone())
-                    .display()
-                    .to_string()
-            } else {
-                String::new()
-            };
-            out.insert(
-                rel.clone(),
-                format!(
-                    "{:o} {}:{} {} {mtime} {content} {link} {xattrs:?} {} {shared}",
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    if m.is_dir() { 0 } else { m.len() },
-                    m.rdev()
-                ),
-            );
-            if m.is_dir() {
-                stack.push(rel);
-            }
-        }
-    }
-    out
 }
 
 /// A tree with one of everything a layer holds.
@@ -147,7 +77,7 @@ fn diff_then_apply_round_trips_a_tree_exactly() {
     rich_tree(&src);
     let tar = write_layer(&src, Vec::new()).unwrap();
     apply_layer(tar.as_slice(), &dst).unwrap();
-    assert_eq!(snapshot(&src), snapshot(&dst));
+    assert_eq!(describe(&src), describe(&dst));
 }
 
 #[test]
@@ -241,7 +171,7 @@ fn changes_replayed_from_their_layer_reproduce_the_merged_view() {
     let merged = dir.path().join("merged");
     let mount = overlay::mount(&layers, &merged).unwrap();
     sh(&merged, "mv a renamed && rm -r opaque-me && mkdir opaque-me && echo new > opaque-me/new && rm rm-me && echo l > l1 && ln l1 l2");
-    let expected = snapshot(&merged);
+    let expected = describe(&merged);
     drop(mount);
     let tar = write_layer(&layers.upper, Vec::new()).unwrap();
 
@@ -258,7 +188,7 @@ fn changes_replayed_from_their_layer_reproduce_the_merged_view() {
     apply_layer(tar.as_slice(), &replay.lower[1]).unwrap();
     let merged2 = again.path().join("merged");
     let mount = overlay::mount(&replay, &merged2).unwrap();
-    assert_eq!(snapshot(&merged2), expected);
+    assert_eq!(describe(&merged2), expected);
     drop(mount);
 }
 

@@ -224,6 +224,8 @@ pub fn save_docker(store: &Store, names: &[&str], out: impl Write) -> io::Result
     let add = |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8]| -> io::Result<()> {
         let mut h = tar::Header::new_ustar();
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(bytes.len() as u64);
         h.set_mtime(0);
         tar.append_data(&mut h, path, bytes)
