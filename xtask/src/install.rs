@@ -5,8 +5,12 @@ use crate::run;
 use anyhow::{Context, Result};
 use std::process::Command;
 
-/// Debian packages the tests and experiments use.
-pub const APT_PACKAGES: &[&str] = &["busybox-static"];
+/// Debian packages the tests and experiments use: the fixture's busybox,
+/// and the peers images are cross-checked with.
+pub const APT_PACKAGES: &[&str] = &["busybox-static", "skopeo", "umoci"];
+
+/// What the benchmarks need besides: the image builder and the timer.
+pub const BENCH_PACKAGES: &[&str] = &["debootstrap", "hyperfine", "umoci"];
 
 /// The mdBook the book is built with (pinned: CI and learners agree).
 pub const MDBOOK_VERSION: &str = "0.5.4";
@@ -29,27 +33,7 @@ fn mdbook_version() -> Option<String> {
 }
 
 pub fn install() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed(p))
-        .collect();
-    if missing.is_empty() {
-        eprintln!("Debian packages: all present ({})", APT_PACKAGES.join(", "));
-    } else if !nix::unistd::geteuid().is_root() {
-        anyhow::bail!(
-            "missing Debian packages {}: install them as root (`sudo apt-get install {}`) and run again",
-            missing.join(" "),
-            missing.join(" ")
-        );
-    } else {
-        run(Command::new("apt-get").arg("update").arg("-q"))?;
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-        .context("installing Debian packages")?;
-    }
+    install_packages(APT_PACKAGES)?;
     if mdbook_version().as_deref() == Some(MDBOOK_VERSION) {
         eprintln!("mdbook {MDBOOK_VERSION}: present");
     } else {
@@ -65,4 +49,26 @@ pub fn install() -> Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// Installs those of `wanted` that are missing (`apt-get update` first).
+pub fn install_packages(wanted: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = wanted.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("Debian packages: all present ({})", wanted.join(", "));
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!(
+            "missing Debian packages {}: install them as root (`sudo apt-get install {}`) and run again",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    run(Command::new("apt-get").arg("update").arg("-q"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("installing Debian packages")
 }

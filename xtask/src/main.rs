@@ -7,7 +7,9 @@
 //! - `verify`: proves the grading honest (see [`verify`]).
 //! - `doctor`: what this host can and cannot do, in plain words.
 //! - `fixture`, `install`, `book`: the single steps.
+//! - `bench unpack`: our code against its peers, as ratios (not a test).
 
+mod bench;
 mod book;
 mod chapters;
 mod doctor;
@@ -66,6 +68,13 @@ enum Cmd {
     Install,
     /// Check the book's includes and build it
     Book,
+    /// Time our code against its peers on this machine (not a test)
+    Bench {
+        /// What to time: unpack
+        what: String,
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+    },
 }
 
 fn main() {
@@ -81,6 +90,7 @@ fn main() {
         Cmd::Fixture => fixture().map(|_| ()),
         Cmd::Install => install::install(),
         Cmd::Book => book::build(),
+        Cmd::Bench { what, runs } => bench::bench(&what, runs),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");
