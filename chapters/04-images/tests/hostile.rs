@@ -385,3 +385,56 @@ fn oversized_json_documents_are_refused() {
     let err = chapter_04::manifest::parse_json::<Manifest>(&huge, "manifest").unwrap_err();
     assert!(err.contains("limit"), "{err}");
 }
+
+/// umoci's CVE-2021-29136: a symlink named `.` (or `/`) replaced the root of
+/// the unpack, and later entries landed wherever it pointed. Here `.` is the
+/// layer's root itself and is never replaced; `/` is an absolute name.
+#[test]
+fn a_symlink_named_dot_or_slash_cannot_replace_the_root() {
+    if !privileged("a_symlink_named_dot_or_slash_cannot_replace_the_root") {
+        return;
+    }
+    let sandbox = tempfile::tempdir().unwrap();
+    let outside = sandbox.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let store = Store::open(sandbox.path().join("store")).unwrap();
+    let o = outside.to_str().unwrap();
+    let dot = tar_of(&[
+        Raw {
+            link: o,
+            ..raw(".", EntryType::Symlink)
+        },
+        Raw {
+            data: b"x",
+            ..raw("x", EntryType::Regular)
+        },
+    ]);
+    archive::import_rootfs_tar(&store, dot.as_slice(), "dot:1", ContainerConfig::default())
+        .unwrap();
+    let dirs = unpack_named(&store, "dot:1", &Limits::default()).unwrap();
+    assert!(
+        fs::symlink_metadata(&dirs[0]).unwrap().is_dir(),
+        "the snapshot root became a symlink"
+    );
+    assert!(dirs[0].join("x").is_file());
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "an entry landed outside"
+    );
+    let slash = tar_of(&[Raw {
+        link: o,
+        ..raw("/", EntryType::Symlink)
+    }]);
+    archive::import_rootfs_tar(
+        &store,
+        slash.as_slice(),
+        "slash:1",
+        ContainerConfig::default(),
+    )
+    .unwrap();
+    let err = unpack_named(&store, "slash:1", &Limits::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("absolute"), "{err}");
+}
