@@ -78,3 +78,24 @@ pub fn parse_facts(stdout: &[u8]) -> serde_json::Value {
         )
     })
 }
+
+/// Runs `bin` once per `(args, shows)` case and checks that it succeeds and
+/// prints `shows` (for the tests that every experiment of a chapter runs).
+pub fn assert_experiments_show(bin: &str, cases: &[(&[&str], &str)]) {
+    for (args, shows) in cases {
+        let out = std::process::Command::new(bin)
+            .args(*args)
+            .output()
+            .expect("running an experiment");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(shows),
+            "{args:?} should show {shows:?}:\n{text}"
+        );
+    }
+}

@@ -121,12 +121,9 @@ fn dispatch(command: Command) -> Result<i32> {
 
 /// The fixture rootfs built by `cargo xtask fixture`, unless one is given.
 fn rootfs(arg: RootfsArg) -> Result<PathBuf> {
-    let path = arg.rootfs.unwrap_or_else(|| {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../target/fixture/rootfs"
-        ))
-    });
+    let Some(path) = arg.rootfs else {
+        return chapter_01::fixture_rootfs().map_err(anyhow::Error::msg);
+    };
     match path.canonicalize() {
         Ok(p) if p.is_dir() => Ok(p),
         Ok(p) => bail!("rootfs {} is not a directory", p.display()),

@@ -129,3 +129,20 @@ impl Spec {
         Ok(())
     }
 }
+
+/// The fixture root filesystem the course's experiments run in:
+/// `target/fixture/rootfs` of this workspace, built by `cargo xtask fixture`.
+pub fn fixture_rootfs() -> Result<PathBuf, String> {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/fixture/rootfs"
+    ));
+    match path.canonicalize() {
+        Ok(p) if p.is_dir() => Ok(p),
+        Ok(p) => Err(format!("rootfs {} is not a directory", p.display())),
+        Err(e) => Err(format!(
+            "no root filesystem at {} ({e}): build the fixture with `cargo xtask fixture`",
+            path.display()
+        )),
+    }
+}

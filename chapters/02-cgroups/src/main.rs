@@ -139,16 +139,7 @@ fn main() -> ExitCode {
 }
 
 fn fixture() -> Result<PathBuf> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/fixture/rootfs"
-    ));
-    path.canonicalize().map_err(|e| {
-        anyhow!(
-            "no fixture rootfs at {} ({e}): build it with `cargo xtask fixture`",
-            path.display()
-        )
-    })
+    chapter_01::fixture_rootfs().map_err(|e| anyhow::anyhow!(e))
 }
 
 fn spec(rootfs: PathBuf, command: &[&str]) -> chapter_01::Spec {

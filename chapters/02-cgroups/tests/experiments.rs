@@ -23,19 +23,7 @@ fn experiments_show_each_limit_enforced() {
         ),
         (&["stats", "--seconds", "1"], "memory"),
     ];
-    for (args, shows) in expect {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            text.contains(shows),
-            "{args:?} should show {shows:?}:\n{text}"
-        );
-    }
+    testkit::assert_experiments_show(BIN, &expect);
 }
 
 #[test]

@@ -99,8 +99,9 @@ fn check_parents(dest: &Path, rel: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes whatever is at `path` (file, link, or directory tree).
-fn remove_any(path: &Path) -> io::Result<()> {
+/// Removes whatever is at `path` (file, link, or directory tree), never
+/// following a symlink.
+pub fn remove_any(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
         Ok(_) => std::fs::remove_file(path),
@@ -259,13 +260,7 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
                 xattr::set(&path, name, ext.value_bytes())?;
             }
         }
-        nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
-            &path,
-            Some(nix::unistd::Uid::from_raw(numeric(h.uid()) as u32)),
-            Some(nix::unistd::Gid::from_raw(numeric(h.gid()) as u32)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )?;
+        set_owner(&path, numeric(h.uid()) as u32, numeric(h.gid()) as u32)?;
         if kind != EntryType::Symlink {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
         }
@@ -278,6 +273,18 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
         set_mtime(&dir, mtime)?;
     }
     Ok(applied)
+}
+
+/// Sets owner and group of `path` itself (a symlink is not followed).
+pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
 }
 
 /// A numeric header field; empty (as some writers leave uid, gid or mtime)

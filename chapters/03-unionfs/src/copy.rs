@@ -8,6 +8,7 @@
 //! Docker's vfs driver uses too), and written as an overlay-style upper
 //! directory, so [`crate::diff`] turns them into a layer unchanged.
 
+use crate::apply::{remove_any, set_owner};
 use crate::whiteout::{is_opaque, is_overlay_whiteout, make_overlay_whiteout};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -33,15 +34,6 @@ fn stamp(meta: &std::fs::Metadata) -> Stamp {
         gid: meta.gid(),
         size: if meta.is_dir() { 0 } else { meta.len() },
         mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-    }
-}
-
-fn remove_any(path: &Path) -> io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
     }
 }
 
@@ -81,13 +73,7 @@ fn copy_entry(
             }
         }
     }
-    nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        dst,
-        Some(nix::unistd::Uid::from_raw(meta.uid())),
-        Some(nix::unistd::Gid::from_raw(meta.gid())),
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
+    set_owner(dst, meta.uid(), meta.gid())?;
     if !kind.is_symlink() {
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }

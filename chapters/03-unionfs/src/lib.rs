@@ -24,5 +24,6 @@ pub mod driver;
 pub mod overlay;
 pub mod whiteout;
 
+pub use chapter_01::fixture_rootfs;
 pub use driver::{Driver, Mounted};
 pub use overlay::Layers;

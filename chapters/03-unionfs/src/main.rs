@@ -2,7 +2,7 @@
 //! what copying would cost. `cargo run -p chapter-03 -- help`. They need
 //! root (mounting).
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use chapter_03::diff::{listing, write_layer};
 use chapter_03::overlay::{self, Layers};
 use chapter_03::Driver;
@@ -206,12 +206,7 @@ fn disk_usage(root: &Path) -> Result<u64> {
 }
 
 fn fixture() -> Result<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/fixture/rootfs"
-    ));
-    p.canonicalize()
-        .with_context(|| format!("no fixture at {}: run `cargo xtask fixture`", p.display()))
+    chapter_01::fixture_rootfs().map_err(|e| anyhow::anyhow!(e))
 }
 
 fn container(rootfs: &Path, command: &[&str]) -> Result<i32> {

@@ -1,7 +1,6 @@
 //! The experiments of `cargo run -p chapter-03 -- …` run and show what they
 //! promise. Not graded.
 
-use std::process::Command;
 use testkit::{fixture, privileged};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chapter-03");
@@ -19,17 +18,5 @@ fn experiments_show_copy_on_write() {
         (&["startup", "--runs", "2"], "slower than overlay"),
         (&["diff"], ".wh.home"),
     ];
-    for (args, shows) in expect {
-        let out = Command::new(BIN).args(args).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            text.contains(shows),
-            "{args:?} should show {shows:?}:\n{text}"
-        );
-    }
+    testkit::assert_experiments_show(BIN, &expect);
 }

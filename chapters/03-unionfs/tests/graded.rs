@@ -1,31 +1,16 @@
 //! Graded tests for chapter 03; each name starts with its exercise id.
 //! Real overlayfs mounts in scratch directories, unmounted by guards.
 
+mod common;
 use chapter_03::apply::{apply_layer, apply_marker, Applied};
 use chapter_03::diff::{first_name, listing, write_layer};
 use chapter_03::overlay::{self, mount_options, Layers};
 use chapter_03::whiteout::{classify, is_opaque, is_overlay_whiteout, OciName};
+use common::stack;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use testkit::privileged;
-
-/// A scratch stack: `lower` dirs (bottom first), upper, work, merged.
-fn stack(root: &Path, lowers: usize) -> Layers {
-    let lower: Vec<PathBuf> = (0..lowers).map(|i| root.join(format!("l{i}"))).collect();
-    for d in lower.iter().chain([
-        &root.join("upper"),
-        &root.join("work"),
-        &root.join("merged"),
-    ]) {
-        fs::create_dir_all(d).unwrap();
-    }
-    Layers {
-        lower,
-        upper: root.join("upper"),
-        work: root.join("work"),
-    }
-}
 
 #[test]
 fn ex3_1_overlay_whiteouts_are_char_devices_numbered_0_0() {

@@ -3,32 +3,18 @@
 //! stack, exact diff→apply round trips, determinism, escapes refused, the
 //! copy driver agreeing with overlay, and bad input.
 
+mod common;
 use chapter_03::apply::apply_layer;
 use chapter_03::diff::{listing, write_layer};
 use chapter_03::overlay::{self, Layers};
 use chapter_03::Driver;
+use common::stack;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use testkit::privileged;
 use testkit::tree::describe;
-
-fn stack(root: &Path, lowers: usize) -> Layers {
-    let lower: Vec<PathBuf> = (0..lowers).map(|i| root.join(format!("l{i}"))).collect();
-    for d in lower.iter().chain([
-        &root.join("upper"),
-        &root.join("work"),
-        &root.join("merged"),
-    ]) {
-        fs::create_dir_all(d).unwrap();
-    }
-    Layers {
-        lower,
-        upper: root.join("upper"),
-        work: root.join("work"),
-    }
-}
 
 /// A tree with one of everything a layer holds.
 fn rich_tree(root: &Path) {

@@ -18,6 +18,25 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Stores an OCI manifest for `config` and `layers`; returns its descriptor.
+fn put_manifest(
+    store: &Store,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+) -> io::Result<Descriptor> {
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        config,
+        layers,
+        annotations: None,
+    };
+    store.put_bytes(
+        OCI_MANIFEST,
+        &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
+    )
+}
+
 /// Writes config and manifest for `layers` (already stored) and tags it.
 fn finish_image(
     store: &Store,
@@ -43,17 +62,7 @@ fn finish_image(
         OCI_CONFIG,
         &serde_json::to_vec(&config).map_err(io::Error::other)?,
     )?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.into()),
-        config,
-        layers,
-        annotations: None,
-    };
-    let manifest = store.put_bytes(
-        OCI_MANIFEST,
-        &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
-    )?;
+    let manifest = put_manifest(store, config, layers)?;
     store.tag(name, &manifest)?;
     Ok(manifest)
 }
@@ -341,17 +350,7 @@ pub fn load_docker(store: &Store, archive: impl Read) -> io::Result<Vec<String>>
             });
         }
         let config = store.put_bytes(OCI_CONFIG, &config_bytes)?;
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(OCI_MANIFEST.into()),
-            config,
-            layers,
-            annotations: None,
-        };
-        let manifest = store.put_bytes(
-            OCI_MANIFEST,
-            &serde_json::to_vec(&manifest).map_err(io::Error::other)?,
-        )?;
+        let manifest = put_manifest(store, config, layers)?;
         for tag in &entry.repo_tags {
             store.tag(tag, &manifest)?;
             loaded.push(tag.clone());

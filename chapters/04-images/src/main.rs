@@ -70,12 +70,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn fixture() -> Result<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/fixture/rootfs"
-    ));
-    p.canonicalize()
-        .with_context(|| format!("no fixture at {}: run `cargo xtask fixture`", p.display()))
+    chapter_03::fixture_rootfs().map_err(|e| anyhow::anyhow!(e))
 }
 
 fn shell_config() -> ContainerConfig {

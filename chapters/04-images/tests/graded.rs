@@ -1,5 +1,6 @@
 //! Graded tests for chapter 04; each name starts with its exercise id.
 
+mod common;
 use chapter_04::archive;
 use chapter_04::digest::{chain_ids, Digest};
 use chapter_04::gc;
@@ -7,6 +8,7 @@ use chapter_04::manifest::ContainerConfig;
 use chapter_04::runconfig::{command_line, resolve_user, Overrides};
 use chapter_04::store::{Expect, Store};
 use chapter_04::unpack::{host_platform, load_image, unpack, Limits};
+use common::one_file_layer;
 use std::fs;
 use std::path::Path;
 use testkit::privileged;
@@ -234,18 +236,6 @@ fn ex4_5_ingest_is_checked_atomic_and_deduplicated() {
         1
     );
     assert!(store.fsck().unwrap().is_empty());
-}
-
-fn one_file_layer(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(content.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    b.append_data(&mut h, name, content).unwrap();
-    b.into_inner().unwrap()
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //! the store valid; `docker save` and OCI layouts round-trip; bad input is
 //! named.
 
+mod common;
 use chapter_04::archive;
 use chapter_04::manifest::ContainerConfig;
 use chapter_04::store::Store;
 use chapter_04::unpack::{host_platform, load_image, unpack, Limits};
+use common::one_file_layer;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -55,18 +57,6 @@ fn an_ingest_killed_at_any_moment_leaves_the_store_valid() {
     assert!(store.has_blob(&digest));
 }
 
-fn layer(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(content.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_700_000_000);
-    b.append_data(&mut h, name, content).unwrap();
-    b.into_inner().unwrap()
-}
-
 #[test]
 fn docker_save_and_oci_layouts_round_trip() {
     if !privileged("docker_save_and_oci_layouts_round_trip") {
@@ -78,11 +68,12 @@ fn docker_save_and_oci_layouts_round_trip() {
         cmd: Some(vec!["/bin/sh".into()]),
         ..Default::default()
     };
-    archive::import_rootfs_tar(&a, layer("base", b"base").as_slice(), "app:1", cfg).unwrap();
+    archive::import_rootfs_tar(&a, one_file_layer("base", b"base").as_slice(), "app:1", cfg)
+        .unwrap();
     archive::add_layer(
         &a,
         "app:1",
-        layer("top", b"top").as_slice(),
+        one_file_layer("top", b"top").as_slice(),
         "app:2",
         "add top",
     )
@@ -128,7 +119,7 @@ fn docker_save_and_oci_layouts_round_trip() {
 fn bad_archives_and_names_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("s")).unwrap();
-    let err = archive::load_docker(&store, layer("not-a-save", b"x").as_slice())
+    let err = archive::load_docker(&store, one_file_layer("not-a-save", b"x").as_slice())
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a docker save archive"), "{err}");
@@ -160,22 +151,10 @@ fn experiments_show_the_store() {
         (&["images"], "derived:latest"),
         (&["rmi", "derived:latest"], "removed 3 blobs"),
     ];
-    for (args, shows) in steps {
-        let out = Command::new(BIN)
-            .arg("--store")
-            .arg(store)
-            .args(args)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{args:?}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            text.contains(shows),
-            "{args:?} should show {shows:?}:\n{text}"
-        );
-    }
+    let with_store: Vec<(Vec<&str>, &str)> = steps
+        .iter()
+        .map(|(args, shows)| ([&["--store", store][..], args].concat(), *shows))
+        .collect();
+    let cases: Vec<(&[&str], &str)> = with_store.iter().map(|(a, s)| (a.as_slice(), *s)).collect();
+    testkit::assert_experiments_show(BIN, &cases);
 }
