@@ -117,23 +117,28 @@ pub fn load_image(
 /// Unpacks every layer not unpacked yet; returns the snapshot directories,
 /// bottom layer first (overlay's lower layers).
 pub fn unpack(store: &Store, image: &Image, limits: &Limits) -> io::Result<Vec<PathBuf>> {
-    let chains = chain_ids(&image.config.rootfs.diff_ids);
-    let mut dirs = Vec::new();
-    for (i, layer) in image.manifest.layers.iter().enumerate() {
-        let dir = store.root().join("snapshots").join(chains[i].hex());
-        if !dir.is_dir() {
-            unpack_layer(store, layer, &image.config.rootfs.diff_ids[i], &dir, limits).map_err(
-                |e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("layer {} ({}): {e}", i + 1, layer.digest.short()),
-                    )
-                },
-            )?;
-        }
-        dirs.push(dir);
+    (0..image.manifest.layers.len())
+        .map(|i| unpack_one(store, image, i, limits))
+        .collect()
+}
+
+/// Unpacks layer `i` (its blob must be in the store, and the layers below
+/// it unpacked) unless its snapshot exists; returns the snapshot directory.
+pub fn unpack_one(store: &Store, image: &Image, i: usize, limits: &Limits) -> io::Result<PathBuf> {
+    let chains = chain_ids(&image.config.rootfs.diff_ids[..=i]);
+    let layer = &image.manifest.layers[i];
+    let dir = store.root().join("snapshots").join(chains[i].hex());
+    if !dir.is_dir() {
+        unpack_layer(store, layer, &image.config.rootfs.diff_ids[i], &dir, limits).map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("layer {} ({}): {e}", i + 1, layer.digest.short()),
+                )
+            },
+        )?;
     }
-    Ok(dirs)
+    Ok(dir)
 }
 
 /// A reader that fails once more than `left` bytes pass.

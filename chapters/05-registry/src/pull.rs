@@ -1,0 +1,399 @@
+//! Pull: from a reference to an image in chapter 04's store.
+//!
+//! 1. `GET /v2/REPO/manifests/REF` with an `Accept` listing every manifest
+//!    and index type we read; the digest of the bytes received is checked
+//!    against the registry's `Docker-Content-Digest` and a pinned digest.
+//! 2. An index: choose the manifest for the platform (attestations skipped),
+//!    and fetch it by digest.
+//! 3. The config, then the layers, several at once, each streamed straight
+//!    into the store's checked ingest (an interrupted download resumes with
+//!    `Range`), each unpacked as soon as it and the layers below it are in.
+
+use crate::client::{describe_error, Client, Payload};
+use crate::progress::Progress;
+use chapter_04::digest::Digest;
+use chapter_04::manifest::*;
+use chapter_04::store::{Expect, Store};
+use chapter_04::unpack::{load_image, unpack_one, Limits};
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+/// Every manifest and index type we understand, for the Accept header.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+pub struct Options {
+    pub platform: Platform,
+    /// Layers downloaded at once.
+    pub parallel: usize,
+    /// Unpack layers as they arrive (into snapshots), or only store them.
+    pub unpack: bool,
+    pub limits: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            platform: chapter_04::unpack::host_platform(),
+            parallel: 3,
+            unpack: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// `os/arch[/variant]`, e.g. `linux/arm64`.
+pub fn parse_platform(text: &str) -> Result<Platform, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: None,
+        }),
+        [os, arch, v] => Ok(Platform {
+            os: os.to_string(),
+            architecture: arch.to_string(),
+            variant: Some(v.to_string()),
+        }),
+        _ => Err(format!(
+            "invalid platform {text:?}: use os/arch, e.g. linux/amd64"
+        )),
+    }
+}
+
+#[derive(Debug)]
+pub struct Pulled {
+    /// The name in the local store.
+    pub name: String,
+    /// The platform manifest pulled.
+    pub manifest: Descriptor,
+    pub layers: usize,
+    pub downloaded_bytes: u64,
+}
+
+/// A manifest or index as received: exact bytes, type, digest.
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+pub fn fetch_manifest(
+    client: &Client,
+    reference: &str,
+    pinned: Option<&str>,
+) -> Result<Fetched, String> {
+    let url = client.url(&format!("manifests/{reference}"));
+    let mut resp = client.send("GET", &url, &[("Accept", ACCEPT)], Payload::Empty)?;
+    match resp.status().as_u16() {
+        200 => {}
+        404 => {
+            return Err(format!(
+                "{}: manifest unknown: no such image or tag in the registry",
+                client.reference
+            ))
+        }
+        _ => {
+            return Err(describe_error(
+                &format!("fetching the manifest of {}", client.reference),
+                resp,
+            ))
+        }
+    }
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let (content_type, registry_digest) = (header("content-type"), header("docker-content-digest"));
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_JSON)
+        .read_to_vec()
+        .map_err(|e| format!("reading the manifest: {e}"))?;
+    let digest = Digest::of(&bytes);
+    if let Some(d) = registry_digest.filter(|d| d.starts_with("sha256:")) {
+        if d != digest.as_str() {
+            return Err(format!(
+                "the registry says the manifest is {d}, but its bytes hash to {digest}"
+            ));
+        }
+    }
+    if let Some(p) = pinned {
+        if p != digest.as_str() {
+            return Err(format!(
+                "asked for {p}, received a manifest hashing to {digest}"
+            ));
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the manifest is not JSON: {e}"))?;
+    let media_type = json["mediaType"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| OCI_MANIFEST.into());
+    // Schema 1 is Docker's application/vnd.docker.distribution.manifest.v1+json
+    // (or +prettyjws); OCI's "manifest.v1" is a different, current type.
+    if json["schemaVersion"] == 1
+        || media_type.starts_with("application/vnd.docker.distribution.manifest.v1")
+    {
+        return Err(format!(
+            "{} is a schema 1 manifest, deprecated since 2017 and not supported: push the image again with a current docker or skopeo",
+            client.reference
+        ));
+    }
+    Ok(Fetched {
+        bytes,
+        media_type,
+        digest,
+    })
+}
+
+// ANCHOR: select_platform
+// exercise 5.3: choose the manifest for a platform from an index
+// hint: Look through index.manifests for one whose platform has the wanted os and
+// hint: architecture (and variant, when one is wanted). Skip attestations: their
+// hint: platform is unknown/unknown, or their annotations have
+// hint: "vnd.docker.reference.type". None found: an error listing what the index offers.
+pub fn select_platform(index: &Index, wanted: &Platform) -> Result<Descriptor, String> {
+    let is_attestation = |d: &Descriptor| {
+        d.annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
+            || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
+    };
+    let matches = |p: &Platform| {
+        p.os == wanted.os
+            && p.architecture == wanted.architecture
+            && (wanted.variant.is_none() || p.variant == wanted.variant)
+    };
+    if let Some(d) = index
+        .manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .find(|d| d.platform.as_ref().is_some_and(matches))
+    {
+        return Ok(d.clone());
+    }
+    let offered: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .filter_map(|d| {
+            d.platform
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+        })
+        .collect();
+    Err(format!(
+        "no image for {}/{}; this image offers: {} (choose one with --platform)",
+        wanted.os,
+        wanted.architecture,
+        if offered.is_empty() {
+            "nothing".into()
+        } else {
+            offered.join(", ")
+        }
+    ))
+}
+// ANCHOR_END: select_platform
+
+/// A blob download that picks up where it broke off, with `Range`.
+struct Resuming<'a> {
+    client: &'a Client,
+    url: String,
+    reader: Option<ureq::BodyReader<'static>>,
+    offset: u64,
+    size: u64,
+    retries: u32,
+    on_bytes: &'a dyn Fn(u64),
+}
+
+impl Resuming<'_> {
+    fn connect(&mut self) -> io::Result<()> {
+        let range = format!("bytes={}-", self.offset);
+        let headers: Vec<(&str, &str)> = if self.offset > 0 {
+            vec![("Range", range.as_str())]
+        } else {
+            vec![]
+        };
+        let resp = self
+            .client
+            .send("GET", &self.url, &headers, Payload::Empty)
+            .map_err(io::Error::other)?;
+        let status = resp.status().as_u16();
+        let ok = if self.offset > 0 {
+            status == 206
+        } else {
+            status == 200
+        };
+        if !ok {
+            return Err(io::Error::other(describe_error(
+                &format!("downloading {}", self.url),
+                resp,
+            )));
+        }
+        self.reader = Some(resp.into_body().into_reader());
+        Ok(())
+    }
+}
+
+impl Read for Resuming<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.reader.is_none() {
+                self.connect()?;
+            }
+            let result = self.reader.as_mut().expect("connected").read(buf);
+            match result {
+                Ok(n) if n > 0 || self.offset >= self.size => {
+                    self.offset += n as u64;
+                    (self.on_bytes)(n as u64);
+                    return Ok(n);
+                }
+                // Cut short (EOF before `size`) or broken: resume from here.
+                Ok(_) | Err(_) if self.retries < 5 => {
+                    self.retries += 1;
+                    self.reader = None;
+                    std::thread::sleep(std::time::Duration::from_millis(100 << self.retries));
+                }
+                Ok(_) => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Downloads blob `d` into the store (checked), unless it is there.
+pub fn fetch_blob(
+    client: &Client,
+    store: &Store,
+    d: &Descriptor,
+    on_bytes: &dyn Fn(u64),
+) -> Result<(), String> {
+    if store.has_blob(&d.digest) {
+        on_bytes(d.size);
+        return Ok(());
+    }
+    let reader = Resuming {
+        client,
+        url: client.url(&format!("blobs/{}", d.digest)),
+        reader: None,
+        offset: 0,
+        size: d.size,
+        retries: 0,
+        on_bytes,
+    };
+    store
+        .ingest(reader, &Expect::exactly(d))
+        .map(|_| ())
+        .map_err(|e| format!("blob {}: {e}", d.digest.short()))
+}
+
+/// Pulls `client.reference` into `store`.
+pub fn pull(
+    client: &Client,
+    store: &Store,
+    options: &Options,
+    progress: &Progress,
+) -> Result<Pulled, String> {
+    let reference = &client.reference;
+    let top = fetch_manifest(
+        client,
+        reference.manifest_ref(),
+        reference.digest.as_deref(),
+    )?;
+    store
+        .put_bytes(&top.media_type, &top.bytes)
+        .map_err(|e| e.to_string())?;
+    let manifest = if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
+        let index: Index = parse_json(&top.bytes, "image index")?;
+        let chosen = select_platform(&index, &options.platform)?;
+        let fetched = fetch_manifest(client, chosen.digest.as_str(), Some(chosen.digest.as_str()))?;
+        store
+            .put_bytes(&fetched.media_type, &fetched.bytes)
+            .map_err(|e| e.to_string())?
+    } else {
+        Descriptor {
+            media_type: top.media_type.clone(),
+            digest: top.digest.clone(),
+            size: top.bytes.len() as u64,
+            annotations: None,
+            platform: None,
+        }
+    };
+    let parsed: Manifest = parse_json(
+        &store
+            .read_blob(&manifest.digest, MAX_JSON)
+            .map_err(|e| e.to_string())?,
+        "manifest",
+    )?;
+    fetch_blob(client, store, &parsed.config, &|_| {})?;
+    let name = reference.local_name();
+
+    // Layers: `parallel` download threads take the next layer; this thread
+    // unpacks layer i as soon as layers 0..=i are in the store.
+    let layers = &parsed.layers;
+    let next = AtomicUsize::new(0);
+    let downloaded = AtomicUsize::new(0);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Result<(), String>)>();
+    let image = std::sync::OnceLock::new();
+    std::thread::scope(|scope| -> Result<(), String> {
+        for _ in 0..options.parallel.clamp(1, 8).min(layers.len().max(1)) {
+            let done_tx = done_tx.clone();
+            let (next, downloaded) = (&next, &downloaded);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(layer) = layers.get(i) else { return };
+                let item = progress.item(layer.digest.short(), layer.size);
+                let result = fetch_blob(client, store, layer, &|n| {
+                    item.advance(n);
+                    downloaded.fetch_add(n as usize, Ordering::Relaxed);
+                });
+                item.finish(if result.is_ok() {
+                    "downloaded"
+                } else {
+                    "failed"
+                });
+                if done_tx.send((i, result)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut arrived = vec![false; layers.len()];
+        let mut unpacked = 0;
+        for (i, result) in done_rx {
+            if let Err(e) = result {
+                next.store(usize::MAX / 2, Ordering::SeqCst); // stop the other downloaders
+                return Err(e);
+            }
+            arrived[i] = true;
+            while options.unpack && unpacked < layers.len() && arrived[unpacked] {
+                let image = match image.get() {
+                    Some(img) => img,
+                    None => {
+                        let img = load_image(store, &manifest, &options.platform)
+                            .map_err(|e| e.to_string())?;
+                        image.get_or_init(|| img)
+                    }
+                };
+                unpack_one(store, image, unpacked, &options.limits).map_err(|e| e.to_string())?;
+                unpacked += 1;
+            }
+        }
+        Ok(())
+    })?;
+    store.tag(&name, &manifest).map_err(|e| e.to_string())?;
+    Ok(Pulled {
+        name,
+        manifest,
+        layers: layers.len(),
+        downloaded_bytes: downloaded.load(Ordering::Relaxed) as u64,
+    })
+}
