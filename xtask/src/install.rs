@@ -6,8 +6,15 @@ use anyhow::{Context, Result};
 use std::process::Command;
 
 /// Debian packages the tests and experiments use: the fixture's busybox,
-/// and the peers images are cross-checked with.
-pub const APT_PACKAGES: &[&str] = &["busybox-static", "skopeo", "umoci"];
+/// the peers images are cross-checked with, the distribution registry the
+/// registry client is tested against, and htpasswd for its Basic auth.
+pub const APT_PACKAGES: &[&str] = &[
+    "busybox-static",
+    "skopeo",
+    "umoci",
+    "docker-registry",
+    "apache2-utils",
+];
 
 /// What the benchmarks need besides: the image builder and the timer.
 pub const BENCH_PACKAGES: &[&str] = &["debootstrap", "hyperfine", "umoci"];

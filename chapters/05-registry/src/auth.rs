@@ -93,6 +93,10 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    // ANCHOR: basic_header
+    // exercise 5.4: the Authorization header for Basic authentication
+    // hint: "Basic " followed by the standard base64 (with padding) of "user:password".
+    // hint: base64::engine::general_purpose::STANDARD.encode does the encoding.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.secret);
         format!(

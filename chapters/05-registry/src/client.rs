@@ -239,8 +239,8 @@ impl Client {
                 );
             }
             let result = self.agent.run(request);
-            let retryable = result.is_err()
-                || matches!(&result, Ok(r) if r.status().is_server_error());
+            let retryable =
+                result.is_err() || matches!(&result, Ok(r) if r.status().is_server_error());
             if retryable && attempt < 4 && !matches!(payload, Payload::Empty if method == "POST") {
                 attempt += 1;
                 let wait = Duration::from_millis(100 << attempt);

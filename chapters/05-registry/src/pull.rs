@@ -227,6 +227,13 @@ impl Resuming<'_> {
             .send("GET", &self.url, &headers, Payload::Empty)
             .map_err(io::Error::other)?;
         let status = resp.status().as_u16();
+        if self.offset > 0 && status == 200 {
+            return Err(io::Error::other(format!(
+                "the download of {} broke off after {} of {} bytes, and the registry cannot resume it \
+                 (it answered a Range request with the whole blob)",
+                self.url, self.offset, self.size
+            )));
+        }
         let ok = if self.offset > 0 {
             status == 206
         } else {

@@ -1,0 +1,465 @@
+//! Faults only a fake server can produce: a truncated body, a lying digest,
+//! a body longer than promised, a 401 loop, a redirect to another port
+//! (which must not receive the credentials), 429, 500 then success, a
+//! connection broken mid-blob (resumed with Range), and the Bearer token
+//! dance (one token, reused). Failures are clear errors and leave the store
+//! without the bad blob or any tag.
+
+mod common;
+use chapter_04::store::Store;
+use chapter_05::auth::Credentials;
+use chapter_05::client::Client;
+use chapter_05::progress::Progress;
+use chapter_05::{pull, Reference};
+use std::sync::{Arc, Mutex};
+use tiny_http::{Header, Response, Server};
+
+/// What the fake saw: method, url, Authorization, Range.
+type Log = Arc<Mutex<Vec<(String, String, Option<String>, Option<String>)>>>;
+
+struct Fake {
+    server: Arc<Server>,
+    port: u16,
+    log: Log,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+enum Reply {
+    Full(u16, Vec<(&'static str, String)>, Vec<u8>),
+}
+
+impl Fake {
+    fn start(
+        handler: impl Fn(&str, &str, Option<&str>, Option<&str>, u16) -> Reply + Send + 'static,
+    ) -> Fake {
+        let server = Arc::new(Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let log: Log = Arc::default();
+        let (s, l) = (server.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            for req in s.incoming_requests() {
+                let get = |name: &'static str| {
+                    req.headers()
+                        .iter()
+                        .find(|h| h.field.equiv(name))
+                        .map(|h| h.value.as_str().to_string())
+                };
+                let (auth, range) = (get("Authorization"), get("Range"));
+                let (method, url) = (req.method().as_str().to_string(), req.url().to_string());
+                l.lock()
+                    .unwrap()
+                    .push((method.clone(), url.clone(), auth.clone(), range.clone()));
+                match handler(&method, &url, auth.as_deref(), range.as_deref(), port) {
+                    Reply::Full(code, headers, body) => {
+                        let mut resp = Response::from_data(body).with_status_code(code);
+                        for (k, v) in headers {
+                            resp = resp.with_header(
+                                Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap(),
+                            );
+                        }
+                        let _ = req.respond(resp);
+                    }
+                }
+            }
+        });
+        Fake {
+            server,
+            port,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    fn count(&self, what: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, url, _, _)| url.contains(what))
+            .count()
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The bytes of a small image: manifest, config, layer (from chapter 04).
+struct Image {
+    manifest: Vec<u8>,
+    manifest_digest: String,
+    config: Vec<u8>,
+    config_digest: String,
+    layer: Vec<u8>,
+    layer_digest: String,
+}
+
+fn image() -> Image {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let content = vec![b'x'; 200_000];
+    let mut h = tar::Header::new_gnu();
+    h.set_size(content.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "data", content.as_slice()).unwrap();
+    let d = chapter_04::archive::import_rootfs_tar(
+        &store,
+        b.into_inner().unwrap().as_slice(),
+        "img:1",
+        Default::default(),
+    )
+    .unwrap();
+    let manifest = store.read_blob(&d.digest, 1 << 20).unwrap();
+    let m: chapter_04::manifest::Manifest = serde_json::from_slice(&manifest).unwrap();
+    Image {
+        config: store.read_blob(&m.config.digest, 1 << 20).unwrap(),
+        config_digest: m.config.digest.to_string(),
+        layer: store.read_blob(&m.layers[0].digest, 1 << 24).unwrap(),
+        layer_digest: m.layers[0].digest.to_string(),
+        manifest_digest: d.digest.to_string(),
+        manifest,
+    }
+}
+
+/// A well-behaved registry for `img`, unless `layer` overrides the layer blob.
+fn serve(img: &Image, url: &str, layer: impl Fn(&Image) -> Reply) -> Reply {
+    if url == "/v2/" {
+        Reply::Full(200, vec![], vec![])
+    } else if url.contains("/manifests/") {
+        Reply::Full(
+            200,
+            vec![
+                (
+                    "Content-Type",
+                    chapter_04::manifest::OCI_MANIFEST.to_string(),
+                ),
+                ("Docker-Content-Digest", img.manifest_digest.clone()),
+            ],
+            img.manifest.clone(),
+        )
+    } else if url.ends_with(&img.config_digest) {
+        Reply::Full(200, vec![], img.config.clone())
+    } else if url.ends_with(&img.layer_digest) {
+        layer(img)
+    } else {
+        Reply::Full(
+            404,
+            vec![],
+            br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}"#.to_vec(),
+        )
+    }
+}
+
+fn pull_from(
+    port: u16,
+    credentials: Option<Credentials>,
+    store: &Store,
+) -> Result<pull::Pulled, String> {
+    let reference = Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(credentials);
+    pull::pull(
+        &client,
+        store,
+        &pull::Options {
+            unpack: false,
+            ..Default::default()
+        },
+        &Progress::quiet(),
+    )
+}
+
+fn untouched(store: &Store, img: &Image) {
+    assert!(
+        !store.has_blob(&chapter_04::Digest::parse(&img.layer_digest).unwrap()),
+        "a bad layer was stored"
+    );
+    assert!(
+        store.tags().unwrap().is_empty(),
+        "a failed pull tagged an image"
+    );
+    assert!(store.fsck().unwrap().is_empty());
+}
+
+#[test]
+fn a_body_cut_short_without_resume_support_is_a_clear_error() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        serve(&i, url, |img| {
+            Reply::Full(200, vec![], img.layer[..img.layer.len() / 2].to_vec())
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let err = pull_from(fake.port, None, &store).unwrap_err();
+    assert!(err.contains("Range") || err.contains("expected"), "{err}");
+    untouched(&store, &img);
+}
+
+#[test]
+fn a_blob_that_lies_about_its_digest_or_size_is_refused() {
+    for (what, expect) in [
+        ("flipped", "does not match its digest"),
+        ("longer", "expected"),
+    ] {
+        let img = Arc::new(image());
+        let i = img.clone();
+        let fake = Fake::start(move |_, url, _, _, _| {
+            serve(&i, url, |img| {
+                let mut bytes = img.layer.clone();
+                if what == "flipped" {
+                    let mid = bytes.len() / 2;
+                    bytes[mid] ^= 1;
+                } else {
+                    bytes.extend_from_slice(b"more");
+                }
+                Reply::Full(200, vec![], bytes)
+            })
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = pull_from(fake.port, None, &store).unwrap_err();
+        assert!(err.contains(expect), "{what}: {err}");
+        untouched(&store, &img);
+    }
+}
+
+/// A storage server in plain TCP that really closes the connection: the
+/// first request gets a third of the blob and a closed socket; a request
+/// with `Range: bytes=N-` gets 206 and the rest. Returns its port and the
+/// Range headers it saw.
+fn breaking_storage(blob: Vec<u8>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ranges: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = ranges.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut range = None;
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = v.trim().trim_end_matches('-').parse::<usize>().ok();
+                }
+            }
+            match range {
+                Some(from) => {
+                    seen.lock().unwrap().push(format!("bytes={from}-"));
+                    let rest = &blob[from..];
+                    let head = format!("HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", rest.len());
+                    let _ = stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(rest));
+                }
+                None => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        blob.len()
+                    );
+                    let _ = stream
+                        .write_all(head.as_bytes())
+                        .and_then(|_| stream.write_all(&blob[..blob.len() / 3]));
+                }
+            }
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    (port, ranges)
+}
+
+#[test]
+fn a_connection_broken_mid_blob_is_resumed_with_range() {
+    let img = Arc::new(image());
+    let (storage_port, ranges) = breaking_storage(img.layer.clone());
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        serve(&i, url, |_| {
+            Reply::Full(
+                307,
+                vec![("Location", format!("http://127.0.0.1:{storage_port}/layer"))],
+                vec![],
+            )
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    pull_from(fake.port, None, &store).unwrap();
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        [format!("bytes={}-", img.layer.len() / 3)],
+        "one resumed request"
+    );
+    assert!(store.has_blob(&chapter_04::Digest::parse(&img.layer_digest).unwrap()));
+}
+
+#[test]
+fn server_errors_are_retried_and_429_is_explained() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let calls = Arc::new(Mutex::new(0));
+    let c = calls.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        if url.contains("/manifests/") {
+            let mut n = c.lock().unwrap();
+            *n += 1;
+            if *n <= 2 {
+                return Reply::Full(500, vec![], b"busy".to_vec());
+            }
+        }
+        serve(&i, url, |img| Reply::Full(200, vec![], img.layer.clone()))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    pull_from(fake.port, None, &store).unwrap();
+    assert_eq!(fake.count("/manifests/"), 3, "two 500s, then success");
+
+    let limited = Fake::start(|_, url, _, _, _| {
+        if url.contains("/manifests/") {
+            Reply::Full(
+                429,
+                vec![
+                    ("RateLimit-Limit", "100;w=21600".into()),
+                    ("RateLimit-Remaining", "0;w=21600".into()),
+                    ("Retry-After", "60".into()),
+                ],
+                vec![],
+            )
+        } else {
+            Reply::Full(200, vec![], vec![])
+        }
+    });
+    let err = pull_from(limited.port, None, &store).unwrap_err();
+    assert!(
+        err.contains("too many requests")
+            && err.contains("100;w=21600")
+            && err.contains("retry after 60"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_401_loop_ends_with_a_clear_error() {
+    let fake = Fake::start(|_, _, _, _, _| {
+        Reply::Full(
+            401,
+            vec![("WWW-Authenticate", r#"Basic realm="r""#.into())],
+            vec![],
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let creds = Credentials {
+        username: "u".into(),
+        secret: "p".into(),
+    };
+    let err = pull_from(fake.port, Some(creds), &store).unwrap_err();
+    assert!(
+        err.contains("unauthorized even after authenticating"),
+        "{err}"
+    );
+    assert!(fake.count("/manifests/") <= 2, "retried a 401 in a loop");
+}
+
+#[test]
+fn a_redirect_to_another_port_does_not_carry_the_credentials() {
+    let img = Arc::new(image());
+    let storage = {
+        let i = img.clone();
+        Fake::start(move |_, _, _, _, _| Reply::Full(200, vec![], i.layer.clone()))
+    };
+    let storage_port = storage.port;
+    let i = img.clone();
+    let registry = Fake::start(move |_, url, auth, _, _| {
+        if auth != Some("Basic dTpw") {
+            return Reply::Full(
+                401,
+                vec![("WWW-Authenticate", r#"Basic realm="r""#.into())],
+                vec![],
+            );
+        }
+        serve(&i, url, |_| {
+            Reply::Full(
+                307,
+                vec![(
+                    "Location",
+                    format!("http://127.0.0.1:{storage_port}/storage/layer"),
+                )],
+                vec![],
+            )
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    pull_from(
+        registry.port,
+        Some(Credentials {
+            username: "u".into(),
+            secret: "p".into(),
+        }),
+        &store,
+    )
+    .unwrap();
+    let seen = storage.log.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].2, None,
+        "the Authorization header followed the redirect to another origin"
+    );
+}
+
+#[test]
+fn a_bearer_token_is_fetched_once_and_reused() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, auth, _, port| {
+        if url.starts_with("/token") {
+            return Reply::Full(
+                200,
+                vec![],
+                br#"{"token":"tok-1","expires_in":300}"#.to_vec(),
+            );
+        }
+        if auth != Some("Bearer tok-1") {
+            let challenge = format!(
+                r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake",scope="repository:app:pull""#
+            );
+            return Reply::Full(401, vec![("WWW-Authenticate", challenge)], vec![]);
+        }
+        serve(&i, url, |img| Reply::Full(200, vec![], img.layer.clone()))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    pull_from(fake.port, None, &store).unwrap();
+    assert_eq!(fake.count("/token"), 1, "the token was not reused");
+    let token_request = fake
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(_, u, _, _)| u.starts_with("/token"))
+        .unwrap()
+        .1
+        .clone();
+    assert!(
+        token_request.contains("scope=repository:app:pull")
+            && token_request.contains("service=fake"),
+        "{token_request}"
+    );
+}
