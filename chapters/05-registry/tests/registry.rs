@@ -1,0 +1,255 @@
+//! Against the real distribution registry, cross-checked with skopeo:
+//! images skopeo pushes (OCI and Docker v2s2 manifests, gzip and zstd
+//! layers, a multi-platform index) are pulled by us and unpack to the same
+//! tree; an image we push is pulled back by skopeo byte for byte.
+
+mod common;
+use chapter_04::manifest::{
+    Descriptor, ImageConfig, Index, Platform, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+};
+use chapter_04::unpack::{host_platform, load_image};
+use chapter_05::client::Client;
+use chapter_05::progress::Progress;
+use chapter_05::{pull, push};
+use common::{run, store_with_fixture, unpacked, Auth, Registry};
+use std::process::Command;
+use testkit::privileged;
+
+fn skopeo_copy(from: &str, to: &str, extra: &[&str]) {
+    run(Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .args(extra)
+        .args([from, to]));
+}
+
+#[test]
+fn we_push_and_skopeo_pulls_back_byte_for_byte() {
+    if !privileged("we_push_and_skopeo_pulls_back_byte_for_byte") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(&dir.path().join("store"));
+    let reference = registry.reference("mine/fixture:v1");
+    let client = Client::new(&reference, true).unwrap();
+    // Small chunks: the 2 MB layer goes up in several PATCHes.
+    let options = push::Options {
+        chunk_size: 512 << 10,
+        mount_from: None,
+    };
+    let d = push::push(
+        &client,
+        &store,
+        "fixture:latest",
+        &options,
+        &Progress::quiet(),
+    )
+    .unwrap();
+    // Pushing again uploads nothing.
+    let layer = &load_image(&store, &d, &host_platform())
+        .unwrap()
+        .manifest
+        .layers[0];
+    assert_eq!(
+        push::push_blob(&client, &store, layer, &options).unwrap(),
+        push::Sent::AlreadyThere
+    );
+    // A second repository mounts the blob instead of uploading it.
+    let other = Client::new(&registry.reference("other/fixture:v1"), true).unwrap();
+    let mount = push::Options {
+        mount_from: Some("mine/fixture".into()),
+        ..options
+    };
+    assert_eq!(
+        push::push_blob(&other, &store, layer, &mount).unwrap(),
+        push::Sent::Mounted
+    );
+
+    let copy = dir.path().join("skopeo-layout");
+    skopeo_copy(
+        &format!("docker://{}/mine/fixture:v1", registry.addr),
+        &format!("oci:{}:back", copy.display()),
+        &[],
+    );
+    let back = chapter_04::Store::open(&copy).unwrap();
+    assert_eq!(
+        back.resolve("back").unwrap().digest,
+        d.digest,
+        "skopeo received other manifest bytes"
+    );
+}
+
+#[test]
+fn images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
+    if !privileged("images_skopeo_pushes_pull_and_unpack_to_the_same_tree") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let source = store_with_fixture(&dir.path().join("source"));
+    let expected = unpacked(&source, "fixture:latest");
+    let src = format!("oci:{}:fixture:latest", source.root().display());
+    let cases: [(&str, &[&str]); 3] = [
+        ("oci", &[]),
+        ("v2s2", &["--format", "v2s2"]),
+        (
+            "zstd",
+            &["--dest-compress-format", "zstd", "--dest-compress"],
+        ),
+    ];
+    // skopeo compresses only layers it receives uncompressed: zstd goes via a
+    // decompressed copy.
+    let plain = format!("oci:{}:plain", dir.path().join("plain").display());
+    skopeo_copy(&src, &plain, &["--dest-decompress"]);
+    // skopeo remembers which blobs a registry holds and mounts them rather
+    // than recompress: zstd gets a registry of its own.
+    let zstd_registry = Registry::start(Auth::None);
+    for (tag, flags) in cases {
+        let (from, reg) = if tag == "zstd" {
+            (&plain, &zstd_registry)
+        } else {
+            (&src, &registry)
+        };
+        skopeo_copy(
+            from,
+            &format!("docker://{}/cross-{tag}/fixture:{tag}", reg.addr),
+            flags,
+        );
+        let store = chapter_04::Store::open(dir.path().join(format!("pulled-{tag}"))).unwrap();
+        let client =
+            Client::new(&reg.reference(&format!("cross-{tag}/fixture:{tag}")), false).unwrap();
+        let pulled = pull::pull(
+            &client,
+            &store,
+            &pull::Options::default(),
+            &Progress::quiet(),
+        )
+        .unwrap();
+        let image = load_image(&store, &pulled.manifest, &host_platform()).unwrap();
+        let media = &image.manifest.layers[0].media_type;
+        match tag {
+            "v2s2" => assert_eq!(
+                pulled.manifest.media_type,
+                chapter_04::manifest::DOCKER_MANIFEST
+            ),
+            "zstd" => assert!(media.ends_with("zstd"), "{media}"),
+            _ => assert_eq!(pulled.manifest.media_type, OCI_MANIFEST),
+        }
+        assert_eq!(
+            unpacked(&store, &pulled.name),
+            expected,
+            "{tag}: the tree differs"
+        );
+    }
+}
+
+#[test]
+fn from_a_multi_platform_index_the_asked_platform_is_pulled() {
+    if !privileged("from_a_multi_platform_index_the_asked_platform_is_pulled") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(&dir.path().join("source"));
+    // A second "platform": the same layer, a config saying arm64.
+    let amd = load_image(
+        &store,
+        &store.resolve("fixture:latest").unwrap(),
+        &host_platform(),
+    )
+    .unwrap();
+    let mut arm_config: ImageConfig = amd.config.clone();
+    arm_config.architecture = "arm64".into();
+    let config = store
+        .put_bytes(OCI_CONFIG, &serde_json::to_vec(&arm_config).unwrap())
+        .unwrap();
+    let mut arm_manifest = amd.manifest.clone();
+    arm_manifest.config = config;
+    let arm = store
+        .put_bytes(OCI_MANIFEST, &serde_json::to_vec(&arm_manifest).unwrap())
+        .unwrap();
+    let with = |d: &Descriptor, arch: &str| Descriptor {
+        platform: Some(Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: None,
+        }),
+        ..d.clone()
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(OCI_INDEX.into()),
+        manifests: vec![with(&amd.manifest_descriptor, "amd64"), with(&arm, "arm64")],
+        annotations: None,
+    };
+    let index = store
+        .put_bytes(OCI_INDEX, &serde_json::to_vec(&index).unwrap())
+        .unwrap();
+    store.tag("multi:1", &index).unwrap();
+    skopeo_copy(
+        &format!("oci:{}:multi:1", store.root().display()),
+        &format!("docker://{}/multi/app:1", registry.addr),
+        &["--all"],
+    );
+
+    let client = Client::new(&registry.reference("multi/app:1"), false).unwrap();
+    let target = chapter_04::Store::open(dir.path().join("pulled")).unwrap();
+    let pulled = pull::pull(
+        &client,
+        &target,
+        &pull::Options::default(),
+        &Progress::quiet(),
+    )
+    .unwrap();
+    assert_eq!(
+        pulled.manifest.digest, amd.manifest_descriptor.digest,
+        "the host's platform by default"
+    );
+    let arm64 = pull::Options {
+        platform: pull::parse_platform("linux/arm64").unwrap(),
+        unpack: false,
+        ..Default::default()
+    };
+    assert_eq!(
+        pull::pull(&client, &target, &arm64, &Progress::quiet())
+            .unwrap()
+            .manifest
+            .digest,
+        arm.digest
+    );
+    let s390x = pull::Options {
+        platform: pull::parse_platform("linux/s390x").unwrap(),
+        ..Default::default()
+    };
+    let err = pull::pull(&client, &target, &s390x, &Progress::quiet()).unwrap_err();
+    assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
+}
+
+#[test]
+fn unknown_images_and_bad_references_are_named() {
+    if !privileged("unknown_images_and_bad_references_are_named") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = chapter_04::Store::open(dir.path()).unwrap();
+    let client = Client::new(&registry.reference("nothing/here:1"), false).unwrap();
+    let err = pull::pull(
+        &client,
+        &store,
+        &pull::Options::default(),
+        &Progress::quiet(),
+    )
+    .unwrap_err();
+    assert!(err.contains("manifest unknown"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_chapter-05"))
+        .args(["pull", "Bad Name"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid image reference \"Bad Name\""));
+}
