@@ -7,6 +7,10 @@
 //! `umoci unpack`, and by `tar -xzf` of the very same layer blob (the
 //! floor: no digests, no safety checks, gzip in a second process).
 //!
+//! `bench pull`: the same image pushed to a local `docker-registry`, then
+//! pulled (and unpacked) by `chapter-05 pull`, by `podman pull` (with its
+//! own temporary storage root), and by `skopeo copy` + `umoci unpack`.
+//!
 //! The unpacks write to a tmpfs: on a virtual disk, writing 200 MB is
 //! dominated by the kernel's filesystem and writeback work (measured here:
 //! `tar -xzf` spent 6 of its 6.6 s in system time, ours varied from 1.2 to
@@ -20,7 +24,8 @@ use std::process::Command;
 pub fn bench(what: &str, runs: u32) -> Result<()> {
     match what {
         "unpack" => unpack(runs),
-        other => bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`"),
+        "pull" => pull(runs),
+        other => bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack` or `cargo xtask bench pull`"),
     }
 }
 
@@ -41,21 +46,20 @@ fn debian_rootfs(dir: &Path) -> Result<PathBuf> {
     Ok(rootfs)
 }
 
-fn json(path: &Path) -> Result<serde_json::Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-fn unpack(runs: u32) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("the unpack benchmark needs root (layers hold device nodes and whiteouts)");
-    }
-    install::install_packages(install::BENCH_PACKAGES)?;
+/// Builds our release binaries and the benchmark image `bench:latest` in
+/// `target/bench/store` (debootstrapped once); returns (workspace, bench
+/// dir, store, rootfs).
+fn bench_image() -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
     let root = testkit::workspace_root();
-    run(cargo()
-        .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "chapter-04"]))?;
+    run(cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "chapter-04",
+        "-p",
+        "chapter-05",
+    ]))?;
     let ours = root.join("target/release/chapter-04");
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -75,6 +79,21 @@ fn unpack(runs: u32) -> Result<()> {
             .arg(&rootfs)
             .arg("bench:latest"))?;
     }
+    Ok((root, dir, store, rootfs))
+}
+
+fn json(path: &Path) -> Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn unpack(runs: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the unpack benchmark needs root (layers hold device nodes and whiteouts)");
+    }
+    install::install_packages(install::BENCH_PACKAGES)?;
+    let (root, dir, store, rootfs) = bench_image()?;
     // The layer blob: index.json → manifest → the one layer.
     let index = json(&store.join("index.json"))?;
     let manifest_digest = index["manifests"]
@@ -98,6 +117,7 @@ fn unpack(runs: u32) -> Result<()> {
             .context("no layer")?,
     );
     let size_mb = std::fs::metadata(&layer)?.len() as f64 / 1e6;
+    let ours = root.join("target/release/chapter-04");
 
     // Everything the timed commands touch goes on a tmpfs, unmounted after.
     let fs = TmpFs::mount(&dir.join("tmpfs"), "4g")?;
@@ -190,4 +210,111 @@ impl Drop for TmpFs {
         }
         let _ = std::fs::remove_dir(&self.0);
     }
+}
+
+/// A docker-registry on a loopback port with its storage under `dir`;
+/// stopped when dropped.
+struct LocalRegistry(std::process::Child, String);
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Result<LocalRegistry> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.join("registry-data").display()
+            ),
+        )?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting docker-registry")?;
+        let registry = LocalRegistry(child, addr);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&registry.1).is_ok() {
+                return Ok(registry);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        bail!("docker-registry did not start on {}", registry.1)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pull(runs: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the pull benchmark needs root (podman's storage, and our unpack's whiteouts)");
+    }
+    install::install_packages(&[
+        "debootstrap",
+        "hyperfine",
+        "umoci",
+        "skopeo",
+        "podman",
+        "docker-registry",
+    ])?;
+    let (root, dir, store, rootfs) = bench_image()?;
+    let pull_bin = root.join("target/release/chapter-05");
+    let registry = LocalRegistry::start(&dir)?;
+    let image = format!("{}/bench:latest", registry.1);
+    run(Command::new(&pull_bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["push", "bench:latest", &image]))?;
+
+    let fs = TmpFs::mount(&dir.join("tmpfs"), "6g")?;
+    let t = fs.path().display();
+    let results = dir.join("pull.json");
+    run(Command::new("hyperfine")
+        .args(["--runs", &runs.to_string(), "--warmup", "1", "--style", "basic", "--export-json"])
+        .arg(&results)
+        .args(["--prepare", &format!("rm -rf {t}/ours")])
+        .args(["--prepare", &format!("rm -rf {t}/podman {t}/podman-run")])
+        .args(["--prepare", &format!("rm -rf {t}/skopeo {t}/bundle")])
+        .args(["-n", "mini-docker (chapter-05 pull)", &format!("{} --store {t}/ours pull {image}", pull_bin.display())])
+        .args([
+            "-n",
+            "podman pull",
+            &format!("podman --root {t}/podman --runroot {t}/podman-run --storage-driver overlay pull -q --tls-verify=false {image}"),
+        ])
+        .args([
+            "-n",
+            "skopeo copy + umoci unpack",
+            &format!(
+                "skopeo copy -q --src-tls-verify=false docker://{image} oci:{t}/skopeo:bench && umoci unpack --image {t}/skopeo:bench {t}/bundle"
+            ),
+        ]))?;
+    drop(fs);
+    drop(registry);
+
+    let r = json(&results)?;
+    let mean = |i: usize| r["results"][i]["mean"].as_f64().unwrap_or(f64::NAN);
+    let (mine, podman, skopeo) = (mean(0), mean(1), mean(2));
+    println!(
+        "\npulling and unpacking {image} ({} unpacked) from a loopback docker-registry onto a tmpfs, mean of {runs} runs:",
+        human_dir_size(&rootfs)
+    );
+    println!("  mini-docker            {:>8.0} ms", mine * 1e3);
+    println!("  podman pull            {:>8.0} ms", podman * 1e3);
+    println!("  skopeo copy + umoci    {:>8.0} ms", skopeo * 1e3);
+    println!(
+        "ratios: podman / mini-docker = {:.2} (target >= 2); skopeo+umoci / mini-docker = {:.2}",
+        podman / mine,
+        skopeo / mine
+    );
+    Ok(())
 }

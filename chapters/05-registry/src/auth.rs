@@ -104,6 +104,7 @@ impl Credentials {
             base64::engine::general_purpose::STANDARD.encode(raw)
         )
     }
+    // ANCHOR_END: basic_header
 }
 
 /// Docker's config directory: `$DOCKER_CONFIG`, else `~/.docker`.
