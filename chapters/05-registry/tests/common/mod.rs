@@ -18,6 +18,12 @@ pub enum Auth<'a> {
     None,
     /// htpasswd with one user.
     Basic(&'a str, &'a str),
+    /// Bearer tokens from a token server at `realm`, signed by the key whose
+    /// certificate is `cert` (PEM).
+    Token {
+        realm: &'a str,
+        cert: &'a Path,
+    },
 }
 
 fn free_port() -> u16 {
@@ -47,6 +53,12 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 file.display()
+            ));
+        }
+        if let Auth::Token { realm, cert } = auth {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
             ));
         }
         let config_path = dir.path().join("config.yml");
