@@ -7,7 +7,8 @@ use std::process::Command;
 
 /// Debian packages the tests and experiments use: the fixture's busybox,
 /// the peers images are cross-checked with, the distribution registry the
-/// registry client is tested against, and htpasswd for its Basic auth.
+/// registry client is tested against, htpasswd for its Basic auth, and
+/// podman with runc to run what we push (crun refuses hybrid cgroups).
 pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "skopeo",

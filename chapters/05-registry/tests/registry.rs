@@ -253,3 +253,89 @@ fn unknown_images_and_bad_references_are_named() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid image reference \"Bad Name\""));
 }
+
+/// Removes what podman leaves on the host after a run: its overlay mounts,
+/// its `libpod_parent` cgroups, and `/var/lib/containers` if it made it.
+struct PodmanCleanup {
+    root: std::path::PathBuf,
+    had_var_lib_containers: bool,
+}
+
+impl Drop for PodmanCleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.root.join("overlay"))
+            .status();
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg("find /sys/fs/cgroup -maxdepth 6 -depth -type d -path '*libpod_parent*' -exec rmdir {} \\; 2>/dev/null")
+            .status();
+        if !self.had_var_lib_containers {
+            let _ = std::fs::remove_dir_all("/var/lib/containers");
+        }
+    }
+}
+
+#[test]
+fn an_image_we_push_runs_under_podman() {
+    if !privileged("an_image_we_push_runs_under_podman") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(&dir.path().join("store"));
+    let client = Client::new(&registry.reference("run/fixture:v1"), true).unwrap();
+    push::push(
+        &client,
+        &store,
+        "fixture:latest",
+        &push::Options::default(),
+        &Progress::quiet(),
+    )
+    .unwrap();
+    let _cleanup = PodmanCleanup {
+        root: dir.path().join("podman"),
+        had_var_lib_containers: std::path::Path::new("/var/lib/containers").exists(),
+    };
+    // runc, not crun (which refuses hybrid cgroups); limits within this
+    // machine's hard limits (root here cannot raise them).
+    let out = run(Command::new("podman")
+        .arg("--root")
+        .arg(dir.path().join("podman"))
+        .arg("--runroot")
+        .arg(dir.path().join("podman-run"))
+        .args([
+            "--storage-driver",
+            "overlay",
+            "--runtime",
+            "runc",
+            "--cgroup-manager",
+            "cgroupfs",
+        ])
+        .args([
+            "run",
+            "-q",
+            "--rm",
+            "--tls-verify=false",
+            "--network",
+            "none",
+        ])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .arg(format!("{}/run/fixture:v1", registry.addr))
+        .arg("/bin/facts"));
+    let facts = testkit::parse_facts(out.as_bytes());
+    assert_eq!(facts["pid"], 1, "{facts}");
+    assert!(
+        facts["root_entries"]
+            .as_array()
+            .unwrap()
+            .contains(&"linuxrc".into()),
+        "not our image: {facts}"
+    );
+}
