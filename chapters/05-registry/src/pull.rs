@@ -154,6 +154,54 @@ pub fn fetch_manifest(
     })
 }
 
+/// Resolves a tag to a digest with `HEAD` (cheap: Docker Hub does not count
+/// it against the pull limit); when the store already has that manifest,
+/// its stored bytes are used and no manifest is downloaded.
+fn resolve_locally(client: &Client, store: &Store) -> Result<Option<Fetched>, String> {
+    let Some(tag) = client
+        .reference
+        .tag
+        .as_deref()
+        .filter(|_| client.reference.digest.is_none())
+    else {
+        return Ok(None);
+    };
+    let head = client.send(
+        "HEAD",
+        &client.url(&format!("manifests/{tag}")),
+        &[("Accept", ACCEPT)],
+        Payload::Empty,
+    )?;
+    let digest = head
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|d| Digest::parse(d).ok());
+    let Some(digest) = digest.filter(|d| head.status() == 200 && store.has_blob(d)) else {
+        return Ok(None);
+    };
+    let bytes = store
+        .read_blob(&digest, MAX_JSON)
+        .map_err(|e| e.to_string())?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("stored manifest {digest}: {e}"))?;
+    let header_type = head
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let media_type = json["mediaType"]
+        .as_str()
+        .map(String::from)
+        .or(header_type)
+        .unwrap_or_else(|| OCI_MANIFEST.into());
+    Ok(Some(Fetched {
+        bytes,
+        media_type,
+        digest,
+    }))
+}
+
 // ANCHOR: select_platform
 // exercise 5.3: choose the manifest for a platform from an index
 // hint: Look through index.manifests for one whose platform has the wanted os and
@@ -310,11 +358,14 @@ pub fn pull(
     progress: &Progress,
 ) -> Result<Pulled, String> {
     let reference = &client.reference;
-    let top = fetch_manifest(
-        client,
-        reference.manifest_ref(),
-        reference.digest.as_deref(),
-    )?;
+    let top = match resolve_locally(client, store)? {
+        Some(known) => known,
+        None => fetch_manifest(
+            client,
+            reference.manifest_ref(),
+            reference.digest.as_deref(),
+        )?,
+    };
     store
         .put_bytes(&top.media_type, &top.bytes)
         .map_err(|e| e.to_string())?;

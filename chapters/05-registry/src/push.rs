@@ -11,9 +11,8 @@
 
 use crate::client::{describe_error, Client, Payload};
 use crate::progress::Progress;
-use chapter_04::manifest::{Descriptor, MAX_JSON};
+use chapter_04::manifest::{Descriptor, Index, DOCKER_LIST, MAX_JSON, OCI_INDEX};
 use chapter_04::store::Store;
-use chapter_04::unpack::{host_platform, load_image};
 use std::io::Read;
 
 pub struct Options {
@@ -146,29 +145,28 @@ pub fn push_blob(
 }
 // ANCHOR_END: push_blob
 
-/// Pushes image `local` (a tag in `store`) as `client.reference`.
-pub fn push(
+/// Pushes one manifest: its blobs, then itself under `name` (a tag or its digest).
+fn push_manifest(
     client: &Client,
     store: &Store,
-    local: &str,
+    d: &Descriptor,
+    name: &str,
     options: &Options,
     progress: &Progress,
-) -> Result<Descriptor, String> {
-    let image = load_image(
-        store,
-        &store.resolve(local).map_err(|e| e.to_string())?,
-        &host_platform(),
-    )
-    .map_err(|e| e.to_string())?;
-    for d in image
-        .manifest
+) -> Result<(), String> {
+    let bytes = store
+        .read_blob(&d.digest, MAX_JSON)
+        .map_err(|e| e.to_string())?;
+    let manifest: chapter_04::manifest::Manifest =
+        chapter_04::manifest::parse_json(&bytes, "manifest")?;
+    for blob in manifest
         .layers
         .iter()
-        .chain(std::iter::once(&image.manifest.config))
+        .chain(std::iter::once(&manifest.config))
     {
-        let item = progress.item(d.digest.short(), d.size);
-        let sent = push_blob(client, store, d, options)?;
-        item.advance(d.size);
+        let item = progress.item(blob.digest.short(), blob.size);
+        let sent = push_blob(client, store, blob, options)?;
+        item.advance(blob.size);
         item.finish(
             match sent {
                 Sent::AlreadyThere => "already there".into(),
@@ -179,38 +177,79 @@ pub fn push(
             .as_str(),
         );
     }
-    let d = &image.manifest_descriptor;
-    let bytes = store
-        .read_blob(&d.digest, MAX_JSON)
-        .map_err(|e| e.to_string())?;
+    put_manifest(client, d, &bytes, name)
+}
+
+/// `PUT /v2/REPO/manifests/NAME` with the exact bytes and their media type.
+fn put_manifest(client: &Client, d: &Descriptor, bytes: &[u8], name: &str) -> Result<(), String> {
+    let resp = client.send(
+        "PUT",
+        &client.url(&format!("manifests/{name}")),
+        &[("Content-Type", &d.media_type)],
+        Payload::Bytes(bytes),
+    )?;
+    if resp.status() != 201 {
+        return Err(describe_error(
+            &format!(
+                "pushing the manifest {} of {}",
+                d.digest.short(),
+                client.reference
+            ),
+            resp,
+        ));
+    }
+    match resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(echo) if echo != d.digest.as_str() => Err(format!(
+            "the registry stored the manifest as {echo}, not {}",
+            d.digest
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Pushes image `local` (a tag in `store`) as `client.reference`. For an
+/// index, every platform's manifest goes first (by digest), the index last.
+pub fn push(
+    client: &Client,
+    store: &Store,
+    local: &str,
+    options: &Options,
+    progress: &Progress,
+) -> Result<Descriptor, String> {
+    let d = store.resolve(local).map_err(|e| e.to_string())?;
     let tag = client
         .reference
         .tag
         .clone()
         .unwrap_or_else(|| d.digest.to_string());
-    let resp = client.send(
-        "PUT",
-        &client.url(&format!("manifests/{tag}")),
-        &[("Content-Type", &d.media_type)],
-        Payload::Bytes(&bytes),
-    )?;
-    if resp.status() != 201 {
-        return Err(describe_error(
-            &format!("pushing the manifest of {}", client.reference),
-            resp,
-        ));
-    }
-    if let Some(echo) = resp
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-    {
-        if echo != d.digest.as_str() {
-            return Err(format!(
-                "the registry stored the manifest as {echo}, not {}",
-                d.digest
-            ));
+    if d.media_type == OCI_INDEX || d.media_type == DOCKER_LIST {
+        let bytes = store
+            .read_blob(&d.digest, MAX_JSON)
+            .map_err(|e| e.to_string())?;
+        let index: Index = chapter_04::manifest::parse_json(&bytes, "index")?;
+        for child in &index.manifests {
+            if !store.has_blob(&child.digest) {
+                return Err(format!(
+                    "the index {local} lists a manifest {} this store does not have (pulled for one platform only?)",
+                    child.digest.short()
+                ));
+            }
+            push_manifest(
+                client,
+                store,
+                child,
+                child.digest.as_str(),
+                options,
+                progress,
+            )?;
         }
+        put_manifest(client, &d, &bytes, &tag)?;
+    } else {
+        push_manifest(client, store, &d, &tag, options, progress)?;
     }
-    Ok(d.clone())
+    Ok(d)
 }

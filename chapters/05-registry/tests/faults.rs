@@ -70,6 +70,15 @@ impl Fake {
         }
     }
 
+    fn count_method(&self, method: &str, what: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, url, _, _)| m == method && url.contains(what))
+            .count()
+    }
+
     fn count(&self, what: &str) -> usize {
         self.log
             .lock()
@@ -328,7 +337,16 @@ fn server_errors_are_retried_and_429_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     pull_from(fake.port, None, &store).unwrap();
-    assert_eq!(fake.count("/manifests/"), 3, "two 500s, then success");
+    assert_eq!(
+        fake.count_method("GET", "/manifests/"),
+        1,
+        "the manifest fetched once"
+    );
+    assert_eq!(
+        fake.count_method("HEAD", "/manifests/"),
+        3,
+        "two 500s, then success"
+    );
 
     let limited = Fake::start(|_, url, _, _, _| {
         if url.contains("/manifests/") {
@@ -462,4 +480,55 @@ fn a_bearer_token_is_fetched_once_and_reused() {
             && token_request.contains("service=fake"),
         "{token_request}"
     );
+}
+
+#[test]
+fn a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        serve(&i, url, |img| Reply::Full(200, vec![], img.layer.clone()))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    pull_from(fake.port, None, &store).unwrap();
+    pull_from(fake.port, None, &store).unwrap();
+    assert_eq!(fake.count_method("HEAD", "/manifests/"), 2);
+    assert_eq!(
+        fake.count_method("GET", "/manifests/"),
+        1,
+        "the second pull downloaded the manifest again"
+    );
+    assert_eq!(
+        fake.count_method("GET", &img.layer_digest),
+        1,
+        "the second pull downloaded the layer again"
+    );
+}
+
+#[test]
+fn a_schema1_manifest_is_refused_with_the_reason() {
+    let fake = Fake::start(|_, url, _, _, _| {
+        if url.contains("/manifests/") {
+            let v1 = br#"{"schemaVersion":1,"name":"app","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}"#;
+            Reply::Full(
+                200,
+                vec![(
+                    "Content-Type",
+                    "application/vnd.docker.distribution.manifest.v1+prettyjws".into(),
+                )],
+                v1.to_vec(),
+            )
+        } else {
+            Reply::Full(200, vec![], vec![])
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let err = pull_from(fake.port, None, &store).unwrap_err();
+    assert!(
+        err.contains("schema 1") && err.contains("not supported"),
+        "{err}"
+    );
+    assert!(store.tags().unwrap().is_empty());
 }

@@ -339,3 +339,46 @@ fn an_image_we_push_runs_under_podman() {
         "not our image: {facts}"
     );
 }
+
+#[test]
+fn experiments_walk_pull_and_push() {
+    if !privileged("experiments_walk_pull_and_push") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(&dir.path().join("store"));
+    let s = store.root().to_str().unwrap().to_string();
+    let other = dir.path().join("other");
+    let o = other.to_str().unwrap().to_string();
+    let image = format!("{}/exp/fixture:v1", registry.addr);
+    let bin = env!("CARGO_BIN_EXE_chapter-05");
+    testkit::assert_experiments_show(
+        bin,
+        &[
+            (
+                &["--store", &s, "push", "fixture:latest", &image],
+                "pushed fixture:latest",
+            ),
+            (&["--store", &o, "pull", &image], "1 layers"),
+        ],
+    );
+    let out = Command::new(bin)
+        .args(["--store", &o, "walk", &image])
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{trace}");
+    for step in [
+        "-> GET http://",
+        "/v2/",
+        "-> HEAD ",
+        "/manifests/v1",
+        "<- HTTP 200",
+    ] {
+        assert!(
+            trace.contains(step),
+            "the walk should show {step:?}:\n{trace}"
+        );
+    }
+}
