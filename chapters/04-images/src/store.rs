@@ -28,6 +28,15 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// The store the course's experiments share: `target/ch04-store` of this
+/// workspace (chapter 05 pulls into it, chapter 06 will run from it).
+pub fn default_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../target/ch04-store"
+    ))
+}
+
 /// What a blob is expected to be; an ingest that differs fails.
 #[derive(Clone, Debug)]
 pub struct Expect {

@@ -51,12 +51,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let store = cli.store.unwrap_or_else(|| {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../target/ch04-store"
-        ))
-    });
+    let store = cli.store.unwrap_or_else(chapter_04::store::default_dir);
     match run(&store, cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -7,7 +7,7 @@ use chapter_05::client::Client;
 use chapter_05::progress::Progress;
 use chapter_05::pull::select_platform;
 use chapter_05::{pull, push, Reference};
-use common::{store_with_fixture, unpacked, Auth, Registry};
+use common::{round_trip, store_with_fixture, Auth, Registry};
 use testkit::privileged;
 
 #[test]
@@ -165,32 +165,8 @@ fn ex5_4_basic_credentials_open_a_password_protected_registry() {
     .unwrap_err();
     assert!(err.contains("user name and password"), "{err}");
     // With them: push, then pull into another store.
-    let client = Client::new(&reference, true)
-        .unwrap()
-        .with_credentials(Some(c.clone()));
-    push::push(
-        &client,
-        &store,
-        "fixture:latest",
-        &push::Options::default(),
-        &Progress::quiet(),
-    )
-    .unwrap();
+    round_trip(&store, &reference, Some(c.clone()), &dir.path().join("b"));
     let other = chapter_04::Store::open(dir.path().join("b")).unwrap();
-    let client = Client::new(&reference, false)
-        .unwrap()
-        .with_credentials(Some(c));
-    let pulled = pull::pull(
-        &client,
-        &other,
-        &pull::Options::default(),
-        &Progress::quiet(),
-    )
-    .unwrap();
-    assert_eq!(
-        unpacked(&other, &pulled.name),
-        unpacked(&store, "fixture:latest")
-    );
     // Wrong password: refused after one attempt, not in a loop.
     let wrong = Credentials {
         username: "alice".into(),

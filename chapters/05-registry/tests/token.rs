@@ -5,10 +5,7 @@
 
 mod common;
 use base64::Engine as _;
-use chapter_05::client::Client;
-use chapter_05::progress::Progress;
-use chapter_05::{pull, push};
-use common::{run, store_with_fixture, unpacked, Auth, Registry};
+use common::{round_trip, run, store_with_fixture, Auth, Registry};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use testkit::privileged;
@@ -107,32 +104,7 @@ fn bearer_tokens_from_a_token_server_open_the_real_registry() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(&dir.path().join("a"));
     let reference = registry.reference("tokens/fixture:v1");
-    let client = Client::new(&reference, true)
-        .unwrap()
-        .with_credentials(None);
-    push::push(
-        &client,
-        &store,
-        "fixture:latest",
-        &push::Options::default(),
-        &Progress::quiet(),
-    )
-    .unwrap();
-    let other = chapter_04::Store::open(dir.path().join("b")).unwrap();
-    let client = Client::new(&reference, false)
-        .unwrap()
-        .with_credentials(None);
-    let pulled = pull::pull(
-        &client,
-        &other,
-        &pull::Options::default(),
-        &Progress::quiet(),
-    )
-    .unwrap();
-    assert_eq!(
-        unpacked(&other, &pulled.name),
-        unpacked(&store, "fixture:latest")
-    );
+    round_trip(&store, &reference, None, &dir.path().join("b"));
 
     let scopes = scopes.lock().unwrap().clone();
     assert_eq!(

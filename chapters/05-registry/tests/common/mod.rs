@@ -131,3 +131,40 @@ pub fn run(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Pushes `fixture:latest` of `store` as `reference`, pulls it back into a
+/// new store at `into`, and checks the pulled tree is the pushed one.
+pub fn round_trip(
+    store: &chapter_04::Store,
+    reference: &chapter_05::Reference,
+    credentials: Option<chapter_05::auth::Credentials>,
+    into: &Path,
+) {
+    use chapter_05::{client::Client, progress::Progress, pull, push};
+    let client = Client::new(reference, true)
+        .unwrap()
+        .with_credentials(credentials.clone());
+    push::push(
+        &client,
+        store,
+        "fixture:latest",
+        &push::Options::default(),
+        &Progress::quiet(),
+    )
+    .unwrap();
+    let other = chapter_04::Store::open(into).unwrap();
+    let client = Client::new(reference, false)
+        .unwrap()
+        .with_credentials(credentials);
+    let pulled = pull::pull(
+        &client,
+        &other,
+        &pull::Options::default(),
+        &Progress::quiet(),
+    )
+    .unwrap();
+    assert_eq!(
+        unpacked(&other, &pulled.name),
+        unpacked(store, "fixture:latest")
+    );
+}
