@@ -99,3 +99,20 @@ pub fn assert_experiments_show(bin: &str, cases: &[(&[&str], &str)]) {
         );
     }
 }
+
+/// `skopeo`, run so that it leaves nothing on the host: in a private mount
+/// namespace with a tmpfs over /var/lib, where root's skopeo would otherwise
+/// keep its blob-info cache (/var/lib/containers/cache) for good.
+pub fn skopeo() -> std::process::Command {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs tmpfs /var/lib && exec skopeo \"$@\"",
+        "skopeo",
+    ]);
+    cmd
+}

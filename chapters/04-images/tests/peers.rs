@@ -52,10 +52,10 @@ fn skopeo_reads_and_copies_our_store() {
     .unwrap();
     let layout = format!("oci:{}:fixture:latest", store.root().display());
     let inspect: serde_json::Value =
-        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &layout]))).unwrap();
+        serde_json::from_str(&run(testkit::skopeo().args(["inspect", &layout]))).unwrap();
     assert_eq!(inspect["Digest"], d.digest.as_str());
     let copy = dir.path().join("copy");
-    run(Command::new("skopeo").args([
+    run(testkit::skopeo().args([
         "copy",
         "--quiet",
         &layout,

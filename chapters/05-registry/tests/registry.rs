@@ -16,7 +16,7 @@ use std::process::Command;
 use testkit::privileged;
 
 fn skopeo_copy(from: &str, to: &str, extra: &[&str]) {
-    run(Command::new("skopeo")
+    run(testkit::skopeo()
         .args([
             "copy",
             "--quiet",
