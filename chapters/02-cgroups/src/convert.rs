@@ -16,7 +16,8 @@ pub fn cpus_to_quota(cpus: f64) -> (u64, u64) {
 // ANCHOR_END: cpus_to_quota
 
 // ANCHOR: shares_to_weight
-// exercise 2.3: convert v1 cpu.shares [2, 262144] to v2 cpu.weight [1, 10000]
+// exercise 2.3: convert v1 cpu.shares to v2 cpu.weight (crun's formula)
+// hint: shares run 2..262144 (default 1024), weights 1..10000 (default 100).
 // hint: crun's formula: weight = 1 + ((shares - 2) * 9999) / 262142, in integers.
 // hint: Clamp the input to the v1 range first (shares below 2 act as 2).
 pub fn shares_to_weight(shares: u64) -> u64 {

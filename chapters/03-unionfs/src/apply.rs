@@ -111,7 +111,7 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 // ANCHOR: apply_marker
-// exercise 3.5: turn an OCI whiteout or opaque marker into overlayfs's format
+// exercise 3.5: turn OCI whiteout markers into overlayfs's format
 // hint: classify(name): Opaque → set_opaque(parent), count it, return true.
 // hint: Whiteout(target) → remove whatever is at parent/target, then
 // hint: make_overlay_whiteout there, count it, return true. Normal → false (the
