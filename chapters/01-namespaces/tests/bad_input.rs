@@ -118,3 +118,21 @@ fn a_missing_working_directory_is_a_setup_error() {
     ]);
     assert_clear_error(&out, 125, "change directory to /nowhere");
 }
+
+#[test]
+fn no_user_namespaces_left_is_named_with_the_sysctl() {
+    if !privileged("no_user_namespaces_left_is_named_with_the_sysctl") {
+        return;
+    }
+    // The limit is per user namespace: set it to 0 in a throwaway one (the
+    // host's stays as it is), and ask for a user namespace in there.
+    let rootfs = fixture::rootfs();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {BIN} run --rootfs {} --ns user,uts,mnt -- /bin/true",
+        rootfs.display()
+    );
+    let host_limit = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap();
+    let out = Command::new("unshare").args(["--user", "--map-root-user", "sh", "-c", &script]).output().unwrap();
+    assert_clear_error(&out, 125, "max_user_namespaces");
+    assert_eq!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap(), host_limit);
+}
