@@ -132,7 +132,13 @@ fn no_user_namespaces_left_is_named_with_the_sysctl() {
         rootfs.display()
     );
     let host_limit = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap();
-    let out = Command::new("unshare").args(["--user", "--map-root-user", "sh", "-c", &script]).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", &script])
+        .output()
+        .unwrap();
     assert_clear_error(&out, 125, "max_user_namespaces");
-    assert_eq!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap(), host_limit);
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap(),
+        host_limit
+    );
 }
