@@ -41,6 +41,12 @@ pub enum Payload<'a> {
     File(&'a std::path::Path),
 }
 
+/// The longest one response body may take. A connection that stalls (sends
+/// nothing, closes nothing) then fails instead of hanging, and a blob
+/// download resumes from where it was with `Range`; a slow but moving
+/// download is cut at this mark and resumed the same way.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub struct Client {
     agent: ureq::Agent,
     pub reference: Reference,
@@ -68,6 +74,16 @@ fn header(resp: &Response<Body>, name: &str) -> Option<String> {
 
 impl Client {
     pub fn new(reference: &Reference, push: bool) -> Result<Client, String> {
+        Client::with_body_timeout(reference, push, BODY_TIMEOUT)
+    }
+
+    /// Like [`Client::new`], with another limit on receiving one response
+    /// body (tests use a short one).
+    pub fn with_body_timeout(
+        reference: &Reference,
+        push: bool,
+        body_timeout: Duration,
+    ) -> Result<Client, String> {
         let host = reference.api_host();
         let scheme = if is_insecure(host) { "http" } else { "https" };
         let config = ureq::Agent::config_builder()
@@ -75,6 +91,7 @@ impl Client {
             .max_redirects_will_error(false)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_recv_body(Some(body_timeout))
             .build();
         Ok(Client {
             agent: config.into(),

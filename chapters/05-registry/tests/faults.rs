@@ -249,6 +249,12 @@ fn a_blob_that_lies_about_its_digest_or_size_is_refused() {
 /// with `Range: bytes=N-` gets 206 and the rest. Returns its port and the
 /// Range headers it saw.
 fn breaking_storage(blob: Vec<u8>) -> (u16, Arc<Mutex<Vec<String>>>) {
+    storage_that_breaks(blob, false)
+}
+
+/// As [`breaking_storage`], but with `stall` the first connection is kept
+/// open and silent instead of closed.
+fn storage_that_breaks(blob: Vec<u8>, stall: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -285,6 +291,14 @@ fn breaking_storage(blob: Vec<u8>) -> (u16, Arc<Mutex<Vec<String>>>) {
                     let _ = stream
                         .write_all(head.as_bytes())
                         .and_then(|_| stream.write_all(&blob[..blob.len() / 3]));
+                    if stall {
+                        // Keep the socket open and say nothing more, a while.
+                        let held = stream.try_clone().unwrap();
+                        std::thread::spawn(move || {
+                            std::thread::sleep(std::time::Duration::from_secs(20));
+                            drop(held);
+                        });
+                    }
                 }
             }
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -531,4 +545,40 @@ fn a_schema1_manifest_is_refused_with_the_reason() {
         "{err}"
     );
     assert!(store.tags().unwrap().is_empty());
+}
+
+#[test]
+fn a_stalled_connection_times_out_and_the_blob_is_resumed() {
+    let img = Arc::new(image());
+    let (storage_port, ranges) = storage_that_breaks(img.layer.clone(), true);
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        serve(&i, url, |_| {
+            Reply::Full(
+                307,
+                vec![("Location", format!("http://127.0.0.1:{storage_port}/layer"))],
+                vec![],
+            )
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client =
+        Client::with_body_timeout(&reference, false, std::time::Duration::from_secs(1)).unwrap();
+    pull::pull(
+        &client,
+        &store,
+        &pull::Options {
+            unpack: false,
+            ..Default::default()
+        },
+        &Progress::quiet(),
+    )
+    .unwrap();
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        [format!("bytes={}-", img.layer.len() / 3)],
+        "resumed after the stall"
+    );
 }
