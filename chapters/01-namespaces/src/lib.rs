@@ -50,3 +50,17 @@ pub fn run(spec: &Spec) -> Result<i32, Error> {
     child.start()?;
     child.wait()
 }
+
+/// How an experiment CLI ends: the command's exit code, or a one-line error
+/// with Docker's codes (125 setup, 126 not executable, 127 not found; a
+/// library [`Error`] knows which, anything else is 125).
+pub fn cli_exit(program: &str, result: anyhow::Result<i32>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            let code = err.downcast_ref::<Error>().map_or(125, Error::exit_code);
+            eprintln!("{program}: {err:#}");
+            std::process::ExitCode::from(code as u8)
+        }
+    }
+}

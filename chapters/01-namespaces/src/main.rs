@@ -88,17 +88,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    match dispatch(Cli::parse().command) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(err) => {
-            // A library error knows its exit code (125/126/127), like Docker's.
-            let code = err
-                .downcast_ref::<chapter_01::Error>()
-                .map_or(125, |e| e.exit_code());
-            eprintln!("chapter-01: {err:#}");
-            ExitCode::from(code as u8)
-        }
-    }
+    chapter_01::cli_exit("chapter-01", dispatch(Cli::parse().command))
 }
 
 fn dispatch(command: Command) -> Result<i32> {

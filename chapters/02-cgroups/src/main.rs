@@ -126,16 +126,7 @@ impl LimitArgs {
 }
 
 fn main() -> ExitCode {
-    match dispatch(Cli::parse().command) {
-        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(err) => {
-            let code = err
-                .downcast_ref::<chapter_01::Error>()
-                .map_or(125, |e| e.exit_code());
-            eprintln!("chapter-02: {err:#}");
-            ExitCode::from(code as u8)
-        }
-    }
+    chapter_01::cli_exit("chapter-02", dispatch(Cli::parse().command))
 }
 
 fn fixture() -> Result<PathBuf> {

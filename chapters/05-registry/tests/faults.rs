@@ -244,16 +244,10 @@ fn a_blob_that_lies_about_its_digest_or_size_is_refused() {
     }
 }
 
-/// A storage server in plain TCP that really closes the connection: the
-/// first request gets a third of the blob and a closed socket; a request
-/// with `Range: bytes=N-` gets 206 and the rest. Returns its port and the
-/// Range headers it saw.
-fn breaking_storage(blob: Vec<u8>) -> (u16, Arc<Mutex<Vec<String>>>) {
-    storage_that_breaks(blob, false)
-}
-
-/// As [`breaking_storage`], but with `stall` the first connection is kept
-/// open and silent instead of closed.
+/// A storage server in plain TCP: the first request gets a third of the
+/// blob, then a closed socket (or, with `stall`, an open and silent one); a
+/// request with `Range: bytes=N-` gets 206 and the rest. Returns its port
+/// and the Range headers it saw.
 fn storage_that_breaks(blob: Vec<u8>, stall: bool) -> (u16, Arc<Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -307,10 +301,12 @@ fn storage_that_breaks(blob: Vec<u8>, stall: bool) -> (u16, Arc<Mutex<Vec<String
     (port, ranges)
 }
 
-#[test]
-fn a_connection_broken_mid_blob_is_resumed_with_range() {
+/// Pulls from a fake registry whose layer download is redirected to
+/// [`storage_that_breaks`]; checks the pull succeeded with exactly one
+/// resumed request, from where the first connection left off.
+fn pull_resumed_after(stall: bool, body_timeout: std::time::Duration) {
     let img = Arc::new(image());
-    let (storage_port, ranges) = breaking_storage(img.layer.clone());
+    let (storage_port, ranges) = storage_that_breaks(img.layer.clone(), stall);
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
         serve(&i, url, |_| {
@@ -323,13 +319,29 @@ fn a_connection_broken_mid_blob_is_resumed_with_range() {
     });
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    pull_from(fake.port, None, &store).unwrap();
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::with_body_timeout(&reference, false, body_timeout).unwrap();
+    pull::pull(
+        &client,
+        &store,
+        &pull::Options {
+            unpack: false,
+            ..Default::default()
+        },
+        &Progress::quiet(),
+    )
+    .unwrap();
     assert_eq!(
         *ranges.lock().unwrap(),
         [format!("bytes={}-", img.layer.len() / 3)],
         "one resumed request"
     );
     assert!(store.has_blob(&chapter_04::Digest::parse(&img.layer_digest).unwrap()));
+}
+
+#[test]
+fn a_connection_broken_mid_blob_is_resumed_with_range() {
+    pull_resumed_after(false, chapter_05::client::BODY_TIMEOUT);
 }
 
 #[test]
@@ -549,36 +561,5 @@ fn a_schema1_manifest_is_refused_with_the_reason() {
 
 #[test]
 fn a_stalled_connection_times_out_and_the_blob_is_resumed() {
-    let img = Arc::new(image());
-    let (storage_port, ranges) = storage_that_breaks(img.layer.clone(), true);
-    let i = img.clone();
-    let fake = Fake::start(move |_, url, _, _, _| {
-        serve(&i, url, |_| {
-            Reply::Full(
-                307,
-                vec![("Location", format!("http://127.0.0.1:{storage_port}/layer"))],
-                vec![],
-            )
-        })
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
-    let client =
-        Client::with_body_timeout(&reference, false, std::time::Duration::from_secs(1)).unwrap();
-    pull::pull(
-        &client,
-        &store,
-        &pull::Options {
-            unpack: false,
-            ..Default::default()
-        },
-        &Progress::quiet(),
-    )
-    .unwrap();
-    assert_eq!(
-        *ranges.lock().unwrap(),
-        [format!("bytes={}-", img.layer.len() / 3)],
-        "resumed after the stall"
-    );
+    pull_resumed_after(true, std::time::Duration::from_secs(1));
 }
