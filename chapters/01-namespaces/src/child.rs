@@ -179,6 +179,34 @@ fn perform(op: &Op) -> Result<(), Errno> {
             }
             Op::DetachOldRoot => libc::umount2(c".".as_ptr(), libc::MNT_DETACH),
             Op::Chroot(path) => libc::chroot(path.as_ptr()),
+            Op::MaskPath(path) => mask_path(path),
+            Op::ReadOnlyPath(path) => readonly_path(path),
+            Op::NoNewPrivs => libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+            Op::DropBoundingCaps { keep, last } => drop_bounding(*keep, *last),
+            Op::SetUser { uid, gid, groups } => {
+                let n = groups.len();
+                if libc::syscall(libc::SYS_setgroups, n, groups.as_ptr()) == 0
+                    && libc::syscall(libc::SYS_setresgid, *gid, *gid, *gid) == 0
+                {
+                    libc::syscall(libc::SYS_setresuid, *uid, *uid, *uid) as i32
+                } else {
+                    -1
+                }
+            }
+            Op::SetCaps { keep } => set_caps(*keep),
+            Op::ControllingTerminal => {
+                if libc::setsid() < 0 {
+                    -1
+                } else {
+                    libc::ioctl(0, libc::TIOCSCTTY, 0)
+                }
+            }
+            Op::CloseInheritedFds => libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) as i32,
         }
     };
     if rc < 0 {
@@ -186,6 +214,96 @@ fn perform(op: &Op) -> Result<(), Errno> {
     } else {
         Ok(())
     }
+}
+
+/// `/dev/null` over a file; an empty read-only tmpfs over a directory
+/// (the bind of a file onto a directory fails with ENOTDIR).
+unsafe fn mask_path(path: &std::ffi::CStr) -> i32 {
+    use std::ptr::null;
+    let rc = libc::mount(
+        c"/dev/null".as_ptr(),
+        path.as_ptr(),
+        null(),
+        libc::MS_BIND,
+        null(),
+    );
+    if rc == 0 {
+        return 0;
+    }
+    match Errno::last() {
+        Errno::ENOENT => 0,
+        Errno::ENOTDIR => libc::mount(
+            c"tmpfs".as_ptr(),
+            path.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_RDONLY,
+            c"size=0".as_ptr().cast(),
+        ),
+        _ => -1,
+    }
+}
+
+/// A bind of the path onto itself, remounted read-only (a bind mount takes
+/// its flags only on the remount).
+unsafe fn readonly_path(path: &std::ffi::CStr) -> i32 {
+    use std::ptr::null;
+    let p = path.as_ptr();
+    if libc::mount(p, p, null(), libc::MS_BIND | libc::MS_REC, null()) < 0 {
+        return if Errno::last() == Errno::ENOENT {
+            0
+        } else {
+            -1
+        };
+    }
+    let flags = libc::MS_BIND
+        | libc::MS_REMOUNT
+        | libc::MS_RDONLY
+        | libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC;
+    libc::mount(p, p, null(), flags, null())
+}
+
+/// Drops from the bounding set every capability not kept, and empties the
+/// ambient set (see capabilities(7)).
+unsafe fn drop_bounding(keep: u64, last: u32) -> i32 {
+    for cap in 0..=last.min(63) {
+        if keep & (1 << cap) == 0
+            && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) < 0
+            && Errno::last() != Errno::EINVAL
+        {
+            return -1;
+        }
+    }
+    let clear_all = 4; // PR_CAP_AMBIENT_CLEAR_ALL
+    libc::prctl(libc::PR_CAP_AMBIENT, clear_all, 0, 0, 0)
+}
+
+/// `capset(2)` with the version 3 header (two 32-bit words per set).
+unsafe fn set_caps(keep: u64) -> i32 {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let word = |i: u32| (keep >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| Data {
+        effective: word(i),
+        permitted: word(i),
+        inheritable: 0,
+    });
+    libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) as i32
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {

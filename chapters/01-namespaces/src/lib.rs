@@ -18,6 +18,9 @@
 //!   says "go", forwards signals, reaps the child.
 //! - [`child`]: the cloned process, from `clone(2)` to `execve(2)`: it only
 //!   runs the prepared ops, with async-signal-safe calls.
+//! - [`security`]: Docker's hardening (capabilities, no_new_privs, masked
+//!   `/proc` paths, closed descriptors), off in this chapter's experiments
+//!   and on in chapter 06's engine.
 //! - [`error`]: what went wrong, and the usual reason why.
 //!
 //! The book page: `book/src/ch01-namespaces.md`.
@@ -33,6 +36,7 @@ pub mod ops;
 pub mod parent;
 pub mod pid;
 pub mod plan;
+pub mod security;
 pub mod spec;
 pub mod user;
 pub mod uts;

@@ -46,6 +46,31 @@ pub enum Op {
     DetachOldRoot,
     /// `chroot(2)`, for the insecure escape demonstration only.
     Chroot(CString),
+    /// Hide a path: bind `/dev/null` over a file, mount an empty read-only
+    /// tmpfs over a directory. A path that does not exist is skipped.
+    MaskPath(CString),
+    /// Make a path read-only: bind it onto itself, then remount the bind
+    /// read-only. A path that does not exist is skipped.
+    ReadOnlyPath(CString),
+    /// `prctl(PR_SET_NO_NEW_PRIVS)`: `execve` can never raise privileges.
+    NoNewPrivs,
+    /// `prctl(PR_CAPBSET_DROP)` for every capability up to `last` not in
+    /// `keep`, and clear the ambient set.
+    DropBoundingCaps { keep: u64, last: u32 },
+    /// `setgroups`, `setresgid`, `setresuid`: become the image's user.
+    SetUser {
+        uid: u32,
+        gid: u32,
+        groups: Vec<u32>,
+    },
+    /// `capset(2)`: permitted and effective become `keep`, inheritable empty.
+    SetCaps { keep: u64 },
+    /// `setsid(2)` and `ioctl(0, TIOCSCTTY)`: standard input (a terminal)
+    /// becomes the controlling terminal of a new session.
+    ControllingTerminal,
+    /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`: no descriptor but stdio
+    /// survives `execve`.
+    CloseInheritedFds,
 }
 
 /// The system call an op makes, for the hint table in [`crate::error`].
@@ -65,6 +90,9 @@ pub enum Call {
     PivotRoot,
     Umount,
     Chroot,
+    Prctl,
+    Capset,
+    CloseRange,
     Execve,
 }
 
@@ -109,6 +137,12 @@ impl Op {
             Op::PivotRoot => Call::PivotRoot,
             Op::DetachOldRoot => Call::Umount,
             Op::Chroot(_) => Call::Chroot,
+            Op::MaskPath(_) | Op::ReadOnlyPath(_) => Call::Mount,
+            Op::NoNewPrivs | Op::DropBoundingCaps { .. } => Call::Prctl,
+            Op::SetUser { .. } => Call::SetIds,
+            Op::SetCaps { .. } => Call::Capset,
+            Op::ControllingTerminal => Call::Ioctl,
+            Op::CloseInheritedFds => Call::CloseRange,
         }
     }
 }
@@ -166,6 +200,24 @@ impl fmt::Display for Op {
             Op::PivotRoot => write!(f, "pivot_root(\".\", \".\") into the current directory"),
             Op::DetachOldRoot => write!(f, "detach the old root (umount2 \".\", MNT_DETACH)"),
             Op::Chroot(p) => write!(f, "chroot into {} (insecure)", show(p)),
+            Op::MaskPath(p) => write!(f, "mask {}", show(p)),
+            Op::ReadOnlyPath(p) => write!(f, "make {} read-only", show(p)),
+            Op::NoNewPrivs => write!(f, "set no_new_privs"),
+            Op::DropBoundingCaps { keep, last } => write!(
+                f,
+                "drop capabilities 0..={last} not in {keep:#x} from the bounding set, clear ambient"
+            ),
+            Op::SetUser { uid, gid, groups } => {
+                write!(f, "become uid {uid}, gid {gid}, groups {groups:?}")
+            }
+            Op::SetCaps { keep } => write!(
+                f,
+                "set permitted and effective capabilities to {keep:#x}, inheritable empty"
+            ),
+            Op::ControllingTerminal => {
+                write!(f, "new session with stdin as the controlling terminal")
+            }
+            Op::CloseInheritedFds => write!(f, "mark every descriptor above 2 close-on-exec"),
         }
     }
 }

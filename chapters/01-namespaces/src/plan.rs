@@ -60,6 +60,12 @@ pub fn build(spec: &Spec) -> Plan {
         }
         None => {}
     }
+    if spec.console {
+        ops.push(Op::ControllingTerminal);
+    }
+    if let Some(security) = &spec.security {
+        ops.extend(crate::security::ops(security));
+    }
     if spec.workdir != "/" || spec.rootfs.is_none() {
         ops.push(Op::Chdir(cstr(&spec.workdir)));
     }
@@ -115,6 +121,24 @@ mod tests {
         let mut spec = Spec::new("/srv/rootfs", vec!["sh".into(), "-c".into(), "true".into()]);
         spec.namespaces = "all".parse::<Namespaces>().unwrap();
         insta::assert_snapshot!(build(&spec).describe());
+    }
+
+    #[test]
+    fn docker_hardened_plan() {
+        let mut spec = Spec::new("/srv/rootfs", vec!["id".into()]);
+        let mut security = crate::security::Security::docker_default();
+        security.user = Some(crate::security::User {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![1000, 27],
+        });
+        spec.security = Some(security);
+        spec.console = true;
+        spec.workdir = "/home/user".into();
+        let plan = build(&spec).describe();
+        // The machine's last capability number varies between kernels.
+        let plan = plan.replace(&format!("0..={}", crate::security::last_cap()), "0..=LAST");
+        insta::assert_snapshot!(plan);
     }
 
     #[test]

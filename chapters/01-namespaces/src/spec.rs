@@ -41,6 +41,11 @@ pub struct Spec {
     /// process-wide signal handlers, so only a program that runs one
     /// container at a time should ask for it.
     pub forward_signals: bool,
+    /// Docker's hardening (capabilities, no_new_privs, masked paths, the
+    /// user to run as); `None` for chapter 01's bare experiments.
+    pub security: Option<crate::security::Security>,
+    /// Standard input is a terminal the command should own (`-t`).
+    pub console: bool,
 }
 
 /// The `PATH` a container gets, as Docker sets it.
@@ -63,6 +68,8 @@ impl Spec {
             workdir: "/".into(),
             id_map: None,
             forward_signals: false,
+            security: None,
+            console: false,
         }
     }
 
