@@ -112,6 +112,16 @@ unsafe fn exec(plan: &Plan, report: RawFd) -> ! {
 /// The most arguments (and, separately, environment variables) passed on.
 pub const MAX_ARGS: usize = 256;
 
+/// Performs `ops` in the calling process; for a process that joins an
+/// existing container (chapter 06's `exec`) after its `fork`. Stops at the
+/// first failure: (index, errno). Async-signal-safe like every op.
+pub fn perform_all(ops: &[Op]) -> Result<(), (usize, Errno)> {
+    for (i, op) in ops.iter().enumerate() {
+        perform(op).map_err(|errno| (i, errno))?;
+    }
+    Ok(())
+}
+
 /// Performs one op with direct system calls.
 fn perform(op: &Op) -> Result<(), Errno> {
     use std::ptr::null;

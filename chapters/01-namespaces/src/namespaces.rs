@@ -110,6 +110,11 @@ impl Namespaces {
         }
     }
 
+    /// Shares `ns` with the parent instead (`--network host`).
+    pub fn remove(&mut self, ns: Namespace) {
+        self.0.retain(|n| *n != ns);
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = Namespace> + '_ {
         self.0.iter().copied()
     }

@@ -1,0 +1,110 @@
+//! The Docker Engine API's JSON, the parts this engine reads and writes.
+//! Field names are Docker's (PascalCase); every field has a default, so a
+//! client may leave out what it does not use (the real `docker` CLI sends
+//! many fields we ignore, and leaves out many we read).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The API version this engine speaks. 1.41 is Docker 20.10's: Debian's
+/// 20.10 CLI uses it as is, and newer CLIs negotiate down to it.
+pub const API_VERSION: &str = "1.41";
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// `Config` of a container (the create request's body, minus HostConfig).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub domainname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub image: String,
+    pub working_dir: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+}
+
+/// `HostConfig`: how the host runs the container.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpuset_cpus: String,
+    pub pids_limit: Option<i64>,
+    pub network_mode: String,
+    pub auto_remove: bool,
+    pub privileged: bool,
+    pub cap_add: Option<Vec<String>>,
+    pub binds: Option<Vec<String>>,
+}
+
+/// `POST /containers/create` body.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecConfig {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub cmd: Vec<String>,
+    pub env: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+    pub privileged: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStart {
+    pub detach: bool,
+    pub tty: bool,
+}
+
+/// One line of a JSON message stream (pull progress).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Message {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub progress: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorDetail>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ErrorDetail {
+    pub message: String,
+}
+
+/// An error body: `{"message": "..."}`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ErrorBody {
+    pub message: String,
+}

@@ -1,0 +1,1017 @@
+//! `mini-docker`: Docker's CLI, for mini-dockerd. Every command is a call
+//! of the Docker Engine API on the daemon's socket; nothing here touches a
+//! namespace or a cgroup.
+
+use anyhow::{anyhow, Result};
+use chapter_06::client::{each_chunk, socket_path, ApiError, Client};
+use chapter_06::human::human_duration;
+use chapter_06::stdcopy::next_frame;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Parser)]
+#[command(name = "mini-docker", about = "A Docker CLI for mini-dockerd", version)]
+struct Cli {
+    /// The daemon's socket [env: MINI_DOCKER_HOST]
+    #[arg(short = 'H', long, global = true)]
+    host: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the client and daemon versions
+    Version,
+    /// Show what the daemon knows about this host
+    Info,
+    /// Download an image from a registry
+    Pull {
+        image: String,
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// Load images from a `docker save` archive
+    Load {
+        #[arg(short, long)]
+        input: std::path::PathBuf,
+    },
+    /// List images
+    Images {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove images
+    Rmi {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Give an image another name
+    Tag { source: String, target: String },
+    /// Create and start a container
+    Run(RunArgs),
+    /// Create a container
+    Create(RunArgs),
+    /// Start stopped containers
+    Start {
+        #[arg(short, long)]
+        attach: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a container's output
+    Logs {
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long, default_value = "all")]
+        tail: String,
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Stop running containers (the stop signal, then SIGKILL)
+    Stop {
+        #[arg(short = 't', long = "time")]
+        time: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers
+    Kill {
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers
+    Rm {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container
+    Exec {
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short, long)]
+        workdir: Option<String>,
+        #[arg(short, long)]
+        env: Vec<String>,
+        container: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show low-level information on containers or images
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Wait for containers to stop; print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// One sample of containers' resource use
+    Stats {
+        #[arg(long)]
+        no_stream: bool,
+        containers: Vec<String>,
+    },
+    /// Remove what is not in use
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Remove stopped containers and unreferenced image data
+    Prune {
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Run in the background, print the container ID
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// KEY=VALUE, or KEY to take the value from this environment
+    #[arg(short, long)]
+    env: Vec<String>,
+    #[arg(long)]
+    env_file: Vec<std::path::PathBuf>,
+    #[arg(short, long)]
+    workdir: Option<String>,
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Memory limit (e.g. 512m)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Memory plus swap (-1: unlimited swap)
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// CPU time as a number of CPUs (e.g. 0.5)
+    #[arg(long)]
+    cpus: Option<f64>,
+    #[arg(long)]
+    cpu_shares: Option<i64>,
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// none, host
+    #[arg(long, default_value = "default")]
+    network: String,
+    #[arg(long)]
+    platform: Option<String>,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let host = cli
+        .host
+        .or_else(|| std::env::var("MINI_DOCKER_HOST").ok())
+        .unwrap_or_else(|| "unix:///run/mini-docker.sock".into());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let code = runtime.block_on(async {
+        let client = Client::new(socket_path(&host)?);
+        run(&client, cli.command).await
+    });
+    let code = match code {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mini-docker: {e:#}");
+            match e.downcast_ref::<ApiError>() {
+                Some(api) if api.message.contains("executable file not found") => 127,
+                Some(api) if api.message.contains("permission denied") => 126,
+                _ => 125,
+            }
+        }
+    };
+    // A blocked read of stdin must not hold the process.
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn run(client: &Client, command: Command) -> Result<i32> {
+    match command {
+        Command::Version => {
+            let v = client.json("GET", "/version", None).await?;
+            println!(
+                "Client:\n Version:     {}\n API version: {}",
+                env!("CARGO_PKG_VERSION"),
+                chapter_06::api::API_VERSION
+            );
+            println!("Server: mini-docker\n Version:     {}\n API version: {} (minimum {})\n Kernel:      {}\n OS/Arch:     {}/{}",
+                v["Version"].as_str().unwrap_or(""), v["ApiVersion"].as_str().unwrap_or(""),
+                v["MinAPIVersion"].as_str().unwrap_or(""), v["KernelVersion"].as_str().unwrap_or(""),
+                v["Os"].as_str().unwrap_or(""), v["Arch"].as_str().unwrap_or(""));
+        }
+        Command::Info => {
+            let v = client.json("GET", "/info", None).await?;
+            for key in [
+                "Containers",
+                "ContainersRunning",
+                "ContainersStopped",
+                "Images",
+                "ServerVersion",
+                "Driver",
+                "LoggingDriver",
+                "CgroupDriver",
+                "CgroupVersion",
+                "KernelVersion",
+                "OperatingSystem",
+                "Architecture",
+                "NCPU",
+                "MemTotal",
+                "DockerRootDir",
+                "Name",
+            ] {
+                println!("{key}: {}", v[key].to_string().trim_matches('"'));
+            }
+        }
+        Command::Pull { image, platform } => pull(client, &image, platform.as_deref()).await?,
+        Command::Load { input } => {
+            let bytes =
+                std::fs::read(&input).map_err(|e| anyhow!("reading {}: {e}", input.display()))?;
+            let (_, reply) = client_post_bytes(client, "/images/load", bytes).await?;
+            for line in String::from_utf8_lossy(&reply).lines() {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    print!("{}", v["stream"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        Command::Images { quiet } => {
+            let list = client.json("GET", "/images/json", None).await?;
+            if !quiet {
+                println!(
+                    "{:<40} {:<12} {:<14} {:<16} SIZE",
+                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+                );
+            }
+            for img in list.as_array().into_iter().flatten() {
+                let id = img["Id"]
+                    .as_str()
+                    .unwrap_or("")
+                    .trim_start_matches("sha256:");
+                let short = &id[..id.len().min(12)];
+                if quiet {
+                    println!("{short}");
+                    continue;
+                }
+                for tag in img["RepoTags"].as_array().into_iter().flatten() {
+                    let tag = tag.as_str().unwrap_or("");
+                    let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+                    println!(
+                        "{repo:<40} {t:<12} {short:<14} {:<16} {}",
+                        ago(img["Created"].as_i64().unwrap_or(0)),
+                        human_size(img["Size"].as_u64().unwrap_or(0))
+                    );
+                }
+            }
+        }
+        Command::Rmi { force, images } => {
+            let mut code = 0;
+            for image in images {
+                match client
+                    .json(
+                        "DELETE",
+                        &format!("/images/{}?force={force}", enc(&image)),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(v) => {
+                        for item in v.as_array().into_iter().flatten() {
+                            for (k, v) in item.as_object().into_iter().flatten() {
+                                println!("{k}: {}", v.as_str().unwrap_or(""));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        Command::Tag { source, target } => {
+            let (repo, tag) = match target.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                _ => (target.clone(), "latest".into()),
+            };
+            client
+                .call(
+                    "POST",
+                    &format!(
+                        "/images/{}/tag?repo={}&tag={}",
+                        enc(&source),
+                        enc(&repo),
+                        enc(&tag)
+                    ),
+                    None,
+                )
+                .await?;
+        }
+        Command::Create(args) => {
+            let id = create(client, &args).await?;
+            println!("{id}");
+        }
+        Command::Run(args) => return run_container(client, args).await,
+        Command::Start { attach, containers } => {
+            for c in &containers {
+                if attach {
+                    return attach_and_start(client, c, false, false).await;
+                }
+                client
+                    .call("POST", &format!("/containers/{}/start", enc(c)), None)
+                    .await?;
+                println!("{c}");
+            }
+        }
+        Command::Ps { all, quiet } => {
+            let list = client
+                .json("GET", &format!("/containers/json?all={}", all as u8), None)
+                .await?;
+            if !quiet {
+                println!(
+                    "{:<14} {:<24} {:<24} {:<16} {:<24} NAMES",
+                    "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
+                );
+            }
+            for c in list.as_array().into_iter().flatten() {
+                let id = c["Id"].as_str().unwrap_or("");
+                if quiet {
+                    println!("{}", &id[..12.min(id.len())]);
+                    continue;
+                }
+                let mut command = format!("\"{}\"", c["Command"].as_str().unwrap_or(""));
+                if command.len() > 22 {
+                    command = format!("{}…\"", command.chars().take(20).collect::<String>());
+                }
+                let names: Vec<&str> = c["Names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str())
+                    .map(|n| n.trim_start_matches('/'))
+                    .collect();
+                println!(
+                    "{:<14} {:<24} {:<24} {:<16} {:<24} {}",
+                    &id[..12.min(id.len())],
+                    c["Image"].as_str().unwrap_or(""),
+                    command,
+                    ago(c["Created"].as_i64().unwrap_or(0)),
+                    c["Status"].as_str().unwrap_or(""),
+                    names.join(",")
+                );
+            }
+        }
+        Command::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => {
+            let info = client
+                .json(
+                    "GET",
+                    &format!("/containers/{}/json", enc(&container)),
+                    None,
+                )
+                .await?;
+            let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+            let body = client
+                .stream(
+                    "GET",
+                    &format!(
+                        "/containers/{}/logs?stdout=1&stderr=1&follow={}&tail={}&timestamps={}",
+                        enc(&container),
+                        follow as u8,
+                        enc(&tail),
+                        timestamps as u8
+                    ),
+                    None,
+                )
+                .await?;
+            let mut demux = Demux::new(tty);
+            each_chunk(body, |chunk| demux.feed(chunk)).await?;
+        }
+        Command::Stop { time, containers } => {
+            for c in containers {
+                let t = time.map(|t| format!("?t={t}")).unwrap_or_default();
+                client
+                    .call("POST", &format!("/containers/{}/stop{t}", enc(&c)), None)
+                    .await?;
+                println!("{c}");
+            }
+        }
+        Command::Kill { signal, containers } => {
+            for c in containers {
+                client
+                    .call(
+                        "POST",
+                        &format!("/containers/{}/kill?signal={}", enc(&c), enc(&signal)),
+                        None,
+                    )
+                    .await?;
+                println!("{c}");
+            }
+        }
+        Command::Rm { force, containers } => {
+            let mut code = 0;
+            for c in containers {
+                match client
+                    .call(
+                        "DELETE",
+                        &format!("/containers/{}?force={}", enc(&c), force as u8),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(_) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        Command::Exec {
+            interactive,
+            tty,
+            detach,
+            user,
+            workdir,
+            env,
+            container,
+            command,
+        } => {
+            let body = json!({
+                "AttachStdin": interactive && !detach, "AttachStdout": !detach, "AttachStderr": !detach,
+                "Tty": tty, "Cmd": command, "Env": env, "User": user.unwrap_or_default(),
+                "WorkingDir": workdir.unwrap_or_default(),
+            });
+            let created = client
+                .json(
+                    "POST",
+                    &format!("/containers/{}/exec", enc(&container)),
+                    Some(&body),
+                )
+                .await?;
+            let exec_id = created["Id"].as_str().unwrap_or("").to_string();
+            let start = json!({"Detach": detach, "Tty": tty});
+            if detach {
+                client
+                    .call("POST", &format!("/exec/{exec_id}/start"), Some(&start))
+                    .await?;
+                return Ok(0);
+            }
+            let io = client
+                .hijack(&format!("/exec/{exec_id}/start"), Some(&start))
+                .await?;
+            let resize = format!("/exec/{exec_id}/resize");
+            pump(client, io, tty, interactive, &resize).await?;
+            let info = client
+                .json("GET", &format!("/exec/{exec_id}/json"), None)
+                .await?;
+            return Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32);
+        }
+        Command::Inspect { names } => {
+            let mut out = Vec::new();
+            for name in names {
+                match client
+                    .json("GET", &format!("/containers/{}/json", enc(&name)), None)
+                    .await
+                {
+                    Ok(v) => out.push(v),
+                    Err(_) => out.push(
+                        client
+                            .json("GET", &format!("/images/{}/json", enc(&name)), None)
+                            .await
+                            .map_err(|_| anyhow!("no such object: {name}"))?,
+                    ),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Command::Wait { containers } => {
+            for c in containers {
+                let v = wait_body(
+                    client
+                        .stream("POST", &format!("/containers/{}/wait", enc(&c)), None)
+                        .await?,
+                )
+                .await?;
+                println!("{}", v["StatusCode"]);
+            }
+        }
+        Command::Stats {
+            no_stream: _,
+            containers,
+        } => {
+            let ids: Vec<String> = if containers.is_empty() {
+                let list = client.json("GET", "/containers/json", None).await?;
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["Id"].as_str().map(String::from))
+                    .collect()
+            } else {
+                containers
+            };
+            println!(
+                "{:<14} {:<24} {:<12} {:<24} PIDS",
+                "CONTAINER ID", "NAME", "CPU TIME", "MEM USAGE / LIMIT"
+            );
+            for id in ids {
+                let s = client
+                    .json(
+                        "GET",
+                        &format!("/containers/{}/stats?stream=false", enc(&id)),
+                        None,
+                    )
+                    .await?;
+                let cpu = s["cpu_stats"]["cpu_usage"]["total_usage"]
+                    .as_u64()
+                    .unwrap_or(0) as f64
+                    / 1e9;
+                let limit = s["memory_stats"]["limit"].as_u64().unwrap_or(0);
+                let limit = if limit == 0 || limit > 1 << 60 {
+                    "unlimited".to_string()
+                } else {
+                    human_size(limit)
+                };
+                println!(
+                    "{:<14} {:<24} {:<12} {:<24} {}",
+                    &s["id"].as_str().unwrap_or("")[..12],
+                    s["name"].as_str().unwrap_or("").trim_start_matches('/'),
+                    format!("{cpu:.2}s"),
+                    format!(
+                        "{} / {limit}",
+                        human_size(s["memory_stats"]["usage"].as_u64().unwrap_or(0))
+                    ),
+                    s["pids_stats"]["current"]
+                );
+            }
+        }
+        Command::System {
+            command: SystemCommand::Prune { force },
+        } => {
+            if !force && std::io::stdin().is_terminal() {
+                eprint!("This removes all stopped containers and image data no tag uses. Continue? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !answer.trim().eq_ignore_ascii_case("y") {
+                    return Ok(0);
+                }
+            }
+            let c = client.json("POST", "/containers/prune", None).await?;
+            let deleted = c["ContainersDeleted"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Containers:");
+                for id in deleted {
+                    println!("{}", id.as_str().unwrap_or(""));
+                }
+            }
+            client.json("POST", "/images/prune", None).await?;
+            println!("Total reclaimed space: (not measured)");
+        }
+    }
+    Ok(0)
+}
+
+async fn client_post_bytes(
+    client: &Client,
+    path: &str,
+    bytes: Vec<u8>,
+) -> Result<(hyper::StatusCode, bytes::Bytes)> {
+    // The archive is the body; the JSON helper would quote it.
+    let stream = tokio::net::UnixStream::connect(&client.socket).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("http://mini-docker{path}"))
+        .header("Host", "mini-docker")
+        .header("Content-Type", "application/x-tar")
+        .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))?;
+    let response = sender.send_request(req).await?;
+    let status = response.status();
+    use http_body_util::BodyExt;
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .unwrap_or_default();
+        return Err(ApiError { status, message }.into());
+    }
+    Ok((status, body))
+}
+
+fn ago(unix: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    format!(
+        "{} ago",
+        human_duration(Duration::from_secs((now - unix).max(0) as u64))
+    )
+}
+
+/// Docker's sizes: decimal units, three significant digits.
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{}", units[i])
+}
+
+async fn pull(client: &Client, image: &str, platform: Option<&str>) -> Result<()> {
+    let (from, tag) = match image.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (image, "latest"),
+    };
+    let mut path = format!("/images/create?fromImage={}&tag={}", enc(from), enc(tag));
+    if let Some(p) = platform {
+        path += &format!("&platform={}", enc(p));
+    }
+    let body = client.stream("POST", &path, None).await?;
+    let mut failed = None;
+    let mut pending = Vec::new();
+    each_chunk(body, |chunk| {
+        pending.extend_from_slice(chunk);
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            let Ok(m) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if let Some(e) = m["error"].as_str() {
+                failed = Some(e.to_string());
+            } else if let Some(id) = m["id"].as_str() {
+                println!("{id}: {}", m["status"].as_str().unwrap_or(""));
+            } else {
+                println!("{}", m["status"].as_str().unwrap_or(""));
+            }
+        }
+    })
+    .await?;
+    match failed {
+        Some(e) => Err(anyhow!("pulling {image}: {e}")),
+        None => Ok(()),
+    }
+}
+
+fn create_body(args: &RunArgs) -> Result<Value> {
+    let mut env: Vec<String> = Vec::new();
+    for file in &args.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow!("reading env file {}: {e}", file.display()))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            env.push(expand_env(line));
+        }
+    }
+    env.extend(args.env.iter().map(|e| expand_env(e)));
+    let size = |flag: &str, v: &Option<String>| -> Result<i64> {
+        match v.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(text) => chapter_02::size::parse_size(text)
+                .map(|n| n as i64)
+                .map_err(|e| anyhow!("invalid argument for {flag}: {e}")),
+        }
+    };
+    if let Some(c) = args.cpus {
+        if c.is_nan() || c <= 0.0 {
+            return Err(anyhow!(
+                "invalid argument {c} for --cpus: a positive number of CPUs, e.g. 0.5"
+            ));
+        }
+    }
+    Ok(json!({
+        "Hostname": args.hostname.clone().unwrap_or_default(),
+        "User": args.user.clone().unwrap_or_default(),
+        "AttachStdin": args.interactive && !args.detach,
+        "AttachStdout": !args.detach,
+        "AttachStderr": !args.detach,
+        "Tty": args.tty,
+        "OpenStdin": args.interactive,
+        "StdinOnce": args.interactive && !args.detach,
+        "Env": env,
+        "Cmd": if args.command.is_empty() { Value::Null } else { json!(args.command) },
+        "Image": args.image,
+        "WorkingDir": args.workdir.clone().unwrap_or_default(),
+        "Entrypoint": args.entrypoint.as_ref().map(|e| if e.is_empty() { json!([""]) } else { json!([e]) }).unwrap_or(Value::Null),
+        "HostConfig": {
+            "Memory": size("--memory", &args.memory)?,
+            "MemorySwap": size("--memory-swap", &args.memory_swap)?,
+            "NanoCpus": args.cpus.map_or(0, |c| (c * 1e9) as i64),
+            "CpuShares": args.cpu_shares.unwrap_or(0),
+            "CpusetCpus": args.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": args.pids_limit,
+            "NetworkMode": args.network,
+            "AutoRemove": args.rm,
+        },
+    }))
+}
+
+/// `-e KEY` takes KEY's value from this environment (left out if unset).
+fn expand_env(spec: &str) -> String {
+    if spec.contains('=') {
+        spec.to_string()
+    } else {
+        format!("{spec}={}", std::env::var(spec).unwrap_or_default())
+    }
+}
+
+async fn create(client: &Client, args: &RunArgs) -> Result<String> {
+    let body = create_body(args)?;
+    let mut path = String::from("/containers/create?");
+    if let Some(n) = &args.name {
+        path += &format!("name={}&", enc(n));
+    }
+    if let Some(p) = &args.platform {
+        path += &format!("platform={}", enc(p));
+    }
+    match client.json("POST", &path, Some(&body)).await {
+        Ok(v) => Ok(v["Id"].as_str().unwrap_or("").to_string()),
+        Err(e)
+            if e.downcast_ref::<ApiError>().is_some_and(|a| {
+                a.status == hyper::StatusCode::NOT_FOUND && a.message.starts_with("No such image")
+            }) =>
+        {
+            eprintln!("Unable to find image '{}' locally", args.image);
+            pull(client, &args.image, args.platform.as_deref()).await?;
+            let v = client.json("POST", &path, Some(&body)).await?;
+            Ok(v["Id"].as_str().unwrap_or("").to_string())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn run_container(client: &Client, args: RunArgs) -> Result<i32> {
+    let id = create(client, &args).await?;
+    if args.detach {
+        client
+            .call("POST", &format!("/containers/{id}/start"), None)
+            .await?;
+        println!("{id}");
+        return Ok(0);
+    }
+    attach_and_start(client, &id, args.tty, args.interactive).await
+}
+
+/// Docker's order for a foreground run: attach, ask for the exit (so it
+/// cannot be missed), start, stream, then read the exit code.
+async fn attach_and_start(client: &Client, id: &str, tty: bool, interactive: bool) -> Result<i32> {
+    let io = client
+        .hijack(
+            &format!(
+                "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1",
+                interactive as u8
+            ),
+            None,
+        )
+        .await?;
+    let info = client
+        .json("GET", &format!("/containers/{id}/json"), None)
+        .await?;
+    let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
+    let condition = if auto_remove { "removed" } else { "next-exit" };
+    let wait = client
+        .stream(
+            "POST",
+            &format!("/containers/{id}/wait?condition={condition}"),
+            None,
+        )
+        .await?;
+    client
+        .call("POST", &format!("/containers/{id}/start"), None)
+        .await?;
+    pump(
+        client,
+        io,
+        tty,
+        interactive,
+        &format!("/containers/{id}/resize"),
+    )
+    .await?;
+    let v = wait_body(wait).await?;
+    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
+}
+
+async fn wait_body(body: hyper::body::Incoming) -> Result<Value> {
+    let mut all = Vec::new();
+    each_chunk(body, |c| all.extend_from_slice(c)).await?;
+    Ok(serde_json::from_slice(&all)?)
+}
+
+/// Splits multiplexed output onto stdout and stderr (or copies raw bytes).
+struct Demux {
+    tty: bool,
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    fn new(tty: bool) -> Demux {
+        Demux {
+            tty,
+            buf: Vec::new(),
+        }
+    }
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.tty {
+            let mut out = std::io::stdout();
+            let _ = out.write_all(chunk);
+            let _ = out.flush();
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+        while let Some((stream, payload)) = next_frame(&mut self.buf) {
+            if stream == 2 {
+                let _ = std::io::stderr().write_all(&payload);
+            } else {
+                let mut out = std::io::stdout();
+                let _ = out.write_all(&payload);
+                let _ = out.flush();
+            }
+        }
+    }
+}
+
+/// Raw mode on our terminal for `-t`, restored when dropped.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter() -> RawMode {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawMode(None);
+        }
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+fn terminal_size() -> Option<(u16, u16)> {
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into valid memory.
+    let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_row > 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// Moves bytes between our stdio and a hijacked connection until the
+/// container side closes it.
+async fn pump(
+    client: &Client,
+    io: hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>,
+    tty: bool,
+    interactive: bool,
+    resize: &str,
+) -> Result<()> {
+    let _raw = if tty { Some(RawMode::enter()) } else { None };
+    if tty {
+        if let Some((h, w)) = terminal_size() {
+            let _ = client
+                .call("POST", &format!("{resize}?h={h}&w={w}"), None)
+                .await;
+        }
+        let client_socket = client.socket.clone();
+        let resize = resize.to_string();
+        tokio::spawn(async move {
+            let Ok(mut winch) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+            else {
+                return;
+            };
+            let client = Client::new(client_socket);
+            while winch.recv().await.is_some() {
+                if let Some((h, w)) = terminal_size() {
+                    let _ = client
+                        .call("POST", &format!("{resize}?h={h}&w={w}"), None)
+                        .await;
+                }
+            }
+        });
+    }
+    let (mut rd, mut wr) = tokio::io::split(io);
+    if interactive {
+        tokio::spawn(async move {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match stdin.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if wr.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            // Our stdin ended: close our writing half; the container's
+            // stdin closes (StdinOnce).
+            let _ = wr.shutdown().await;
+        });
+    }
+    let mut demux = Demux::new(tty);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => demux.feed(&buf[..n]),
+        }
+    }
+    Ok(())
+}

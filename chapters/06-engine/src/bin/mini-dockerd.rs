@@ -1,0 +1,137 @@
+//! `mini-dockerd`: the engine's daemon. Owns an engine root, serves the
+//! Docker Engine API on a unix socket. Also the program behind each
+//! container's monitor and each exec (hidden subcommands), so one binary
+//! is all an install needs.
+
+use anyhow::{anyhow, Context, Result};
+use chapter_06::daemon::{self, Daemon};
+use chapter_06::state::Paths;
+use clap::{Parser, Subcommand};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "mini-dockerd",
+    about = "The mini-docker engine: the Docker Engine API on a unix socket",
+    version
+)]
+struct Cli {
+    /// Where images, containers and logs live
+    #[arg(long, default_value = "/var/lib/mini-docker")]
+    root: PathBuf,
+    /// The socket to serve the API on
+    #[arg(short = 'H', long, default_value = "unix:///run/mini-docker.sock")]
+    host: String,
+    /// Write the daemon's log here instead of stderr
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+#[derive(Subcommand)]
+enum Internal {
+    /// A container's monitor (started by the daemon)
+    #[command(hide = true)]
+    Monitor {
+        #[arg(long = "root")]
+        engine_root: PathBuf,
+        id: String,
+    },
+    /// Runs an exec inside a container (started by the daemon)
+    #[command(hide = true)]
+    ExecHelper { spec: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.internal {
+        Some(Internal::Monitor { engine_root, id }) => {
+            match chapter_06::monitor::main(&Paths::new(engine_root), &id) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("monitor {id}: {e:#}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Some(Internal::ExecHelper { spec }) => {
+            let result = serde_json::from_str(&spec)
+                .map_err(|e| anyhow!("invalid exec spec: {e}"))
+                .and_then(|spec| chapter_06::exec::helper_main(&spec));
+            match result {
+                Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+                Err(e) => {
+                    eprintln!("exec failed: {e:#}");
+                    std::process::ExitCode::from(126)
+                }
+            }
+        }
+        None => match serve(cli.root, &cli.host, cli.log_file) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mini-dockerd: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(root: PathBuf, host: &str, log_file: Option<PathBuf>) -> Result<()> {
+    if let Some(path) = log_file {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening log file {}", path.display()))?;
+        // SAFETY: dup2 onto stderr of a descriptor we hold.
+        if unsafe { libc::dup2(log.as_raw_fd(), 2) } < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(anyhow!(
+            "mini-dockerd needs root (namespaces, mounts, cgroups): run it with sudo"
+        ));
+    }
+    let socket = chapter_06::client::socket_path(host)?;
+    let daemon = Daemon::open(&root)?;
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Err(anyhow!(
+            "{} already answers: another daemon serves it; stop that one or pass another -H",
+            socket.display()
+        ));
+    }
+    let _ = std::fs::remove_file(&socket);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .with_context(|| format!("listening on {}", socket.display()))?;
+        eprintln!(
+            "mini-dockerd: API {} on unix://{}, root {}",
+            chapter_06::api::API_VERSION,
+            socket.display(),
+            root.display()
+        );
+        daemon.reconnect().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = daemon::serve(daemon.clone(), listener) => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        // Containers keep running under their monitors; a new daemon
+        // reconnects to them.
+        let _ = std::fs::remove_file(&socket);
+        eprintln!("mini-dockerd: stopped (containers keep running)");
+        Ok::<(), anyhow::Error>(())
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}

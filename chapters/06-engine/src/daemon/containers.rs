@@ -1,0 +1,792 @@
+//! Containers through the API: the daemon's half of each lifecycle step.
+//! The other half runs in the container's monitor (see [`crate::monitor`]).
+
+use super::http::{self, flag, json, ApiError, ApiResult};
+use super::{Daemon, Entry, Life, Pending};
+use crate::api::{ContainerConfig, CreateRequest};
+use crate::monitor::{Exit, Hello};
+use crate::state::{read_json, write_json, Container, State, Status};
+use crate::stdcopy::{frame, Stream};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json as j, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{oneshot, watch};
+
+impl Daemon {
+    fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> Result<T, ApiError> {
+        let mut map = self.containers.lock().unwrap();
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found(format!("No such container: {id}")))?;
+        Ok(f(e))
+    }
+
+    /// `POST /containers/create?name=…`
+    pub async fn create(self: &Arc<Self>, req: Request<Incoming>) -> ApiResult {
+        let q = http::query(&req);
+        let body: CreateRequest = http::body_json(req).await?;
+        let d = self.clone();
+        let name = q.get("name").cloned().unwrap_or_default();
+        let platform = q.get("platform").cloned().unwrap_or_default();
+        let id = tokio::task::spawn_blocking(move || d.create_blocking(body, &name, &platform))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
+        Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warnings": []})))
+    }
+
+    fn create_blocking(
+        &self,
+        body: CreateRequest,
+        name: &str,
+        platform: &str,
+    ) -> Result<String, ApiError> {
+        let CreateRequest {
+            config,
+            host_config,
+        } = body;
+        let name = name.trim_start_matches('/').to_string();
+        if !name.is_empty() {
+            crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;
+        }
+        match host_config.network_mode.as_str() {
+            "" | "default" | "none" | "host" | "bridge" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "network {other:?} not found: this engine offers none and host (bridge comes with the networking chapter)"
+                )))
+            }
+        }
+        if config.image.is_empty() {
+            return Err(ApiError::bad_request(
+                "no image given: say which image to run",
+            ));
+        }
+        let (_, image) = self.resolve_image(&config.image)?;
+        if !platform.is_empty() {
+            let wanted =
+                chapter_05::pull::parse_platform(platform).map_err(ApiError::bad_request)?;
+            if wanted.os != image.config.os || wanted.architecture != image.config.architecture {
+                return Err(ApiError::conflict(format!(
+                    "image {} is {}/{}, not the requested {platform}",
+                    config.image, image.config.os, image.config.architecture
+                )));
+            }
+        }
+        let layers =
+            chapter_04::unpack::unpack(&self.store, &image, &chapter_04::unpack::Limits::default())
+                .map_err(|e| ApiError::internal(format!("unpacking {}: {e}", config.image)))?;
+        let overrides = chapter_04::runconfig::Overrides {
+            entrypoint: config
+                .entrypoint
+                .clone()
+                .map(|ep| if ep == [""] { Vec::new() } else { ep }),
+            cmd: config.cmd.clone().filter(|c| !c.is_empty()),
+            env: config.env.clone().unwrap_or_default(),
+            workdir: Some(config.working_dir.clone()).filter(|w| !w.is_empty()),
+            user: Some(config.user.clone()).filter(|u| !u.is_empty()),
+        };
+        let image_config = image.config.config.clone().unwrap_or_default();
+        let run = chapter_04::runconfig::compute(&image_config, &overrides, &user_root(&layers))
+            .map_err(ApiError::bad_request)?;
+        let stop_signal = match config
+            .stop_signal
+            .as_deref()
+            .or(image_config.stop_signal.as_deref())
+        {
+            Some(s) => {
+                chapter_04::runconfig::parse_signal(s).map_err(ApiError::bad_request)? as i32
+            }
+            None => run.stop_signal as i32,
+        };
+        let id = crate::ids::new_id();
+        let c = Container {
+            id: id.clone(),
+            name: String::new(),
+            created: crate::jsonlog::now(),
+            image: config.image.clone(),
+            image_id: image.manifest.config.digest.to_string(),
+            layers,
+            args: run.args,
+            env: run.env,
+            workdir: run.workdir,
+            uid: run.uid,
+            gid: run.gid,
+            hostname: if config.hostname.is_empty() {
+                crate::ids::short(&id).to_string()
+            } else {
+                config.hostname.clone()
+            },
+            stop_signal,
+            config,
+            host_config,
+        };
+        crate::monitor::limits_for(&c)
+            .validate()
+            .map_err(ApiError::bad_request)?;
+        if let Some(h) = &c.hostname.get(..) {
+            if h.len() > 64 {
+                return Err(ApiError::bad_request("hostname longer than 64 characters"));
+            }
+        }
+        // Name and record under the lock: two creates cannot take one name.
+        let mut map = self.containers.lock().unwrap();
+        let name = if name.is_empty() {
+            crate::ids::random_name(|n| map.values().any(|e| e.c.name == n))
+        } else if let Some((other, _)) = map.iter().find(|(_, e)| e.c.name == name) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        } else {
+            name
+        };
+        let c = Container { name, ..c };
+        let dir = self.paths.container(&id);
+        std::fs::create_dir_all(&dir)?;
+        let state = State::default();
+        write_json(&self.paths.state(&id), &state)?;
+        write_json(&self.paths.config(&id), &c)?;
+        let (life, _) = watch::channel(Life::default());
+        map.insert(
+            id.clone(),
+            Entry {
+                c,
+                state,
+                life,
+                pending: Vec::new(),
+                busy: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// `POST /containers/{id}/start`: spawns the monitor, hands it the
+    /// attach streams that wait, then says go.
+    pub async fn start(self: Arc<Self>, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        let pending = self.entry(&id, |e| {
+            if e.state.status == Status::Running || e.busy {
+                return None;
+            }
+            e.busy = true;
+            Some(std::mem::take(&mut e.pending))
+        })?;
+        let Some(pending) = pending else {
+            return Ok(http::empty(StatusCode::NOT_MODIFIED));
+        };
+        let result = self.clone().start_monitor(&id, pending).await;
+        let auto_remove = self.entry(&id, |e| {
+            e.busy = false;
+            e.c.host_config.auto_remove
+        })?;
+        if result.is_err() && auto_remove {
+            let _ = self.remove_now(&id);
+        }
+        result
+    }
+
+    async fn start_monitor(self: Arc<Self>, id: &str, pending: Vec<Pending>) -> ApiResult {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.paths.container(id).join("monitor.log"))?;
+        let mut child = tokio::process::Command::new(super::self_exe())
+            .arg("monitor")
+            .arg("--root")
+            .arg(&self.paths.root)
+            .arg(id)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| ApiError::internal(format!("starting the container's monitor: {e}")))?;
+        let mut go = child.stdin.take().expect("piped");
+        let mut reports = BufReader::new(child.stdout.take().expect("piped")).lines();
+        // tokio reaps a dropped child in the background; the monitor is
+        // meant to outlive this request (and this daemon).
+        drop(child);
+        let ready = reports.next_line().await?.unwrap_or_default();
+        if ready != "ready" {
+            return Err(self.start_failed(id, &ready));
+        }
+        for p in pending {
+            if let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await {
+                if let Ok(conn) = self.connect_monitor(id, &p.hello).await {
+                    tokio::spawn(relay(io, conn));
+                }
+            }
+        }
+        let waiter = self.connect_monitor(id, &Hello::Wait).await?;
+        go.write_all(b"go\n").await?;
+        let started = reports.next_line().await?.unwrap_or_default();
+        if !started.starts_with("started ") {
+            drop(waiter);
+            return Err(self.start_failed(id, &started));
+        }
+        let state: State = read_json(&self.paths.state(id))?;
+        self.entry(id, |e| e.state = state)?;
+        tokio::spawn(self.clone().watch_exit(id.to_string(), waiter));
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// The monitor's `error CODE MESSAGE` (or silence) as an API error;
+    /// the container stays created, with the code and message recorded.
+    fn start_failed(&self, id: &str, report: &str) -> ApiError {
+        let (code, message) = report
+            .strip_prefix("error ")
+            .and_then(|r| r.split_once(' '))
+            .map(|(c, m)| (c.parse().unwrap_or(125), m.to_string()))
+            .unwrap_or((
+                125,
+                format!(
+                    "the container's monitor ended without a report (see {})",
+                    self.paths.container(id).join("monitor.log").display()
+                ),
+            ));
+        let mut state: State = read_json(&self.paths.state(id)).unwrap_or_default();
+        if state.status == Status::Running {
+            state = State::default();
+        }
+        state.exit_code = code;
+        state.error = message.clone();
+        let _ = write_json(&self.paths.state(id), &state);
+        let _ = self.entry(id, |e| e.state = state);
+        if code == 126 || code == 127 {
+            ApiError::bad_request(message)
+        } else {
+            ApiError::internal(message)
+        }
+    }
+
+    /// Waits on a monitor's `wait` connection; records the exit.
+    pub async fn watch_exit(self: Arc<Self>, id: String, conn: tokio::net::UnixStream) {
+        let mut lines = BufReader::new(conn).lines();
+        let exit: Option<Exit> = match lines.next_line().await {
+            Ok(Some(line)) => serde_json::from_str(&line).ok(),
+            _ => None,
+        };
+        if exit.is_none() {
+            // The monitor died without a word (killed): record that.
+            self.monitor_lost(&id);
+        } else {
+            let state: State = read_json(&self.paths.state(&id)).unwrap_or_default();
+            let _ = self.entry(&id, |e| {
+                let code = state.exit_code;
+                e.state = state;
+                e.life.send_modify(|l| {
+                    l.exits += 1;
+                    l.exit_code = code;
+                });
+            });
+        }
+        let auto_remove = self
+            .entry(&id, |e| e.c.host_config.auto_remove)
+            .unwrap_or(false);
+        if auto_remove {
+            let _ = self.remove_now(&id);
+        }
+    }
+
+    /// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1`
+    pub fn attach(self: &Arc<Self>, query: &str, mut req: Request<Incoming>) -> ApiResult {
+        let id = self.find(query)?;
+        let q = http::query(&req);
+        let hello = Hello::Attach {
+            stdin: flag(&q, "stdin"),
+            stdout: flag(&q, "stdout"),
+            stderr: flag(&q, "stderr"),
+        };
+        let (tty, running) =
+            self.entry(&id, |e| (e.c.config.tty, e.state.status == Status::Running))?;
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let (tx, rx) = oneshot::channel();
+        if running {
+            let d = self.clone();
+            tokio::spawn(async move {
+                let Ok(io) = on_upgrade.await else { return };
+                match d.connect_monitor(&id, &hello).await {
+                    Ok(conn) => relay(io, conn).await,
+                    Err(_) => drop(io), // exited meanwhile: end of stream
+                }
+            });
+        } else {
+            // Registered before answering, so a start that follows at once
+            // finds it.
+            self.entry(&id, |e| e.pending.push(Pending { hello, io: rx }))?;
+            tokio::spawn(async move {
+                if let Ok(io) = on_upgrade.await {
+                    let _ = tx.send(io);
+                }
+            });
+        }
+        Ok(http::upgraded(tty))
+    }
+
+    /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
+    /// headers at once, the body when the condition is met.
+    pub async fn wait(self: &Arc<Self>, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let condition = q.get("condition").cloned().unwrap_or("not-running".into());
+        let (mut rx, running) = self.entry(&id, |e| {
+            (e.life.subscribe(), e.state.status == Status::Running)
+        })?;
+        let start = *rx.borrow_and_update();
+        let (mut tx, response) = http::streaming(StatusCode::OK, "application/json");
+        let d = self.clone();
+        tokio::spawn(async move {
+            let done = |l: &Life| match condition.as_str() {
+                "removed" => l.removed,
+                "next-exit" => l.exits > start.exits || l.removed,
+                _ => !running || l.exits > start.exits || l.removed,
+            };
+            if !done(&start) {
+                loop {
+                    if rx.changed().await.is_err() {
+                        break; // the entry is gone: removed
+                    }
+                    if done(&rx.borrow_and_update()) {
+                        break;
+                    }
+                }
+            }
+            let last = *rx.borrow();
+            let (code, error) = match d.entry(&id, |e| e.state.clone()) {
+                Ok(state) => (state.exit_code, state.error),
+                Err(_) => (last.exit_code, String::new()),
+            };
+            let error = (!error.is_empty()).then(|| j!({"Message": error}));
+            let body = j!({"StatusCode": code, "Error": error});
+            let _ = tx.send_data(Bytes::from(body.to_string() + "\n")).await;
+        });
+        Ok(response)
+    }
+
+    /// `POST /containers/{id}/stop?t=10`: the stop signal, then SIGKILL.
+    pub async fn stop(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let (pid, signal, timeout, mut rx) = self.entry(&id, |e| {
+            (
+                e.state.pid,
+                e.c.stop_signal,
+                e.c.config.stop_timeout.unwrap_or(10),
+                e.life.subscribe(),
+            )
+        })?;
+        if !self.is_running(&id) {
+            return Ok(http::empty(StatusCode::NOT_MODIFIED));
+        }
+        let timeout = q
+            .get("t")
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(timeout);
+        let exits = rx.borrow_and_update().exits;
+        let exited = |rx: &mut watch::Receiver<Life>, secs: u64| {
+            let mut rx = rx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(secs), async {
+                    while rx.borrow_and_update().exits == exits {
+                        if rx.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                })
+                .await
+                .is_ok()
+            }
+        };
+        signal_pid(pid, signal);
+        if timeout < 0 || !exited(&mut rx, timeout as u64).await {
+            signal_pid(pid, libc::SIGKILL);
+            exited(&mut rx, 30).await;
+        }
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.entry(id, |e| e.state.status == Status::Running)
+            .unwrap_or(false)
+    }
+
+    /// `POST /containers/{id}/kill?signal=SIGKILL`
+    pub fn kill(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let signal = match q.get("signal").filter(|s| !s.is_empty()) {
+            Some(s) => {
+                chapter_04::runconfig::parse_signal(s).map_err(ApiError::bad_request)? as i32
+            }
+            None => libc::SIGKILL,
+        };
+        let pid = self.entry(&id, |e| e.state.pid)?;
+        if !self.is_running(&id) {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {query}: Container {id} is not running"
+            )));
+        }
+        signal_pid(pid, signal);
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `POST /containers/{id}/resize?h=…&w=…`
+    pub async fn resize(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let (height, width) = size_of(q)?;
+        if self.is_running(&id) {
+            if let Ok(conn) = self
+                .connect_monitor(&id, &Hello::Resize { height, width })
+                .await
+            {
+                let mut lines = BufReader::new(conn).lines();
+                let _ = lines.next_line().await;
+            }
+        }
+        Ok(http::empty(StatusCode::OK))
+    }
+
+    /// `DELETE /containers/{id}?force=1`
+    pub async fn remove(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        if self.is_running(&id) {
+            if !flag(q, "force") {
+                return Err(ApiError::conflict(format!(
+                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            let mut kill = HashMap::new();
+            kill.insert("t".to_string(), "0".to_string());
+            self.stop(&id, &kill).await?;
+        }
+        self.remove_now(&id)?;
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// Deletes a container that is not running: its directory, its entry;
+    /// `removed` waiters are told.
+    pub fn remove_now(&self, id: &str) -> Result<(), ApiError> {
+        let mut map = self.containers.lock().unwrap();
+        let Some(e) = map.get(id) else {
+            return Ok(());
+        };
+        if e.state.status == Status::Running {
+            return Err(ApiError::conflict(format!("container {id} is running")));
+        }
+        if e.busy {
+            return Err(ApiError::conflict(format!(
+                "container {id} is starting: try again when it has started"
+            )));
+        }
+        super::cleanup_leftovers(&self.paths, id, &e.state.cgroup_dirs);
+        std::fs::remove_dir_all(self.paths.container(id))
+            .or_else(|err| {
+                if err.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            })
+            .map_err(|err| ApiError::internal(format!("removing container {id}: {err}")))?;
+        if let Some(e) = map.remove(id) {
+            e.life.send_modify(|l| l.removed = true);
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/prune`: removes every container that is not running.
+    pub async fn container_prune(&self) -> ApiResult {
+        let stopped: Vec<String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.state.status != Status::Running && !e.busy)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut deleted = Vec::new();
+        for id in stopped {
+            if self.remove_now(&id).is_ok() {
+                deleted.push(id);
+            }
+        }
+        Ok(json(
+            StatusCode::OK,
+            &j!({"ContainersDeleted": deleted, "SpaceReclaimed": 0}),
+        ))
+    }
+
+    /// `GET /containers/{id}/json`
+    pub fn inspect(&self, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        let v = self.entry(&id, |e| inspect_json(&self.paths.container(&id), e))?;
+        Ok(json(StatusCode::OK, &v))
+    }
+
+    /// `GET /containers/json?all=1`
+    pub fn list(&self, q: &HashMap<String, String>) -> ApiResult {
+        let all = flag(q, "all");
+        let map = self.containers.lock().unwrap();
+        let mut rows: Vec<(String, Value)> = map
+            .values()
+            .filter(|e| all || e.state.status == Status::Running)
+            .map(|e| (e.c.created.clone(), list_json(e)))
+            .collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
+        Ok(json(StatusCode::OK, &rows))
+    }
+
+    /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=1&tail=N`
+    pub fn logs(self: &Arc<Self>, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let tty = self.entry(&id, |e| e.c.config.tty)?;
+        let (stdout, stderr) = (flag(q, "stdout"), flag(q, "stderr"));
+        if !stdout && !stderr {
+            return Err(ApiError::bad_request(
+                "Bad parameters: you must choose at least one stream",
+            ));
+        }
+        let follow = flag(q, "follow");
+        let timestamps = flag(q, "timestamps");
+        let tail = match q.get("tail").map(String::as_str) {
+            None | Some("") | Some("all") => None,
+            Some(n) => Some(n.parse::<usize>().map_err(|_| {
+                ApiError::bad_request(format!("invalid --tail {n:?}: a number or \"all\""))
+            })?),
+        };
+        let kind = if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        };
+        let (mut tx, response) = http::streaming(StatusCode::OK, kind);
+        let d = self.clone();
+        let path = self.paths.log(&id);
+        tokio::spawn(async move {
+            let render = |entry: &crate::jsonlog::Entry| -> Option<Bytes> {
+                let stream = if entry.stream == "stderr" {
+                    if !stderr {
+                        return None;
+                    }
+                    Stream::Stderr
+                } else {
+                    if !stdout {
+                        return None;
+                    }
+                    Stream::Stdout
+                };
+                let mut text = Vec::new();
+                if timestamps {
+                    text.extend_from_slice(entry.time.as_bytes());
+                    text.push(b' ');
+                }
+                text.extend_from_slice(entry.log.as_bytes());
+                Some(Bytes::from(if tty { text } else { frame(stream, &text) }))
+            };
+            let mut offset = 0usize;
+            let mut first = true;
+            loop {
+                let running = d.is_running(&id);
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                // Only whole lines: the monitor may be writing the last one.
+                let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                if end > offset {
+                    let text = String::from_utf8_lossy(&bytes[offset..end]).into_owned();
+                    offset = end;
+                    let mut entries = crate::jsonlog::parse(&text);
+                    if first {
+                        if let Some(n) = tail {
+                            let skip = entries.len().saturating_sub(n);
+                            entries.drain(..skip);
+                        }
+                    }
+                    for entry in &entries {
+                        if let Some(b) = render(entry) {
+                            if tx.send_data(b).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                first = false;
+                if !follow || (!running && !d.is_running(&id)) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Ok(response)
+    }
+
+    /// `GET /containers/{id}/stats?stream=false`: one sample.
+    pub fn stats(&self, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        let (dirs, name) = self.entry(&id, |e| (e.state.cgroup_dirs.clone(), e.c.name.clone()))?;
+        let read = |file: &str| -> u64 {
+            dirs.iter()
+                .find_map(|d| chapter_02::cgroup::read_u64(&d.join(file)).ok())
+                .unwrap_or(0)
+        };
+        let memory = read("memory.usage_in_bytes").max(read("memory.current"));
+        let limit = read("memory.limit_in_bytes").max(read("memory.max"));
+        let cpu = read("cpuacct.usage");
+        let pids = read("pids.current");
+        Ok(json(
+            StatusCode::OK,
+            &j!({
+                "id": id,
+                "name": format!("/{name}"),
+                "read": crate::jsonlog::now(),
+                "memory_stats": {"usage": memory, "limit": limit},
+                "cpu_stats": {"cpu_usage": {"total_usage": cpu}, "online_cpus": chapter_02::limits::host_cpus()},
+                "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+                "pids_stats": {"current": pids},
+            }),
+        ))
+    }
+}
+
+/// Where to look up user names: the highest layer that has `etc/passwd`
+/// (user lookups happen before the overlay is mounted).
+fn user_root(layers: &[PathBuf]) -> PathBuf {
+    layers
+        .iter()
+        .rev()
+        .find(|l| l.join("etc/passwd").is_file())
+        .or(layers.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn size_of(q: &HashMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .ok_or_else(|| ApiError::bad_request(format!("resize: {k} must be a number of cells")))
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+pub fn signal_pid(pid: i32, signal: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) with a PID we recorded for a container we own.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Copies both ways between a hijacked client connection and a monitor
+/// stream; each side's end of writing is passed on as a half-close.
+pub async fn relay(io: hyper::upgrade::Upgraded, conn: tokio::net::UnixStream) {
+    let mut client = TokioIo::new(io);
+    let mut monitor = conn;
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
+}
+
+fn state_json(s: &State) -> Value {
+    let or_zero = |t: &str| {
+        if t.is_empty() {
+            crate::jsonlog::ZERO_TIME.to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    j!({
+        "Status": s.status.as_str(),
+        "Running": s.status == Status::Running,
+        "Paused": false,
+        "Restarting": false,
+        "OOMKilled": s.oom_killed,
+        "Dead": false,
+        "Pid": s.pid,
+        "ExitCode": s.exit_code,
+        "Error": s.error,
+        "StartedAt": or_zero(&s.started_at),
+        "FinishedAt": or_zero(&s.finished_at),
+    })
+}
+
+/// The container's Config as inspect shows it: what the client asked for,
+/// with the image's defaults filled in.
+fn effective_config(c: &Container) -> ContainerConfig {
+    let mut config = c.config.clone();
+    config.hostname = c.hostname.clone();
+    config.env = Some(c.env.clone());
+    config.working_dir = c.workdir.clone();
+    if config.cmd.is_none() && config.entrypoint.is_none() {
+        config.cmd = Some(c.args.clone());
+    }
+    config
+}
+
+fn inspect_json(dir: &Path, e: &Entry) -> Value {
+    let c = &e.c;
+    let lower: Vec<String> = c.layers.iter().map(|l| l.display().to_string()).collect();
+    j!({
+        "Id": c.id,
+        "Created": c.created,
+        "Path": c.args[0],
+        "Args": c.args[1..],
+        "State": state_json(&e.state),
+        "Image": c.image_id,
+        "Name": format!("/{}", c.name),
+        "RestartCount": 0,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "LogPath": dir.join(format!("{}-json.log", c.id)),
+        "HostConfig": c.host_config,
+        "Config": effective_config(c),
+        "Mounts": [],
+        "NetworkSettings": {"Networks": {}, "Ports": {}},
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower.join(":"),
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("merged"),
+            }
+        },
+    })
+}
+
+fn list_json(e: &Entry) -> Value {
+    let c = &e.c;
+    let s = &e.state;
+    let since = |t: &str| {
+        crate::jsonlog::parse_time(t)
+            .map(|t| {
+                let secs = (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0);
+                crate::human::human_duration(Duration::from_secs(secs as u64))
+            })
+            .unwrap_or_default()
+    };
+    let status = match s.status {
+        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Exited => format!("Exited ({}) {} ago", s.exit_code, since(&s.finished_at)),
+        Status::Created => "Created".to_string(),
+    };
+    let created = crate::jsonlog::parse_time(&c.created).map_or(0, |t| t.unix_timestamp());
+    let network = if c.host_config.network_mode.is_empty() {
+        "default"
+    } else {
+        &c.host_config.network_mode
+    };
+    j!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": c.args.join(" "),
+        "Created": created,
+        "Ports": [],
+        "Labels": c.config.labels.clone().unwrap_or_default(),
+        "State": s.status.as_str(),
+        "Status": status,
+        "HostConfig": {"NetworkMode": network},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    })
+}

@@ -1,0 +1,351 @@
+//! Exec instances: `POST /containers/{id}/exec` records what to run,
+//! `POST /exec/{id}/start` runs it (through the exec helper, see
+//! [`crate::exec`]) on a hijacked connection, `GET /exec/{id}/json` tells
+//! its exit code. Exec processes are children of the daemon.
+
+use super::http::{self, json, ApiError, ApiResult};
+use super::Daemon;
+use crate::api::{ExecConfig, ExecStart};
+use crate::exec::ExecSpec;
+use crate::state::Status;
+use crate::stdcopy::{frame, Stream};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json as j;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub struct Exec {
+    pub container: String,
+    pub config: ExecConfig,
+    pub spec: ExecSpec,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub pid: i32,
+    /// The pseudo-terminal master of a `-t` exec, for resizes.
+    pub master: Option<Arc<OwnedFd>>,
+}
+
+impl Daemon {
+    /// `POST /containers/{id}/exec`
+    pub async fn exec_create(self: &Arc<Self>, query: &str, req: Request<Incoming>) -> ApiResult {
+        let id = self.find(query)?;
+        let config: ExecConfig = http::body_json(req).await?;
+        if config.cmd.is_empty() {
+            return Err(ApiError::bad_request("No exec command specified"));
+        }
+        let (c, state) = self
+            .containers
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|e| (e.c.clone(), e.state.clone()))
+            .ok_or_else(|| ApiError::not_found(format!("No such container: {query}")))?;
+        if state.status != Status::Running {
+            return Err(ApiError::conflict(format!("Container {id} is not running")));
+        }
+        let (uid, gid) = if config.user.is_empty() {
+            (c.uid, c.gid)
+        } else {
+            // The running container's own files, seen through /proc.
+            let root = std::path::PathBuf::from(format!("/proc/{}/root", state.pid));
+            chapter_04::runconfig::resolve_user(&config.user, &root)
+                .map_err(ApiError::bad_request)?
+        };
+        let mut env = c.env.clone();
+        for var in config.env.clone().unwrap_or_default() {
+            let key = var.split('=').next().unwrap_or("").to_string();
+            env.retain(|e| e.split('=').next() != Some(key.as_str()));
+            env.push(var);
+        }
+        let spec = ExecSpec {
+            pid: state.pid,
+            cgroup_dirs: state.cgroup_dirs.clone(),
+            args: config.cmd.clone(),
+            env,
+            workdir: if config.working_dir.is_empty() {
+                c.workdir.clone()
+            } else {
+                config.working_dir.clone()
+            },
+            uid,
+            gid,
+            tty: config.tty,
+        };
+        let exec_id = crate::ids::new_id();
+        self.execs.lock().unwrap().insert(
+            exec_id.clone(),
+            Exec {
+                container: id,
+                config,
+                spec,
+                running: false,
+                exit_code: None,
+                pid: 0,
+                master: None,
+            },
+        );
+        Ok(json(StatusCode::CREATED, &j!({"Id": exec_id})))
+    }
+
+    /// `POST /exec/{id}/start`: detached, or on a hijacked connection.
+    pub async fn exec_start(
+        self: Arc<Self>,
+        exec_id: &str,
+        mut req: Request<Incoming>,
+    ) -> ApiResult {
+        let (spec, config) = {
+            let mut execs = self.execs.lock().unwrap();
+            let e = execs
+                .get_mut(exec_id)
+                .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+            if e.running || e.exit_code.is_some() {
+                return Err(ApiError::conflict(format!(
+                    "exec {exec_id} has already run"
+                )));
+            }
+            e.running = true;
+            (e.spec.clone(), e.config.clone())
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let start: ExecStart = http::body_json(req).await?;
+        let tty = spec.tty;
+        let master = if tty {
+            let pty = nix::pty::openpty(None, None)
+                .map_err(|e| ApiError::internal(format!("allocating a pseudo-terminal: {e}")))?;
+            Some((pty.master, pty.slave))
+        } else {
+            None
+        };
+        let mut command = tokio::process::Command::new(super::self_exe());
+        command
+            .arg("exec-helper")
+            .arg(serde_json::to_string(&spec).unwrap());
+        match &master {
+            Some((_, slave)) => {
+                command
+                    .stdin(slave.try_clone()?)
+                    .stdout(slave.try_clone()?)
+                    .stderr(slave.try_clone()?);
+            }
+            None if start.detach => {
+                command
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+            }
+            None => {
+                let piped = std::process::Stdio::piped;
+                command
+                    .stdin(if config.attach_stdin {
+                        piped()
+                    } else {
+                        std::process::Stdio::null()
+                    })
+                    .stdout(piped())
+                    .stderr(piped());
+            }
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| ApiError::internal(format!("starting the exec helper: {e}")))?;
+        let master = master.map(|(m, slave)| {
+            drop(slave);
+            Arc::new(m)
+        });
+        {
+            let mut execs = self.execs.lock().unwrap();
+            if let Some(e) = execs.get_mut(exec_id) {
+                e.pid = child.id().unwrap_or(0) as i32;
+                e.master = master.clone();
+            }
+        }
+        let d = self.clone();
+        let exec_id = exec_id.to_string();
+        let finish = move |code: i32| {
+            if let Some(e) = d.execs.lock().unwrap().get_mut(&exec_id) {
+                e.running = false;
+                e.exit_code = Some(code);
+                e.master = None;
+            }
+        };
+        if start.detach {
+            tokio::spawn(async move {
+                let status = child.wait().await;
+                finish(exit_code(status));
+            });
+            return Ok(http::empty(StatusCode::OK));
+        }
+        tokio::spawn(async move {
+            let Ok(io) = on_upgrade.await else {
+                let _ = child.kill().await;
+                finish(137);
+                return;
+            };
+            let io = TokioIo::new(io);
+            let code = match master {
+                Some(m) => relay_tty(io, &mut child, m).await,
+                None => relay_pipes(io, &mut child).await,
+            };
+            finish(code);
+        });
+        Ok(http::upgraded(tty))
+    }
+
+    /// `GET /exec/{id}/json`
+    pub fn exec_inspect(&self, exec_id: &str) -> ApiResult {
+        let execs = self.execs.lock().unwrap();
+        let e = execs
+            .get(exec_id)
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        Ok(json(
+            StatusCode::OK,
+            &j!({
+                "ID": exec_id,
+                "ContainerID": e.container,
+                "Running": e.running,
+                "ExitCode": e.exit_code,
+                "Pid": e.pid,
+                "OpenStdin": e.config.attach_stdin,
+                "OpenStdout": e.config.attach_stdout,
+                "OpenStderr": e.config.attach_stderr,
+                "ProcessConfig": {
+                    "tty": e.config.tty,
+                    "entrypoint": e.config.cmd[0],
+                    "arguments": e.config.cmd[1..],
+                    "privileged": false,
+                    "user": e.config.user,
+                },
+            }),
+        ))
+    }
+
+    /// `POST /exec/{id}/resize?h=…&w=…`
+    pub fn exec_resize(&self, exec_id: &str, q: &HashMap<String, String>) -> ApiResult {
+        let execs = self.execs.lock().unwrap();
+        let e = execs
+            .get(exec_id)
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {exec_id}")))?;
+        let get = |k: &str| q.get(k).and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
+        if let Some(m) = &e.master {
+            let size = libc::winsize {
+                ws_row: get("h"),
+                ws_col: get("w"),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+            unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        }
+        Ok(http::empty(StatusCode::OK))
+    }
+}
+
+fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
+        Err(_) => 255,
+    }
+}
+
+/// Without a TTY: stdout and stderr framed onto the connection, the
+/// connection's bytes into stdin, its half-close as stdin's EOF.
+async fn relay_pipes(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    child: &mut tokio::process::Child,
+) -> i32 {
+    let (mut rd, wr) = tokio::io::split(io);
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let pump = |mut out: Box<dyn tokio::io::AsyncRead + Unpin + Send>, stream: Stream| {
+        let wr = wr.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match out.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if wr
+                            .lock()
+                            .await
+                            .write_all(&frame(stream, &buf[..n]))
+                            .await
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let out = pump(
+        Box::new(child.stdout.take().expect("piped")),
+        Stream::Stdout,
+    );
+    let err = pump(
+        Box::new(child.stderr.take().expect("piped")),
+        Stream::Stderr,
+    );
+    if let Some(mut stdin) = child.stdin.take() {
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
+            // dropping stdin closes it: the process sees EOF
+        });
+    }
+    let code = exit_code(child.wait().await);
+    let _ = out.await;
+    let _ = err.await;
+    let _ = wr.lock().await.shutdown().await;
+    code
+}
+
+/// With a TTY: raw bytes both ways through the pseudo-terminal's master.
+async fn relay_tty(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    child: &mut tokio::process::Child,
+    master: Arc<OwnedFd>,
+) -> i32 {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let reader = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
+    let mut writer = tokio::fs::File::from_std(std::fs::File::from(
+        master.try_clone().expect("dup of the pty master"),
+    ));
+    let mut reader = tokio::fs::File::from_std(reader);
+    let output = tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break, // EIO once the last slave is closed
+                Ok(n) => {
+                    if wr.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let _ = wr.flush().await;
+                }
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let input = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if writer.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    let _ = writer.flush().await;
+                }
+            }
+        }
+    });
+    let code = exit_code(child.wait().await);
+    let _ = output.await;
+    input.abort();
+    code
+}

@@ -1,0 +1,264 @@
+//! HTTP plumbing for the daemon: bodies, JSON replies, Docker's error
+//! shape, query strings, and the route table.
+
+use super::Daemon;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// An API error: Docker's status code and `{"message": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl From<std::io::Error> for ApiError {
+    fn from(e: std::io::Error) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        ApiError::internal(format!("{e:#}"))
+    }
+}
+
+pub type ApiResult = Result<Response<Body>, ApiError>;
+
+pub fn full(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(bytes.into()).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let mut r = full(
+        status,
+        serde_json::to_vec(value).expect("API values serialise"),
+    );
+    r.headers_mut()
+        .insert("Content-Type", "application/json".parse().unwrap());
+    r
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    full(status, Bytes::new())
+}
+
+fn error_response(e: ApiError) -> Response<Body> {
+    json(e.status, &crate::api::ErrorBody { message: e.message })
+}
+
+/// The query string as a map (`a=1&b=x%20y`).
+pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// A query flag as Docker reads it: `1`, `true`, `True` are true.
+pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True"))
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a JSON request body (at most 4 MiB); an empty body is `T::default()`.
+pub async fn body_json<T>(req: Request<Incoming>) -> Result<T, ApiError>
+where
+    T: for<'de> serde::Deserialize<'de> + Default,
+{
+    let bytes = Limited::new(req.into_body(), 4 << 20)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))
+}
+
+/// `/v1.41/containers/json` → `/containers/json`: clients may name the API
+/// version they speak; we answer every version from MIN_API_VERSION up.
+pub fn strip_version(path: &str) -> &str {
+    match path.strip_prefix("/v") {
+        Some(rest) => match rest.find('/') {
+            Some(i) if rest[..i].split('.').all(|p| p.parse::<u32>().is_ok()) => &rest[i..],
+            _ => path,
+        },
+        None => path,
+    }
+}
+
+/// Dispatches one request.
+pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = strip_version(req.uri().path()).to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let m = method.as_str();
+    let result = match (m, parts.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => Ok(ping(m == "HEAD")),
+        ("GET", ["version"]) => Ok(json(StatusCode::OK, &d.version())),
+        ("GET", ["info"]) => d.info().map(|v| json(StatusCode::OK, &v)),
+        ("POST", ["images", "create"]) => d.pull(req).await,
+        ("POST", ["images", "load"]) => d.load(req).await,
+        ("GET", ["images", "json"]) => d.images().map(|v| json(StatusCode::OK, &v)),
+        ("GET", ["images", name @ .., "json"]) => d.image_inspect(&name.join("/")),
+        ("POST", ["images", name @ .., "tag"]) => d.tag(&name.join("/"), &query(&req)),
+        ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
+            d.rmi(&name.join("/"), &query(&req)).await
+        }
+        ("POST", ["images", "prune"]) => d.image_prune().await,
+        ("POST", ["containers", "create"]) => d.create(req).await,
+        ("GET", ["containers", "json"]) => d.list(&query(&req)),
+        ("POST", ["containers", "prune"]) => d.container_prune().await,
+        ("GET", ["containers", id, "json"]) => d.inspect(id),
+        ("POST", ["containers", id, "start"]) => d.clone().start(id).await,
+        ("POST", ["containers", id, "attach"]) => d.attach(id, req),
+        ("POST", ["containers", id, "wait"]) => d.wait(id, &query(&req)).await,
+        ("POST", ["containers", id, "stop"]) => d.stop(id, &query(&req)).await,
+        ("POST", ["containers", id, "kill"]) => d.kill(id, &query(&req)),
+        ("POST", ["containers", id, "resize"]) => d.resize(id, &query(&req)).await,
+        ("GET", ["containers", id, "logs"]) => d.logs(id, &query(&req)),
+        ("GET", ["containers", id, "stats"]) => d.stats(id),
+        ("DELETE", ["containers", id]) => d.remove(id, &query(&req)).await,
+        ("POST", ["containers", id, "exec"]) => d.exec_create(id, req).await,
+        ("POST", ["exec", id, "start"]) => d.clone().exec_start(id, req).await,
+        ("POST", ["exec", id, "resize"]) => d.exec_resize(id, &query(&req)),
+        ("GET", ["exec", id, "json"]) => d.exec_inspect(id),
+        _ => Err(ApiError::not_found(format!(
+            "page not found: {m} {path} is not part of this engine's API"
+        ))),
+    };
+    let mut response = result.unwrap_or_else(error_response);
+    let headers = response.headers_mut();
+    headers.insert("Api-Version", crate::api::API_VERSION.parse().unwrap());
+    headers.insert("Server", "mini-docker/0.1.0 (linux)".parse().unwrap());
+    headers.insert("Ostype", "linux".parse().unwrap());
+    response
+}
+
+fn ping(head: bool) -> Response<Body> {
+    let mut r = full(StatusCode::OK, if head { "" } else { "OK" });
+    let h = r.headers_mut();
+    h.insert("Docker-Experimental", "false".parse().unwrap());
+    h.insert("Builder-Version", "1".parse().unwrap());
+    h.insert(
+        "Cache-Control",
+        "no-cache, no-store, must-revalidate".parse().unwrap(),
+    );
+    r
+}
+
+/// A response that hands the connection over (`101 UPGRADED`), as
+/// Docker's attach and exec do: after it, the socket carries raw
+/// (TTY) or multiplexed (no TTY) stream bytes in both directions.
+pub fn upgraded(tty: bool) -> Response<Body> {
+    let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert("Connection", "Upgrade".parse().unwrap());
+    h.insert("Upgrade", "tcp".parse().unwrap());
+    let kind = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    h.insert("Content-Type", kind.parse().unwrap());
+    r
+}
+
+/// A streamed body: the returned sender writes chunks as they happen.
+pub fn streaming(
+    status: StatusCode,
+    content_type: &str,
+) -> (http_body_util::channel::Sender<Bytes>, Response<Body>) {
+    let (tx, body) = http_body_util::channel::Channel::<Bytes>::new(32);
+    let mut r = Response::new(body.boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert("Content-Type", content_type.parse().unwrap());
+    (tx, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_stripped_only_when_they_are_versions() {
+        assert_eq!(strip_version("/v1.41/containers/json"), "/containers/json");
+        assert_eq!(strip_version("/v1.24/_ping"), "/_ping");
+        assert_eq!(strip_version("/containers/json"), "/containers/json");
+        assert_eq!(strip_version("/volumes/x"), "/volumes/x");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode("a%2Fb+c"), "a/b c");
+        assert_eq!(decode("100%"), "100%");
+    }
+}

@@ -1,0 +1,370 @@
+//! Images: the daemon's store is chapter 04's OCI layout under
+//! `<root>/images`; pulls are chapter 05's. Names are kept as chapter 05
+//! normalises them (`docker.io/library/busybox:latest`) and shown as
+//! Docker shows them (`busybox:latest`).
+
+use super::http::{self, flag, json, ApiError, ApiResult};
+use super::Daemon;
+use crate::api::{ErrorDetail, Message};
+use bytes::Bytes;
+use chapter_04::manifest::Descriptor;
+use chapter_04::unpack::Image;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{json as j, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+
+/// How Docker shows a stored name: without `docker.io/` and `library/`.
+pub fn familiar(name: &str) -> String {
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    name.strip_prefix("library/").unwrap_or(name).to_string()
+}
+
+/// `busybox` → `docker.io/library/busybox:latest`; names that do not parse
+/// as references are kept as they are.
+pub fn normalise(name: &str) -> String {
+    chapter_05::Reference::parse(name)
+        .map(|r| r.local_name())
+        .unwrap_or_else(|_| name.to_string())
+}
+
+fn split_repo_tag(name: &str) -> (&str, &str) {
+    match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => (&name[..i], &name[i + 1..]),
+        _ => (name, "latest"),
+    }
+}
+
+impl Daemon {
+    /// Finds an image by name (as typed or normalised) or by ID (prefix of
+    /// the config digest, with or without `sha256:`). Returns the stored
+    /// name and the image.
+    pub fn resolve_image(&self, name: &str) -> Result<(String, Image), ApiError> {
+        let platform = chapter_04::unpack::host_platform();
+        let load = |d: &Descriptor| {
+            chapter_04::unpack::load_image(&self.store, d, &platform)
+                .map_err(|e| ApiError::internal(format!("reading image {name}: {e}")))
+        };
+        let tags = self.store.tags()?;
+        for candidate in [name.to_string(), normalise(name)] {
+            if let Some((n, d)) = tags.iter().find(|(n, _)| *n == candidate) {
+                return Ok((n.clone(), load(d)?));
+            }
+        }
+        let hex = name.strip_prefix("sha256:").unwrap_or(name);
+        if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            for (n, d) in &tags {
+                let image = load(d)?;
+                if image.manifest.config.digest.hex().starts_with(hex) {
+                    return Ok((n.clone(), image));
+                }
+            }
+        }
+        Err(ApiError::not_found(format!(
+            "No such image: {}",
+            familiar(&normalise(name))
+        )))
+    }
+
+    /// `POST /images/create?fromImage=…&tag=…`: a pull, reported as
+    /// Docker's JSON message stream.
+    pub async fn pull(self: &std::sync::Arc<Self>, req: Request<Incoming>) -> ApiResult {
+        let q = http::query(&req);
+        let from = q.get("fromImage").cloned().unwrap_or_default();
+        if from.is_empty() {
+            return Err(ApiError::bad_request(
+                "fromImage is missing: say which image to pull",
+            ));
+        }
+        let tag = q.get("tag").cloned().unwrap_or_default();
+        let text = match tag.as_str() {
+            "" => from.clone(),
+            t if t.starts_with("sha256:") => format!("{from}@{t}"),
+            t => format!("{from}:{t}"),
+        };
+        let reference = chapter_05::Reference::parse(&text)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut options = chapter_05::pull::Options::default();
+        if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+            options.platform =
+                chapter_05::pull::parse_platform(p).map_err(ApiError::bad_request)?;
+        }
+        let (mut tx, response) = http::streaming(StatusCode::OK, "application/json");
+        let d = self.clone();
+        tokio::spawn(async move {
+            let _guard = d.images_lock.lock().await;
+            let send = |m: Message| Bytes::from(serde_json::to_string(&m).unwrap() + "\r\n");
+            let shown = reference.tag.clone().unwrap_or_else(|| "latest".into());
+            let _ = tx
+                .send_data(send(Message {
+                    status: format!(
+                        "Pulling from {}",
+                        familiar(&format!("{}/{}", reference.registry, reference.repository))
+                    ),
+                    id: shown,
+                    ..Message::default()
+                }))
+                .await;
+            let d2 = d.clone();
+            let r2 = reference.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let client = chapter_05::client::Client::new(&r2, false)?;
+                chapter_05::pull::pull(
+                    &client,
+                    &d2.store,
+                    &options,
+                    &chapter_05::progress::Progress::quiet(),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the pull crashed: {e}")));
+            let messages = match result {
+                Ok(pulled) => {
+                    let mut m: Vec<Message> = Vec::new();
+                    if let Ok((_, image)) = d.resolve_image(&pulled.name) {
+                        for layer in &image.manifest.layers {
+                            m.push(Message {
+                                status: "Pull complete".into(),
+                                id: layer.digest.hex()[..12].to_string(),
+                                ..Message::default()
+                            });
+                        }
+                    }
+                    m.push(Message {
+                        status: format!("Digest: {}", pulled.manifest.digest),
+                        ..Message::default()
+                    });
+                    m.push(Message {
+                        status: format!(
+                            "Status: Downloaded newer image for {}",
+                            familiar(&pulled.name)
+                        ),
+                        ..Message::default()
+                    });
+                    m
+                }
+                Err(e) => vec![Message {
+                    error: Some(e.clone()),
+                    error_detail: Some(ErrorDetail { message: e }),
+                    ..Message::default()
+                }],
+            };
+            for m in messages {
+                let _ = tx.send_data(send(m)).await;
+            }
+        });
+        Ok(response)
+    }
+
+    /// `POST /images/load`: a `docker save` archive in the body.
+    pub async fn load(self: &std::sync::Arc<Self>, req: Request<Incoming>) -> ApiResult {
+        let _guard = self.images_lock.lock().await;
+        let ingest = self.store.root().join("ingest");
+        let mut file = tempfile::NamedTempFile::new_in(&ingest)?;
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data)?;
+            }
+        }
+        let d = self.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let archive = std::fs::File::open(file.path())?;
+            chapter_04::archive::load_docker(&d.store, std::io::BufReader::new(archive))
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::bad_request(format!("loading the archive: {e}")))?;
+        let mut out = String::new();
+        for name in loaded {
+            out += &serde_json::to_string(
+                &j!({"stream": format!("Loaded image: {}\n", familiar(&name))}),
+            )
+            .unwrap();
+            out += "\r\n";
+        }
+        Ok(http::full(StatusCode::OK, out))
+    }
+
+    /// `GET /images/json`: one entry per image ID, with all its tags.
+    pub fn images(&self) -> Result<Vec<Value>, ApiError> {
+        let platform = chapter_04::unpack::host_platform();
+        let mut by_id: BTreeMap<String, (Image, Vec<String>, Vec<String>)> = BTreeMap::new();
+        for (name, d) in self.store.tags()? {
+            let Ok(image) = chapter_04::unpack::load_image(&self.store, &d, &platform) else {
+                continue;
+            };
+            let id = image.manifest.config.digest.to_string();
+            let (repo, _) = split_repo_tag(&name);
+            let digest = format!("{}@{}", familiar(repo), d.digest);
+            let entry = by_id
+                .entry(id)
+                .or_insert_with(|| (image, Vec::new(), Vec::new()));
+            entry.1.push(familiar(&name));
+            entry.2.push(digest);
+        }
+        let containers = self.containers.lock().unwrap();
+        Ok(by_id
+            .into_iter()
+            .map(|(id, (image, tags, digests))| {
+                let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+                let used = containers.values().filter(|e| e.c.image_id == id).count();
+                j!({
+                    "Id": id,
+                    "ParentId": "",
+                    "RepoTags": tags,
+                    "RepoDigests": digests,
+                    "Created": created_unix(&image),
+                    "Size": size,
+                    "VirtualSize": size,
+                    "SharedSize": -1,
+                    "Labels": image.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default(),
+                    "Containers": used,
+                })
+            })
+            .collect())
+    }
+
+    pub fn image_inspect(&self, name: &str) -> ApiResult {
+        let (stored, image) = self.resolve_image(name)?;
+        let cfg = image.config.config.clone().unwrap_or_default();
+        let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+        Ok(json(
+            StatusCode::OK,
+            &j!({
+                "Id": image.manifest.config.digest.to_string(),
+                "RepoTags": [familiar(&stored)],
+                "RepoDigests": [],
+                "Created": image.config.created.clone().unwrap_or_else(|| crate::jsonlog::ZERO_TIME.into()),
+                "Size": size,
+                "Os": image.config.os,
+                "Architecture": image.config.architecture,
+                "Config": {
+                    "User": cfg.user.unwrap_or_default(),
+                    "Env": cfg.env,
+                    "Cmd": cfg.cmd,
+                    "Entrypoint": cfg.entrypoint,
+                    "WorkingDir": cfg.working_dir.unwrap_or_default(),
+                    "ExposedPorts": cfg.exposed_ports,
+                    "Volumes": cfg.volumes,
+                    "StopSignal": cfg.stop_signal,
+                    "Labels": cfg.labels,
+                },
+                "RootFS": {
+                    "Type": "layers",
+                    "Layers": image.config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                },
+                "GraphDriver": {"Name": "overlay2", "Data": {}},
+            }),
+        ))
+    }
+
+    /// `POST /images/{name}/tag?repo=…&tag=…`
+    pub fn tag(&self, name: &str, q: &HashMap<String, String>) -> ApiResult {
+        let (stored, _) = self.resolve_image(name)?;
+        let repo = q.get("repo").cloned().unwrap_or_default();
+        if repo.is_empty() {
+            return Err(ApiError::bad_request(
+                "repo is missing: say what to call the image",
+            ));
+        }
+        let tag = q
+            .get("tag")
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .unwrap_or("latest".into());
+        let new = normalise(&format!("{repo}:{tag}"));
+        chapter_04::store::validate_tag(&new).map_err(ApiError::bad_request)?;
+        let descriptor = self.store.resolve(&stored)?;
+        self.store.tag(&new, &descriptor)?;
+        Ok(http::empty(StatusCode::CREATED))
+    }
+
+    /// `DELETE /images/{name}`: untag; when no tag is left, delete (and
+    /// collect unreachable blobs and snapshots). An image a container uses
+    /// needs `force`, and its layers stay while the container exists.
+    pub async fn rmi(&self, name: &str, q: &HashMap<String, String>) -> ApiResult {
+        let _guard = self.images_lock.lock().await;
+        let (stored, image) = self.resolve_image(name)?;
+        let id = image.manifest.config.digest.to_string();
+        let user = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, e)| e.c.image_id == id)
+            .map(|(cid, _)| cid.clone());
+        if let (Some(cid), false) = (&user, flag(q, "force")) {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                crate::ids::short(cid),
+                &image.manifest.config.digest.hex()[..12]
+            )));
+        }
+        self.store.untag(&stored)?;
+        let mut out = vec![j!({"Untagged": familiar(&stored)})];
+        let still_tagged = self
+            .store
+            .tags()?
+            .iter()
+            .any(|(_, d)| self.image_id_of(d).as_deref() == Some(id.as_str()));
+        if !still_tagged {
+            out.push(j!({"Deleted": id}));
+            self.collect_garbage()?;
+        }
+        Ok(json(StatusCode::OK, &out))
+    }
+
+    fn image_id_of(&self, d: &Descriptor) -> Option<String> {
+        let platform = chapter_04::unpack::host_platform();
+        chapter_04::unpack::load_image(&self.store, d, &platform)
+            .ok()
+            .map(|i| i.manifest.config.digest.to_string())
+    }
+
+    /// Chapter 04's GC, but only when every container's image is still
+    /// tagged: the GC knows tags, not containers, and would remove the
+    /// snapshots of a force-removed image a container still runs on.
+    fn collect_garbage(&self) -> Result<(), ApiError> {
+        let tagged: Vec<String> = self
+            .store
+            .tags()?
+            .iter()
+            .filter_map(|(_, d)| self.image_id_of(d))
+            .collect();
+        let orphaned_user = self
+            .containers
+            .lock()
+            .unwrap()
+            .values()
+            .any(|e| !tagged.contains(&e.c.image_id));
+        if !orphaned_user {
+            chapter_04::gc::collect(&self.store)?;
+        }
+        Ok(())
+    }
+
+    /// `POST /images/prune`: nothing is dangling in this store (an image
+    /// without a tag is deleted at once), so only the GC runs.
+    pub async fn image_prune(&self) -> ApiResult {
+        let _guard = self.images_lock.lock().await;
+        self.collect_garbage()?;
+        Ok(json(
+            StatusCode::OK,
+            &j!({"ImagesDeleted": [], "SpaceReclaimed": 0}),
+        ))
+    }
+}
+
+fn created_unix(image: &Image) -> i64 {
+    image
+        .config
+        .created
+        .as_deref()
+        .and_then(crate::jsonlog::parse_time)
+        .map_or(0, |t| t.unix_timestamp())
+}

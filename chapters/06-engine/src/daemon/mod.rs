@@ -1,0 +1,380 @@
+//! `mini-dockerd`: one process that owns an engine root and serves the
+//! Docker Engine API on a unix socket.
+//!
+//! - [`http`]: request plumbing and the route table.
+//! - [`images`]: pull (chapter 05), load, list, tag, remove (chapter 04).
+//! - [`containers`]: create, start (spawning the monitor), attach, wait,
+//!   logs, stop, kill, remove, inspect, list, prune.
+//! - [`execs`]: exec instances and their streams.
+//!
+//! The daemon keeps every container in memory, and the truth on disk
+//! (see [`crate::state`]). On start it reads every container back and
+//! reconnects to the monitors that are still alive; a container whose
+//! monitor died while the daemon was away is recorded as exited (255, as
+//! Docker does after a crash without live-restore) and its mounts and
+//! cgroups are cleaned up.
+
+pub mod containers;
+pub mod execs;
+pub mod http;
+pub mod images;
+
+use crate::monitor::Hello;
+use crate::state::{read_json, write_json, Container, Paths, State, Status};
+use anyhow::{anyhow, Context, Result};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{oneshot, watch};
+
+/// What waiters watch: how many times the container exited, and whether it
+/// is gone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Life {
+    pub exits: u64,
+    pub removed: bool,
+    /// The last exit's code (a `removed` waiter answers after the state
+    /// file is gone).
+    pub exit_code: i32,
+}
+
+/// An attach request that arrived before the container started: its
+/// connection is handed over once hyper has upgraded it.
+pub struct Pending {
+    pub hello: Hello,
+    pub io: oneshot::Receiver<hyper::upgrade::Upgraded>,
+}
+
+pub struct Entry {
+    pub c: Container,
+    pub state: State,
+    pub life: watch::Sender<Life>,
+    pub pending: Vec<Pending>,
+    /// A start or removal is under way: a second one is refused.
+    pub busy: bool,
+}
+
+pub struct Daemon {
+    pub paths: Paths,
+    pub store: chapter_04::Store,
+    pub containers: Mutex<BTreeMap<String, Entry>>,
+    pub execs: Mutex<HashMap<String, execs::Exec>>,
+    /// Pulls, loads, tags and removals of images, one at a time: the store
+    /// has one writer, so its garbage collection never races an ingest.
+    pub images_lock: tokio::sync::Mutex<()>,
+    _lock: std::fs::File,
+}
+
+/// Where the monitor and exec helper programs are: this very binary.
+pub fn self_exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+}
+
+impl Daemon {
+    /// Takes the root (refusing a second daemon on it) and reads back every
+    /// container.
+    pub fn open(root: &Path) -> Result<Arc<Daemon>> {
+        let paths = Paths::new(root);
+        for dir in [
+            paths.root.clone(),
+            paths.containers(),
+            paths.root.join("sock"),
+        ] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let lock = take_lock(&paths.lock())?;
+        let store = chapter_04::Store::open(paths.images())?;
+        let daemon = Arc::new(Daemon {
+            paths,
+            store,
+            containers: Mutex::new(BTreeMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            images_lock: tokio::sync::Mutex::new(()),
+            _lock: lock,
+        });
+        daemon.recover()?;
+        Ok(daemon)
+    }
+
+    fn recover(self: &Arc<Self>) -> Result<()> {
+        for dirent in std::fs::read_dir(self.paths.containers())? {
+            let id = dirent?.file_name().to_string_lossy().into_owned();
+            let c: Container = match read_json(&self.paths.config(&id)) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A create that crashed before its config was written.
+                    eprintln!("recovery: {id}: {e}: removing the incomplete container");
+                    let _ = std::fs::remove_dir_all(self.paths.container(&id));
+                    continue;
+                }
+            };
+            let state: State = read_json(&self.paths.state(&id)).unwrap_or_default();
+            let (life, _) = watch::channel(Life::default());
+            self.containers.lock().unwrap().insert(
+                id.clone(),
+                Entry {
+                    c,
+                    state,
+                    life,
+                    pending: Vec::new(),
+                    busy: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Reconnects to the monitors of running containers (needs the runtime).
+    pub async fn reconnect(self: &Arc<Self>) {
+        let running: Vec<String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.state.status == Status::Running)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in running {
+            match self.connect_monitor(&id, &Hello::Wait).await {
+                Ok(conn) => {
+                    eprintln!(
+                        "recovery: {}: monitor alive, reconnected",
+                        crate::ids::short(&id)
+                    );
+                    tokio::spawn(self.clone().watch_exit(id, conn));
+                }
+                Err(_) => {
+                    eprintln!(
+                        "recovery: {}: monitor gone, marking exited",
+                        crate::ids::short(&id)
+                    );
+                    self.monitor_lost(&id);
+                }
+            }
+        }
+    }
+
+    /// Connects to a container's monitor and says hello.
+    pub async fn connect_monitor(
+        &self,
+        id: &str,
+        hello: &Hello,
+    ) -> std::io::Result<tokio::net::UnixStream> {
+        let mut conn = tokio::net::UnixStream::connect(self.paths.socket(id)).await?;
+        let mut line = serde_json::to_vec(hello).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        conn.write_all(&line).await?;
+        Ok(conn)
+    }
+
+    /// The monitor died without recording an exit: record one, clean up.
+    fn monitor_lost(&self, id: &str) {
+        let mut map = self.containers.lock().unwrap();
+        let Some(e) = map.get_mut(id) else { return };
+        let disk: State = read_json(&self.paths.state(id)).unwrap_or_default();
+        if disk.status == Status::Running {
+            let state = State {
+                status: Status::Exited,
+                exit_code: 255,
+                error: "the container's monitor died; the container was killed with it".into(),
+                started_at: disk.started_at.clone(),
+                finished_at: crate::jsonlog::now(),
+                ..State::default()
+            };
+            cleanup_leftovers(&self.paths, id, &disk.cgroup_dirs);
+            let _ = write_json(&self.paths.state(id), &state);
+            e.state = state;
+        } else {
+            e.state = disk;
+        }
+        let code = e.state.exit_code;
+        e.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = code;
+        });
+    }
+
+    /// Finds a container by ID, name or ID prefix.
+    pub fn find(&self, query: &str) -> Result<String, http::ApiError> {
+        let map = self.containers.lock().unwrap();
+        let pairs: Vec<(String, String)> = map
+            .iter()
+            .map(|(id, e)| (id.clone(), e.c.name.clone()))
+            .collect();
+        crate::ids::find(&pairs, query).map_err(|e| match e {
+            crate::ids::Lookup::NotFound => {
+                http::ApiError::not_found(format!("No such container: {query}"))
+            }
+            crate::ids::Lookup::Ambiguous(n) => http::ApiError::bad_request(format!(
+                "{n} containers have IDs starting with {query:?}: give more of the ID"
+            )),
+        })
+    }
+
+    pub fn version(&self) -> Value {
+        let kernel = nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let arch = chapter_04::unpack::host_platform().architecture;
+        let version = env!("CARGO_PKG_VERSION");
+        json!({
+            "Platform": {"Name": "mini-docker"},
+            "Components": [{
+                "Name": "Engine",
+                "Version": version,
+                "Details": {
+                    "ApiVersion": crate::api::API_VERSION,
+                    "MinAPIVersion": crate::api::MIN_API_VERSION,
+                    "Os": "linux", "Arch": arch, "KernelVersion": kernel,
+                }
+            }],
+            "Version": version,
+            "ApiVersion": crate::api::API_VERSION,
+            "MinAPIVersion": crate::api::MIN_API_VERSION,
+            "GitCommit": "",
+            "GoVersion": "rust",
+            "Os": "linux",
+            "Arch": arch,
+            "KernelVersion": kernel,
+            "BuildTime": "",
+        })
+    }
+
+    pub fn info(&self) -> Result<Value, http::ApiError> {
+        let map = self.containers.lock().unwrap();
+        let count = |s: Status| map.values().filter(|e| e.state.status == s).count();
+        let layout = chapter_02::Layout::detect().ok();
+        let cgroup_version = match layout.as_ref().map(|l| l.mode) {
+            Some(chapter_02::Mode::V2) => "2",
+            _ => "1",
+        };
+        let images = self.store.tags()?.len();
+        let uname = nix::sys::utsname::uname().ok();
+        let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+            uname
+                .as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        Ok(json!({
+            "ID": "mini-docker",
+            "Containers": map.len(),
+            "ContainersRunning": count(Status::Running),
+            "ContainersPaused": 0,
+            "ContainersStopped": map.len() - count(Status::Running),
+            "Images": images,
+            "Driver": "overlay2",
+            "DockerRootDir": self.paths.root,
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version,
+            "KernelVersion": field(|u| u.release()),
+            "OperatingSystem": "mini-docker (chapter 06)",
+            "OSType": "linux",
+            "Architecture": field(|u| u.machine()),
+            "NCPU": chapter_02::limits::host_cpus(),
+            "MemTotal": mem_total(),
+            "Name": field(|u| u.nodename()),
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "SecurityOptions": ["name=no-new-privileges"],
+            "Warnings": [],
+        }))
+    }
+}
+
+fn mem_total() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .map_or(0, |kib: u64| kib * 1024)
+}
+
+/// `flock` on the root's lock file: one daemon per root.
+fn take_lock(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+        let holder = std::fs::read_to_string(path).unwrap_or_default();
+        return Err(anyhow!(
+            "another mini-dockerd (pid {}) already owns {}: stop it, or give this one its own --root",
+            holder.trim(),
+            path.parent().unwrap_or(path).display()
+        ));
+    }
+    file.set_len(0)?;
+    std::fs::write(path, std::process::id().to_string())?;
+    Ok(file)
+}
+
+/// Unmounts and removes what a dead monitor left behind.
+pub fn cleanup_leftovers(paths: &Paths, id: &str, cgroup_dirs: &[PathBuf]) {
+    let merged = paths.container(id).join("merged");
+    if is_mount_point(&merged) {
+        let _ = nix::mount::umount2(&merged, nix::mount::MntFlags::MNT_DETACH);
+    }
+    for dir in cgroup_dirs {
+        if dir.exists() {
+            let _ = chapter_02::cgroup::kill_listed(std::slice::from_ref(dir));
+            let _ = chapter_02::cgroup::remove_dir(dir);
+        }
+    }
+    let _ = std::fs::remove_file(paths.socket(id));
+}
+
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| mp == want)
+}
+
+/// Accepts connections on `listener` until the process ends.
+pub async fn serve(daemon: Arc<Daemon>, listener: tokio::net::UnixListener) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                continue;
+            }
+        };
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let d = d.clone();
+                async move { Ok::<_, std::convert::Infallible>(http::route(d, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await
+            {
+                if !e.is_incomplete_message() {
+                    eprintln!("connection: {e}");
+                }
+            }
+        });
+    }
+}

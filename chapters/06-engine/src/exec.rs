@@ -1,0 +1,107 @@
+//! `docker exec`: a new process inside a running container. There is no
+//! "container" object in the kernel to enter, only the namespaces and the
+//! cgroup of its PID 1, so that is what the exec helper joins:
+//!
+//! 1. write its own PID into the container's `cgroup.procs` (host paths,
+//!    so before entering the mount namespace);
+//! 2. `setns(2)` into the IPC, UTS, network, PID and mount namespaces of
+//!    PID 1 (opened first: after the mount namespace switch, `/proc` is the
+//!    container's). `setns` of a mount namespace needs a single-threaded
+//!    caller, which is why the helper is a fresh process (`mini-dockerd
+//!    exec-helper`), not a thread of the daemon;
+//! 3. fork (a PID namespace applies to children only) and, in the child,
+//!    take the same hardening as the container (capabilities, no_new_privs,
+//!    the user), then `execve`. The helper waits and passes the exit code on.
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+
+/// What to run, passed to the helper as JSON.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExecSpec {
+    /// The container's PID 1, as the host sees it.
+    pub pid: i32,
+    pub cgroup_dirs: Vec<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub tty: bool,
+}
+
+/// The namespaces joined, in order; the mount namespace last.
+const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
+
+/// Entry point of `mini-dockerd exec-helper`. Returns the exit code.
+pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
+    let me = std::process::id().to_string();
+    for dir in &spec.cgroup_dirs {
+        std::fs::write(dir.join("cgroup.procs"), &me)
+            .with_context(|| format!("joining cgroup {}", dir.display()))?;
+    }
+    let fds = NAMESPACES
+        .iter()
+        .map(|ns| {
+            std::fs::File::open(format!("/proc/{}/ns/{ns}", spec.pid))
+                .with_context(|| format!("opening the {ns} namespace of PID {}", spec.pid))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (fd, ns) in fds.iter().zip(NAMESPACES) {
+        nix::sched::setns(fd, nix::sched::CloneFlags::empty())
+            .with_context(|| format!("entering the container's {ns} namespace"))?;
+    }
+    // Now our root and working directory are the container's root.
+    let mut security = chapter_01::security::Security::docker_default();
+    security.masked_paths.clear(); // the container's mounts already hide them
+    security.readonly_paths.clear();
+    if spec.uid != 0 || spec.gid != 0 {
+        security.user = Some(chapter_01::security::User {
+            uid: spec.uid,
+            gid: spec.gid,
+            groups: vec![spec.gid],
+        });
+    }
+    let mut ops = Vec::new();
+    if spec.tty {
+        ops.push(chapter_01::ops::Op::ControllingTerminal);
+    }
+    ops.extend(chapter_01::security::ops(&security));
+    let mut command = std::process::Command::new(&spec.args[0]);
+    command
+        .args(&spec.args[1..])
+        .env_clear()
+        .current_dir(&spec.workdir);
+    for var in &spec.env {
+        if let Some((k, v)) = var.split_once('=') {
+            command.env(k, v);
+        }
+    }
+    // SAFETY: perform_all only makes async-signal-safe system calls on
+    // memory prepared before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            chapter_01::child::perform_all(&ops)
+                .map_err(|(_, errno)| std::io::Error::from_raw_os_error(errno as i32))
+        });
+    }
+    let program = &spec.args[0];
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("exec: \"{program}\": executable file not found in $PATH");
+            return Ok(127);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("exec: \"{program}\": permission denied");
+            return Ok(126);
+        }
+        Err(e) => return Err(anyhow!("starting {program:?} in the container: {e}")),
+    };
+    let status = child.wait()?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

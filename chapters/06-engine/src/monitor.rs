@@ -1,0 +1,512 @@
+//! The monitor: one small process per running container, started by the
+//! daemon (`mini-dockerd monitor`), parent of the container's PID 1.
+//!
+//! It exists so that a container does not depend on the daemon staying up:
+//! the monitor holds the container's stdio (pipes, or a pseudo-terminal's
+//! master for `-t`), writes every line to the json-file log, serves attach
+//! and resize requests on its own unix socket, and when PID 1 ends it
+//! records the exit status, removes the cgroup and unmounts the overlay.
+//! A restarted daemon reconnects to the monitors it finds.
+//!
+//! Its life, and the daemon's part in it:
+//!
+//! 1. mount the rootfs (chapter 03), create the cgroup (chapter 02), clone
+//!    PID 1 paused (chapter 01) and move it into the cgroup;
+//! 2. listen on `<root>/sock/<short id>`; tell the daemon `ready`;
+//! 3. the daemon connects its pending attach streams, then says `go`
+//!    (so a fast `echo hi` cannot finish before anyone listens);
+//! 4. record `running` and let PID 1 run; report `started` or why not;
+//! 5. pump output until PID 1 exits; clean up; record `exited`; answer
+//!    every `wait` connection; close every attach stream.
+
+use crate::jsonlog;
+use crate::state::{read_json, write_json, Container, Paths, State, Status};
+use crate::stdcopy::{frame, Stream};
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The first line a client sends on the monitor's socket.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub enum Hello {
+    /// Stream output (raw with a TTY, multiplexed without) and optionally
+    /// feed stdin. Shutting down the writing half closes the container's
+    /// stdin when the container was created with `StdinOnce`.
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
+    /// Set the pseudo-terminal's size; answered with `ok`.
+    Resize { height: u16, width: u16 },
+    /// Answered with one [`Exit`] line when PID 1 has ended.
+    Wait,
+}
+
+/// How the container ended, as sent to `wait` connections.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Exit {
+    pub exit_code: i32,
+    pub oom_killed: bool,
+}
+
+struct Attacher {
+    conn: UnixStream,
+    stdout: bool,
+    stderr: bool,
+}
+
+/// What the monitor shares between its threads.
+struct Shared {
+    tty: bool,
+    stdin_once: bool,
+    attachers: Mutex<Vec<Attacher>>,
+    waiters: Mutex<Vec<UnixStream>>,
+    stdin: Mutex<Option<File>>,
+    /// The pseudo-terminal master, for resizes.
+    master: Option<RawFd>,
+    log: Mutex<File>,
+}
+
+/// Entry point of `mini-dockerd monitor`: fd 0 carries the daemon's `go`,
+/// fd 1 takes our reports, fd 2 is the monitor's own log.
+pub fn main(paths: &Paths, id: &str) -> Result<()> {
+    let go = dup_high(0)?;
+    let report = dup_high(1)?;
+    let log_fd = dup_high(2)?;
+    // Our own session: a Ctrl-C in the daemon's terminal is not ours.
+    let _ = nix::unistd::setsid();
+    let mut report = File::from(report);
+    let result = run(paths, id, File::from(go), &mut report, &log_fd);
+    if let Err(e) = &result {
+        // Tell the daemon, if it still listens, then record it.
+        let _ = writeln!(report, "error 125 {}", one_line(&format!("{e:#}")));
+    }
+    result
+}
+
+fn one_line(text: &str) -> String {
+    text.replace('\n', " ")
+}
+
+fn dup_high(fd: RawFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(std::io::Error::last_os_error()).context("duplicating a descriptor");
+    }
+    // SAFETY: `new` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn dup2(from: RawFd, to: RawFd) -> Result<()> {
+    // SAFETY: plain dup2 on descriptors this process holds.
+    if unsafe { libc::dup2(from, to) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("dup2");
+    }
+    Ok(())
+}
+
+/// The container's three stdio descriptors and the monitor's ends.
+struct Stdio {
+    child: [OwnedFd; 3],
+    /// Readers of container output: (stream, fd).
+    outputs: Vec<(Stream, File)>,
+    stdin: Option<File>,
+    master: Option<OwnedFd>,
+}
+
+fn make_stdio(c: &Container) -> Result<Stdio> {
+    if c.config.tty {
+        let pty = nix::pty::openpty(None, None).context("allocating a pseudo-terminal")?;
+        let slave = pty.slave;
+        let child = [slave.try_clone()?, slave.try_clone()?, slave];
+        let reader = File::from(pty.master.try_clone()?);
+        let writer = File::from(pty.master.try_clone()?);
+        return Ok(Stdio {
+            child,
+            outputs: vec![(Stream::Stdout, reader)],
+            stdin: c.config.open_stdin.then_some(writer),
+            master: Some(pty.master),
+        });
+    }
+    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe");
+    let (stdin_r, stdin_w) = if c.config.open_stdin {
+        let (r, w) = pipe()?;
+        (r, Some(File::from(w)))
+    } else {
+        (File::open("/dev/null")?.into(), None)
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    Ok(Stdio {
+        child: [stdin_r, out_w, err_w],
+        outputs: vec![
+            (Stream::Stdout, File::from(out_r)),
+            (Stream::Stderr, File::from(err_r)),
+        ],
+        stdin: stdin_w,
+        master: None,
+    })
+}
+
+/// The chapter 01 spec of this container: namespaces, rootfs, command,
+/// and Docker's hardening.
+pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
+    let mut spec = chapter_01::Spec::new(rootfs, c.args.clone());
+    if c.host_config.network_mode == "host" {
+        spec.namespaces.remove(chapter_01::Namespace::Net);
+    }
+    spec.hostname = Some(c.hostname.clone());
+    spec.env = c.env.clone();
+    spec.workdir = c.workdir.clone();
+    spec.console = c.config.tty;
+    let mut security = chapter_01::security::Security::docker_default();
+    if c.uid != 0 || c.gid != 0 {
+        security.user = Some(chapter_01::security::User {
+            uid: c.uid,
+            gid: c.gid,
+            groups: vec![c.gid],
+        });
+    }
+    spec.security = Some(security);
+    spec
+}
+
+/// The cgroup limits of this container, in chapter 02's terms.
+pub fn limits_for(c: &Container) -> chapter_02::Limits {
+    let h = &c.host_config;
+    let positive = |v: i64| (v > 0).then_some(v as u64);
+    chapter_02::Limits {
+        memory: positive(h.memory),
+        memory_swap: match h.memory_swap {
+            -1 => Some(chapter_02::limits::Swap::Unlimited),
+            v if v > 0 => Some(chapter_02::limits::Swap::Total(v as u64)),
+            _ => None,
+        },
+        cpus: (h.nano_cpus > 0).then(|| h.nano_cpus as f64 / 1e9),
+        cpu_shares: positive(h.cpu_shares),
+        cpuset_cpus: (!h.cpuset_cpus.is_empty()).then(|| h.cpuset_cpus.clone()),
+        pids: h.pids_limit.and_then(positive),
+        ..Default::default()
+    }
+}
+
+/// The cgroup name of a container.
+pub fn cgroup_name(id: &str) -> String {
+    format!("mini-docker-{id}")
+}
+
+fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -> Result<()> {
+    let c: Container = read_json(&paths.config(id))?;
+    let dir = paths.container(id);
+    let driver = chapter_03::Driver::detect(&dir);
+    let mounted = driver
+        .mount(&c.layers, &dir)
+        .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
+    ensure_workdir(mounted.merged(), &c.workdir)?;
+    let (cgroup, _warnings) =
+        chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
+
+    let stdio = make_stdio(&c)?;
+    let spec = spec_for(&c, mounted.merged());
+    // The child copies our descriptor table at clone(2): give it its stdio
+    // on 0, 1, 2 for that moment, then take ours back.
+    for (i, fd) in stdio.child.iter().enumerate() {
+        dup2(fd.as_raw_fd(), i as RawFd)?;
+    }
+    let spawned = chapter_01::spawn(&spec);
+    let null = File::open("/dev/null")?;
+    dup2(null.as_raw_fd(), 0)?;
+    dup2(null.as_raw_fd(), 1)?;
+    dup2(log_fd.as_raw_fd(), 2)?;
+    drop(stdio.child);
+    let mut child = spawned?;
+    cgroup
+        .0
+        .add(child.pid())
+        .map_err(|e| anyhow!(e))
+        .context("moving the container into its cgroup")?;
+
+    let shared = Arc::new(Shared {
+        tty: c.config.tty,
+        stdin_once: c.config.stdin_once,
+        attachers: Mutex::new(Vec::new()),
+        waiters: Mutex::new(Vec::new()),
+        stdin: Mutex::new(stdio.stdin),
+        master: stdio.master.as_ref().map(|m| m.as_raw_fd()),
+        log: Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(paths.log(id))?,
+        ),
+    });
+    let socket = paths.socket(id);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)
+        .with_context(|| format!("listening on {}", socket.display()))?;
+    {
+        let shared = shared.clone();
+        std::thread::spawn(move || serve(listener, shared));
+    }
+    writeln!(report, "ready")?;
+
+    // Wait for the daemon's go (after it attached what it must).
+    let mut line = String::new();
+    BufReader::new(go).read_line(&mut line)?;
+    if line.trim() != "go" {
+        return Err(anyhow!(
+            "the daemon went away before starting the container"
+        ));
+    }
+    let mut state = State {
+        status: Status::Running,
+        pid: child.pid().as_raw(),
+        monitor_pid: std::process::id() as i32,
+        started_at: jsonlog::now(),
+        cgroup_dirs: cgroup.0.dirs(),
+        ..State::default()
+    };
+    write_json(&paths.state(id), &state)?;
+    if let Err(e) = child.start() {
+        let code = e.exit_code();
+        let message = start_error(&e, &c.args[0]);
+        state = State {
+            status: Status::Created,
+            exit_code: code,
+            error: message.clone(),
+            ..State::default()
+        };
+        drop((cgroup, mounted));
+        write_json(&paths.state(id), &state)?;
+        let _ = std::fs::remove_file(&socket);
+        writeln!(report, "error {code} {}", one_line(&message))?;
+        return Ok(());
+    }
+    writeln!(report, "started {}", state.pid)?;
+    drop(std::mem::replace(report, null.try_clone()?));
+
+    let pumps: Vec<_> = stdio
+        .outputs
+        .into_iter()
+        .map(|(stream, reader)| {
+            let shared = shared.clone();
+            std::thread::spawn(move || pump(stream, reader, &shared))
+        })
+        .collect();
+    let exit_code = child.wait()?;
+    let stats = cgroup.0.stats().unwrap_or_default();
+    // Whatever PID 1 left behind dies with it (a PID namespace ends with
+    // its init); the cgroup makes sure, and then the pipes reach EOF.
+    let _ = cgroup.0.kill_all();
+    for p in pumps {
+        let _ = p.join();
+    }
+    drop(cgroup);
+    drop(mounted);
+    drop(stdio.master);
+    let exit = Exit {
+        exit_code,
+        oom_killed: exit_code == 137 && stats.oom_kills > 0,
+    };
+    state.status = Status::Exited;
+    state.pid = 0;
+    state.exit_code = exit.exit_code;
+    state.oom_killed = exit.oom_killed;
+    state.finished_at = jsonlog::now();
+    state.cgroup_dirs.clear();
+    write_json(&paths.state(id), &state)?;
+    let _ = std::fs::remove_file(&socket);
+    let line = serde_json::to_string(&exit)? + "\n";
+    for mut w in shared.waiters.lock().unwrap().drain(..) {
+        let _ = w.write_all(line.as_bytes());
+    }
+    for a in shared.attachers.lock().unwrap().drain(..) {
+        let _ = a.conn.shutdown(std::net::Shutdown::Both);
+    }
+    Ok(())
+}
+
+/// A start failure in Docker's words; the `docker` CLI looks for
+/// "executable file not found" (exit 127) and "permission denied" (126).
+fn start_error(e: &chapter_01::Error, program: &str) -> String {
+    match e {
+        chapter_01::Error::Exec { errno, .. } if *errno == nix::errno::Errno::ENOENT => {
+            format!("exec: \"{program}\": executable file not found in $PATH")
+        }
+        chapter_01::Error::Exec { errno, .. } if *errno == nix::errno::Errno::EACCES => {
+            format!("exec: \"{program}\": permission denied")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Copies one output stream to the log and every attached client.
+fn pump(stream: Stream, mut reader: File, shared: &Shared) {
+    let name = match stream {
+        Stream::Stderr => "stderr",
+        _ => "stdout",
+    };
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break, // EOF, or EIO from a PTY whose slave is gone
+            Ok(n) => n,
+        };
+        let now = jsonlog::now();
+        let mut log = shared.log.lock().unwrap();
+        for line in jsonlog::split_lines(&mut pending, &buf[..n]) {
+            let _ = log.write_all(jsonlog::log_line(name, &line, &now).as_bytes());
+        }
+        drop(log);
+        let wire = if shared.tty {
+            buf[..n].to_vec()
+        } else {
+            frame(stream, &buf[..n])
+        };
+        shared.attachers.lock().unwrap().retain_mut(|a| {
+            let wanted = match stream {
+                Stream::Stderr => a.stderr,
+                _ => a.stdout,
+            };
+            !wanted || a.conn.write_all(&wire).is_ok()
+        });
+    }
+    if !pending.is_empty() {
+        let line = jsonlog::log_line(name, &pending, &jsonlog::now());
+        let _ = shared.log.lock().unwrap().write_all(line.as_bytes());
+    }
+}
+
+fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    for conn in listener.incoming().flatten() {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            let _ = handle(conn, &shared);
+        });
+    }
+}
+
+fn handle(conn: UnixStream, shared: &Shared) -> Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    match serde_json::from_str::<Hello>(&line)? {
+        Hello::Wait => shared.waiters.lock().unwrap().push(conn),
+        Hello::Resize { height, width } => {
+            if let Some(master) = shared.master {
+                let size = libc::winsize {
+                    ws_row: height,
+                    ws_col: width,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                // SAFETY: TIOCSWINSZ reads a winsize from a valid pointer.
+                unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) };
+            }
+            (&conn).write_all(b"ok\n")?;
+        }
+        Hello::Attach {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            shared.attachers.lock().unwrap().push(Attacher {
+                conn: conn.try_clone()?,
+                stdout,
+                stderr,
+            });
+            if stdin {
+                let mut buf = vec![0u8; 32 * 1024];
+                // Bytes the hello's reader already buffered belong to stdin.
+                let early = reader.buffer().to_vec();
+                feed_stdin(shared, &early);
+                let mut conn = reader.into_inner();
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => feed_stdin(shared, &buf[..n]),
+                    }
+                }
+                // The client closed its writing half: with StdinOnce the
+                // container's stdin closes too (`echo hi | docker run -i`).
+                if shared.stdin_once && !shared.tty {
+                    shared.stdin.lock().unwrap().take();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn feed_stdin(shared: &Shared, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Some(w) = shared.stdin.lock().unwrap().as_mut() {
+        let _ = w.write_all(bytes);
+    }
+}
+
+/// Creates the working directory inside the container's root if it is
+/// missing (as Docker does), resolving every component inside the root:
+/// a symlink in the image cannot point the creation outside.
+pub fn ensure_workdir(root: &Path, workdir: &str) -> Result<()> {
+    let root_fd = File::open(root)?;
+    let mut prefix = String::new();
+    for part in workdir.split('/').filter(|p| !p.is_empty()) {
+        let parent = prefix.clone();
+        prefix = format!("{prefix}/{part}");
+        match open_in_root(&root_fd, &prefix) {
+            Ok(_) => continue,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let dir = if parent.is_empty() {
+                    root_fd.try_clone()?
+                } else {
+                    open_in_root(&root_fd, &parent)?
+                };
+                let name = std::ffi::CString::new(part)?;
+                // SAFETY: mkdirat on a directory descriptor we hold.
+                if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o755) } < 0 {
+                    return Err(std::io::Error::last_os_error())
+                        .with_context(|| format!("creating working directory {workdir}"));
+                }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("working directory {workdir}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `openat2(RESOLVE_IN_ROOT)`: `..` and absolute symlinks stop at `root`.
+fn open_in_root(root: &File, path: &str) -> std::io::Result<File> {
+    let path = std::ffi::CString::new(path.trim_start_matches('/'))?;
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT;
+    // SAFETY: openat2 with a valid dirfd, C string and open_how of the
+    // right size; a returned descriptor is ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor from the kernel.
+    Ok(unsafe { File::from_raw_fd(fd as RawFd) })
+}

@@ -1,0 +1,132 @@
+//! What the engine keeps on disk about each container, under
+//! `<root>/containers/<id>/`:
+//!
+//! - `config.json`: written once by the daemon at create: what to run and
+//!   how (the resolved command, environment, user, limits, image layers).
+//! - `state.json`: created / running / exited, PIDs, exit code, times.
+//!   The daemon writes it at create and start; the container's monitor
+//!   writes the exit. Every write is atomic (temp file, fsync, rename), so
+//!   a crash leaves the old state or the new one, never half of one.
+//! - `<id>-json.log`: the output, in Docker's json-file format.
+//! - `upper/`, `work/`, `merged/`: the overlay (chapter 03).
+//!
+//! The monitor's socket lives in `<root>/sock/<short id>` (a unix socket
+//! path has at most 107 bytes; a 64-digit ID under a deep root is longer).
+
+use crate::api::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A container's fixed configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's config digest (`sha256:…`), Docker's image ID.
+    pub image_id: String,
+    /// The image's unpacked layers, bottom first (overlay lowerdirs).
+    pub layers: Vec<PathBuf>,
+    /// The command as it will be executed: entrypoint + cmd.
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: String,
+    /// The signal `stop` sends first (the image's STOPSIGNAL, else SIGTERM).
+    pub stop_signal: i32,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// A container's changing state.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct State {
+    pub status: Status,
+    /// The container's PID 1 as the host sees it (0 when not running).
+    pub pid: i32,
+    pub monitor_pid: i32,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    /// Why the container could not start, or what went wrong with it.
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    /// The cgroup directories while running (`exec` joins them).
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// The directory layout of one engine root.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn new(root: impl Into<PathBuf>) -> Paths {
+        Paths { root: root.into() }
+    }
+    pub fn images(&self) -> PathBuf {
+        self.root.join("images")
+    }
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.containers().join(id)
+    }
+    pub fn config(&self, id: &str) -> PathBuf {
+        self.container(id).join("config.json")
+    }
+    pub fn state(&self, id: &str) -> PathBuf {
+        self.container(id).join("state.json")
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.container(id).join(format!("{id}-json.log"))
+    }
+    pub fn socket(&self, id: &str) -> PathBuf {
+        self.root.join("sock").join(crate::ids::short(id))
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("daemon.lock")
+    }
+}
+
+/// Writes JSON atomically: temp file beside it, fsync, rename, fsync dir.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    chapter_04::store::write_atomic(path, &bytes)
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<T> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
