@@ -9,9 +9,13 @@
 //!   a user would.
 //! - [`janitor`]: removes what a failed or stubbed test run left behind.
 //! - [`tree`]: a directory tree described exactly, to compare two trees.
+//! - [`registry`]: the real distribution registry on a loopback port.
+//! - [`pty`]: a program run on a pseudo-terminal, as a user at a terminal runs it.
 
 pub mod fixture;
 pub mod janitor;
+pub mod pty;
+pub mod registry;
 pub mod tree;
 
 use std::path::PathBuf;

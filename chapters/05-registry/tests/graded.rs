@@ -150,7 +150,7 @@ fn ex5_4_basic_credentials_open_a_password_protected_registry() {
     let registry = Registry::start(Auth::Basic("alice", "s3cret:with:colons"));
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(&dir.path().join("a"));
-    let reference = registry.reference("private/app:1");
+    let reference = common::reference(&registry, "private/app:1");
     // Without credentials: refused, with the reason.
     let anonymous = Client::new(&reference, true)
         .unwrap()

@@ -35,7 +35,7 @@ fn we_push_and_skopeo_pulls_back_byte_for_byte() {
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(&dir.path().join("store"));
-    let reference = registry.reference("mine/fixture:v1");
+    let reference = common::reference(&registry, "mine/fixture:v1");
     let client = Client::new(&reference, true).unwrap();
     // Small chunks: the 2 MB layer goes up in several PATCHes.
     let options = push::Options {
@@ -60,7 +60,7 @@ fn we_push_and_skopeo_pulls_back_byte_for_byte() {
         push::Sent::AlreadyThere
     );
     // A second repository mounts the blob instead of uploading it.
-    let other = Client::new(&registry.reference("other/fixture:v1"), true).unwrap();
+    let other = Client::new(&common::reference(&registry, "other/fixture:v1"), true).unwrap();
     let mount = push::Options {
         mount_from: Some("mine/fixture".into()),
         ..options
@@ -121,8 +121,11 @@ fn images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
             flags,
         );
         let store = chapter_04::Store::open(dir.path().join(format!("pulled-{tag}"))).unwrap();
-        let client =
-            Client::new(&reg.reference(&format!("cross-{tag}/fixture:{tag}")), false).unwrap();
+        let client = Client::new(
+            &common::reference(&reg, &format!("cross-{tag}/fixture:{tag}")),
+            false,
+        )
+        .unwrap();
         let pulled = pull::pull(
             &client,
             &store,
@@ -197,7 +200,7 @@ fn from_a_multi_platform_index_the_asked_platform_is_pulled() {
         &["--all"],
     );
 
-    let client = Client::new(&registry.reference("multi/app:1"), false).unwrap();
+    let client = Client::new(&common::reference(&registry, "multi/app:1"), false).unwrap();
     let target = chapter_04::Store::open(dir.path().join("pulled")).unwrap();
     let pulled = pull::pull(
         &client,
@@ -238,7 +241,7 @@ fn unknown_images_and_bad_references_are_named() {
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
     let store = chapter_04::Store::open(dir.path()).unwrap();
-    let client = Client::new(&registry.reference("nothing/here:1"), false).unwrap();
+    let client = Client::new(&common::reference(&registry, "nothing/here:1"), false).unwrap();
     let err = pull::pull(
         &client,
         &store,
@@ -285,7 +288,7 @@ fn an_image_we_push_runs_under_podman() {
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(&dir.path().join("store"));
-    let client = Client::new(&registry.reference("run/fixture:v1"), true).unwrap();
+    let client = Client::new(&common::reference(&registry, "run/fixture:v1"), true).unwrap();
     push::push(
         &client,
         &store,

@@ -103,7 +103,7 @@ fn bearer_tokens_from_a_token_server_open_the_real_registry() {
     });
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_fixture(&dir.path().join("a"));
-    let reference = registry.reference("tokens/fixture:v1");
+    let reference = common::reference(&registry, "tokens/fixture:v1");
     round_trip(&store, &reference, None, &dir.path().join("b"));
 
     let scopes = scopes.lock().unwrap().clone();
