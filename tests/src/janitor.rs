@@ -23,8 +23,7 @@ pub fn sweep_test_cgroups() -> Vec<PathBuf> {
 /// Removes every cgroup under /sys/fs/cgroup whose name starts with
 /// `prefix`, killing its processes first. Returns what it removed.
 pub fn sweep_cgroups(prefix: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    collect(Path::new("/sys/fs/cgroup"), prefix, 0, &mut found);
+    let mut found = find_cgroups(prefix);
     // Deepest first, so children go before their parents.
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     let mut removed = Vec::new();
@@ -50,6 +49,13 @@ pub fn sweep_cgroups(prefix: &str) -> Vec<PathBuf> {
         }
     }
     removed
+}
+
+/// Every cgroup directory whose name starts with `prefix` (a leak check).
+pub fn find_cgroups(prefix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    collect(Path::new("/sys/fs/cgroup"), prefix, 0, &mut found);
+    found
 }
 
 fn collect(dir: &Path, prefix: &str, depth: usize, found: &mut Vec<PathBuf>) {

@@ -197,9 +197,13 @@ pub fn limits_for(c: &Container) -> chapter_02::Limits {
     }
 }
 
-/// The cgroup name of a container.
+/// The cgroup name of a container: `mini-docker-<id>`, or with the prefix
+/// in `MINI_DOCKER_CGROUP_PREFIX` (tests give each engine its own, so a
+/// janitor can find exactly theirs).
 pub fn cgroup_name(id: &str) -> String {
-    format!("mini-docker-{id}")
+    let prefix =
+        std::env::var("MINI_DOCKER_CGROUP_PREFIX").unwrap_or_else(|_| "mini-docker-".into());
+    format!("{prefix}{id}")
 }
 
 fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -> Result<()> {

@@ -1,0 +1,217 @@
+//! An engine for one test: a temporary root holding the fixture image, a
+//! daemon on its own socket, its own cgroup prefix, and a guard that
+//! removes every container, stops the daemon and sweeps what is left, also
+//! when the test fails halfway.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use testkit::bin;
+
+static ENGINES: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Engine {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_prefix: String,
+    daemon: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Engine {
+    /// A root with the fixture image (as `fixture:latest`) and a daemon.
+    pub fn start() -> Engine {
+        let dir = tempfile::Builder::new()
+            .prefix("mini-docker-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("root");
+        let store = chapter_04::Store::open(root.join("images")).unwrap();
+        chapter_04::archive::import_rootfs_dir(
+            &store,
+            &testkit::fixture::rootfs(),
+            "docker.io/library/fixture:latest",
+            chapter_04::manifest::ContainerConfig {
+                cmd: Some(vec!["/bin/sh".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let n = ENGINES.fetch_add(1, Ordering::SeqCst);
+        let mut engine = Engine {
+            socket: dir.path().join("api.sock"),
+            root,
+            cgroup_prefix: format!("mini-docker-test-e{}-{n}-", std::process::id()),
+            daemon: None,
+            _dir: dir,
+        };
+        engine.start_daemon();
+        engine
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.parent().unwrap().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(bin("mini-dockerd"))
+            .arg("--root")
+            .arg(&self.root)
+            .arg("-H")
+            .arg(self.host())
+            .env("MINI_DOCKER_CGROUP_PREFIX", &self.cgroup_prefix)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting mini-dockerd");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mini-dockerd did not come up: {}",
+                self.daemon_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9 the daemon (its containers keep running under their monitors).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.root.parent().unwrap().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// `mini-docker ARGS` against this engine.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("mini-docker"));
+        cmd.args(["-H", &self.host()]).args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "mini-docker {args:?} failed ({:?}): {}{}\ndaemon log:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.daemon_log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The real docker CLI pointed at this engine, if the machine has one.
+    /// Under CI it must (.ci/run installs it).
+    pub fn docker(&self, args: &[&str]) -> Option<Command> {
+        let found = Command::new("docker")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but there is no docker CLI: .ci/run installs docker.io"
+            );
+            eprintln!("skipped: no docker CLI on this machine (apt-get install docker.io)");
+            return None;
+        }
+        let mut cmd = Command::new("docker");
+        // A config dir of our own: no credential helpers, no contexts.
+        cmd.env(
+            "DOCKER_CONFIG",
+            self.root.parent().unwrap().join("docker-config"),
+        )
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .args(["-H", &self.host()])
+        .args(args);
+        Some(cmd)
+    }
+
+    /// Mounts under this engine's root, and its containers' cgroups.
+    pub fn leftovers(&self) -> Vec<String> {
+        let root = self.root.to_string_lossy().into_owned();
+        let mut left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|mp| mp.starts_with(&root))
+            .map(|mp| format!("mount {mp}"))
+            .collect();
+        left.extend(
+            testkit::janitor::find_cgroups(&self.cgroup_prefix)
+                .into_iter()
+                .map(|d| format!("cgroup {}", d.display())),
+        );
+        left
+    }
+
+    /// Processes whose command line names this engine's root (monitors).
+    pub fn monitors(&self) -> Vec<i32> {
+        let root = self.root.to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(" monitor ") && text.contains(&root) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if self.daemon.is_some() {
+            let ids = self.run(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.run(&["rm", "-f", id]);
+            }
+        }
+        self.kill_daemon();
+        for pid in self.monitors() {
+            // SAFETY: kill(2) of a monitor of this test's engine.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        testkit::janitor::sweep_cgroups(&self.cgroup_prefix);
+        let root = self.root.to_string_lossy().into_owned();
+        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|mp| mp.starts_with(&root))
+            .collect();
+        for mp in mounts.iter().rev() {
+            let _ = nix::mount::umount2(Path::new(mp), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// stdout of a finished command, with everything in the panic if it failed.
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,399 @@
+//! End to end, `mini-docker` against `mini-dockerd` as a user runs them:
+//! runs and exit codes, the hardening seen from inside, the lifecycle of a
+//! detached container, limits, bad input, and nothing left behind.
+
+mod common;
+use common::{stdout_of, Engine};
+use std::time::{Duration, Instant};
+use testkit::privileged;
+
+fn facts(engine: &Engine, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["fixture", "facts"]);
+    testkit::parse_facts(engine.ok(&args).as_bytes())
+}
+
+#[test]
+fn runs_print_output_and_exit_with_the_containers_code() {
+    if !privileged("runs_print_output_and_exit_with_the_containers_code") {
+        return;
+    }
+    let engine = Engine::start();
+    assert_eq!(
+        engine.ok(&["run", "--rm", "fixture", "echo", "hello"]),
+        "hello\n"
+    );
+    let out = engine.run(&[
+        "run",
+        "--rm",
+        "fixture",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout_of(&out), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    let missing = engine.run(&["run", "--rm", "fixture", "nosuch"]);
+    assert_eq!(missing.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("executable file not found"));
+    let not_exec = engine.run(&["run", "--rm", "fixture", "/etc/passwd"]);
+    assert_eq!(not_exec.status.code(), Some(126), "{:?}", not_exec);
+    // PID 1 of a PID namespace gets no signal it has no handler for, not
+    // even SIGKILL, from inside its namespace (the same under Docker).
+    let init = engine.run(&[
+        "run",
+        "--rm",
+        "fixture",
+        "sh",
+        "-c",
+        "kill -9 $$; echo survived",
+    ]);
+    assert_eq!(stdout_of(&init), "survived\n");
+    // stdin through -i, closed when the pipe ends (StdinOnce).
+    let mut child = engine
+        .cli(&["run", "-i", "--rm", "fixture", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout_of(&out), "PIPED IN\n");
+    // --rm left nothing: no container, no mount, no cgroup.
+    assert_eq!(engine.ok(&["ps", "-aq"]), "");
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn the_container_is_hardened_as_docker_hardens_it() {
+    if !privileged("the_container_is_hardened_as_docker_hardens_it") {
+        return;
+    }
+    let engine = Engine::start();
+    let f = facts(&engine, &["-w", "/work/dir"]);
+    let caps = &f["capabilities"];
+    for set in ["bounding", "permitted", "effective"] {
+        assert_eq!(
+            caps[set], "00000000a80425fb",
+            "{set}: Docker's 14 capabilities"
+        );
+    }
+    assert_eq!(caps["inheritable"], "0000000000000000");
+    assert_eq!(caps["ambient"], "0000000000000000");
+    assert_eq!(f["no_new_privs"], "1");
+    assert_eq!(f["pid"], 1);
+    assert_eq!(
+        f["cwd"], "/work/dir",
+        "the missing workdir is created inside the rootfs"
+    );
+    assert_eq!(
+        f["hostname"].as_str().unwrap().len(),
+        12,
+        "hostname = short ID"
+    );
+    let mounts = f["mounts"].as_array().unwrap();
+    let mount = |mp: &str| mounts.iter().find(|m| m["mount_point"] == mp).cloned();
+    assert_eq!(
+        mount("/").unwrap()["fstype"],
+        "overlay",
+        "pivot_root into the overlay"
+    );
+    assert!(mount("/proc/sys").unwrap()["options"]
+        .as_str()
+        .unwrap()
+        .starts_with("ro"));
+    assert!(mount("/proc/keys").is_some(), "/proc/keys is masked");
+    // Only the devices a container needs.
+    let dev: Vec<&str> = f["dev_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx",
+    ] {
+        assert!(dev.contains(&d), "/dev/{d} missing: {dev:?}");
+    }
+    assert!(
+        !dev.iter()
+            .any(|d| d.starts_with("sd") || d.starts_with("vd") || *d == "mem"),
+        "{dev:?}"
+    );
+
+    // From inside: what must not work.
+    let probe = engine.run(&[
+        "run", "--rm", "fixture", "sh", "-c",
+        "ls /proc/$$/fd | tr '\\n' ' '; echo :fds; echo 1 > /proc/sys/kernel/hostname && echo WROTE-PROC-SYS; \
+         cat /proc/keys | wc -c; mount -t tmpfs none /mnt && echo MOUNTED; \
+         mknod /tmp/sda b 8 0 && echo MKNOD-OK",
+    ]);
+    let text = stdout_of(&probe);
+    assert!(
+        text.contains("0 1 2 :fds\n"),
+        "only stdio is inherited: {text}"
+    );
+    assert!(!text.contains("WROTE-PROC-SYS"), "{text}");
+    assert!(!text.contains("MOUNTED"), "CAP_SYS_ADMIN is gone: {text}");
+    assert!(
+        text.contains("MKNOD-OK"),
+        "CAP_MKNOD is one of Docker's 14: {text}"
+    );
+    assert!(
+        text.lines().any(|l| l.trim() == "0"),
+        "/proc/keys reads empty: {text}"
+    );
+
+    // A user other than root holds no capabilities at all (bounding stays).
+    let f = facts(&engine, &["-u", "1000:1000"]);
+    assert_eq!(f["uid"], 1000);
+    assert_eq!(f["gid"], 1000);
+    assert_eq!(f["capabilities"]["effective"], "0000000000000000");
+    assert_eq!(f["capabilities"]["permitted"], "0000000000000000");
+    assert_eq!(f["capabilities"]["bounding"], "00000000a80425fb");
+}
+
+#[test]
+fn a_detached_container_lives_logs_execs_stops_and_is_removed() {
+    if !privileged("a_detached_container_lives_logs_execs_stops_and_is_removed") {
+        return;
+    }
+    let engine = Engine::start();
+    let id = engine.ok(&[
+        "run", "-d", "--name", "ticker", "fixture", "sh", "-c",
+        "trap 'echo got-term; exit 0' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64);
+    let ps = engine.ok(&["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("ticker") && ps.contains("Up "),
+        "{ps}"
+    );
+    // Short-prefix lookup.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&engine.ok(&["inspect", &id[..6]])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "running");
+    assert_eq!(inspect[0]["Name"], "/ticker");
+    std::thread::sleep(Duration::from_millis(600));
+    let tail = engine.ok(&["logs", "--tail", "2", "ticker"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    // The json-file log on disk.
+    let log = std::fs::read_to_string(engine.root.join(format!("containers/{id}/{id}-json.log")))
+        .unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(first["log"], "tick 0\n");
+    assert_eq!(first["stream"], "stdout");
+
+    // exec joins its namespaces and cgroup, with its own exit code.
+    let exec = engine.run(&[
+        "exec",
+        "ticker",
+        "sh",
+        "-c",
+        "hostname; cat /proc/1/cmdline | tr '\\0' ' '; exit 4",
+    ]);
+    assert_eq!(exec.status.code(), Some(4));
+    let text = stdout_of(&exec);
+    assert!(text.starts_with(&id[..12]), "same UTS namespace: {text}");
+    assert!(text.contains("sh -c trap"), "same PID namespace: {text}");
+    let f = testkit::parse_facts(engine.ok(&["exec", "ticker", "facts"]).as_bytes());
+    assert_eq!(f["capabilities"]["effective"], "00000000a80425fb");
+    assert_eq!(f["no_new_privs"], "1");
+    let monitor_cgroup =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", inspect[0]["State"]["Pid"])).unwrap();
+    let exec_cgroup: Vec<String> = f["cgroup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        exec_cgroup
+            .iter()
+            .any(|l| l.contains(&engine.cgroup_prefix)),
+        "exec is in the container's cgroup: {exec_cgroup:?} vs {monitor_cgroup}"
+    );
+
+    // Running: rm without -f is refused, clearly; nothing changes.
+    let refused = engine.run(&["rm", "ticker"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot remove a running container"));
+
+    // logs -f ends when the container stops; stop sends TERM (trapped: 0).
+    let follow = engine
+        .cli(&["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    engine.ok(&["stop", "ticker"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "TERM was trapped: no 10 s wait"
+    );
+    let followed = follow.wait_with_output().unwrap();
+    assert!(
+        stdout_of(&followed).contains("got-term"),
+        "{}",
+        stdout_of(&followed)
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&engine.ok(&["inspect", "ticker"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "exited");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 0);
+    assert_eq!(
+        engine.leftovers(),
+        Vec::<String>::new(),
+        "an exited container holds no mount or cgroup"
+    );
+    let ps = engine.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (0)"), "{ps}");
+    // stop of a stopped container is fine (304), kill is refused (409).
+    engine.ok(&["stop", "ticker"]);
+    assert!(!engine.run(&["kill", "ticker"]).status.success());
+    engine.ok(&["rm", "ticker"]);
+    assert!(!engine.root.join("containers").join(id).exists());
+    assert_eq!(engine.ok(&["ps", "-aq"]), "");
+
+    // A program that ignores TERM (sh as PID 1 without a trap) is killed
+    // after the timeout: 137.
+    engine.ok(&["run", "-d", "--name", "stubborn", "fixture", "sleep", "100"]);
+    let started = Instant::now();
+    engine.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(engine.ok(&["wait", "stubborn"]).trim(), "137");
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "fixture",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    engine.ok(&["kill", "-s", "USR1", "victim"]);
+    assert_eq!(engine.ok(&["wait", "victim"]).trim(), "7");
+    engine.ok(&["rm", "-f", "stubborn", "victim"]);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn limits_apply_and_an_oom_kill_is_reported() {
+    if !privileged("limits_apply_and_an_oom_kill_is_reported") {
+        return;
+    }
+    let engine = Engine::start();
+    let out = engine.run(&[
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "fixture",
+        "facts",
+        "hog",
+        "256",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&engine.ok(&["inspect", "hog"])).unwrap();
+    assert_eq!(inspect[0]["State"]["OOMKilled"], true);
+    assert_eq!(inspect[0]["State"]["ExitCode"], 137);
+    let forks = engine.run(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "16",
+        "fixture",
+        "facts",
+        "forkbomb",
+        "64",
+    ]);
+    let text = stdout_of(&forks) + &String::from_utf8_lossy(&forks.stderr);
+    assert!(
+        text.contains("EAGAIN")
+            || text.contains("Resource temporarily unavailable")
+            || !forks.status.success(),
+        "{text}"
+    );
+    engine.ok(&["rm", "hog"]);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    if !privileged("bad_input_gets_a_clear_error_and_changes_nothing") {
+        return;
+    }
+    let engine = Engine::start();
+    let err = |args: &[&str]| {
+        let out = engine.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(err(&["inspect", "nope"]).contains("no such object: nope"));
+    assert!(err(&["stop", "nope"]).contains("No such container: nope"));
+    assert!(err(&["run", "--rm", "-m", "10ZB", "fixture", "true"]).contains("--memory"));
+    assert!(err(&["run", "--rm", "--cpus=-1", "fixture", "true"]).contains("--cpus"));
+    assert!(err(&["run", "--rm", "--cpus", "999", "fixture", "true"]).contains("CPU"));
+    assert!(err(&["run", "--rm", "--name", "a b", "fixture", "true"])
+        .contains("invalid container name"));
+    assert!(err(&["run", "--rm", "--network", "nowhere", "fixture", "true"]).contains("network"));
+    assert!(err(&["run", "--rm", "-u", "nobody-here", "fixture", "true"]).contains("unknown user"));
+    // An image nobody has, from a registry that is not there (loopback only).
+    let port = testkit::registry::free_port();
+    let text = err(&[
+        "run",
+        "--rm",
+        &format!("127.0.0.1:{port}/nothing:v1"),
+        "true",
+    ]);
+    assert!(
+        text.contains("Unable to find image") || text.contains("127.0.0.1"),
+        "{text}"
+    );
+    engine.ok(&["create", "--name", "taken", "fixture", "true"]);
+    assert!(err(&["create", "--name", "taken", "fixture", "true"]).contains("already in use"));
+    // A second daemon on the same root is refused.
+    let second = std::process::Command::new(testkit::bin("mini-dockerd"))
+        .arg("--root")
+        .arg(&engine.root)
+        .arg("-H")
+        .arg(format!("unix://{}2", engine.socket.display()))
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already owns"),
+        "{second:?}"
+    );
+    // No daemon at all: how to start one, not a raw connection error.
+    let out = std::process::Command::new(testkit::bin("mini-docker"))
+        .args(["-H", "unix:///nonexistent/mini-docker.sock", "ps"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("Is the daemon running?") && text.contains("mini-dockerd"),
+        "{text}"
+    );
+    let ps = engine.ok(&["ps", "-a"]);
+    assert_eq!(ps.lines().count(), 2, "only `taken` exists: {ps}");
+}
