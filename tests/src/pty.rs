@@ -10,10 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Starts `cmd` on a new terminal, types `input` into it, and reads
+/// The size of the terminal [`run_on_terminal`] opens.
+pub const ROWS: u16 = 24;
+pub const COLUMNS: u16 = 80;
+
+/// Starts `cmd` on a new 24×80 terminal, types `input` into it, and reads
 /// everything it shows until it exits. A watchdog kills it after `limit`.
 pub fn run_on_terminal(mut cmd: Command, input: &[u8], limit: Duration) -> (ExitStatus, String) {
-    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let size = nix::pty::Winsize {
+        ws_row: ROWS,
+        ws_col: COLUMNS,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
     let (master, slave): (OwnedFd, OwnedFd) = (pty.master, pty.slave);
     let slave_fd = slave.as_raw_fd();
     cmd.stdin(slave.try_clone().unwrap())

@@ -285,7 +285,9 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 println!("{key}: {}", v[key].to_string().trim_matches('"'));
             }
         }
-        Command::Pull { image, platform } => pull(client, &image, platform.as_deref()).await?,
+        Command::Pull { image, platform } => {
+            pull(client, &image, platform.as_deref(), false).await?
+        }
         Command::Load { input } => {
             let bytes =
                 std::fs::read(&input).map_err(|e| anyhow!("reading {}: {e}", input.display()))?;
@@ -696,7 +698,9 @@ fn human_size(bytes: u64) -> String {
     format!("{v:.digits$}{}", units[i])
 }
 
-async fn pull(client: &Client, image: &str, platform: Option<&str>) -> Result<()> {
+/// Pulls, printing Docker's progress lines (on stderr when the pull is part
+/// of a `run`, so the container's output stays alone on stdout).
+async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: bool) -> Result<()> {
     let (from, tag) = match image.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') => (r, t),
         _ => (image, "latest"),
@@ -717,10 +721,17 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>) -> Result<()
             };
             if let Some(e) = m["error"].as_str() {
                 failed = Some(e.to_string());
-            } else if let Some(id) = m["id"].as_str() {
-                println!("{id}: {}", m["status"].as_str().unwrap_or(""));
             } else {
-                println!("{}", m["status"].as_str().unwrap_or(""));
+                let status = m["status"].as_str().unwrap_or("");
+                let line = match m["id"].as_str() {
+                    Some(id) => format!("{id}: {status}"),
+                    None => status.to_string(),
+                };
+                if to_stderr {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
             }
         }
     })
@@ -814,7 +825,7 @@ async fn create(client: &Client, args: &RunArgs) -> Result<String> {
             }) =>
         {
             eprintln!("Unable to find image '{}' locally", args.image);
-            pull(client, &args.image, args.platform.as_deref()).await?;
+            pull(client, &args.image, args.platform.as_deref(), true).await?;
             let v = client.json("POST", &path, Some(&body)).await?;
             Ok(v["Id"].as_str().unwrap_or("").to_string())
         }
