@@ -213,7 +213,12 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let mounted = driver
         .mount(&c.layers, &dir)
         .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
-    ensure_workdir(mounted.merged(), &c.workdir)?;
+    // The mount points every container needs, and the working directory,
+    // are created when the image lacks them (a `FROM scratch` image has no
+    // /proc), in the container's own layer.
+    for dir in ["/proc", "/dev", "/sys", &c.workdir] {
+        ensure_dir(mounted.merged(), dir)?;
+    }
     let (cgroup, _warnings) =
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
@@ -459,10 +464,11 @@ fn feed_stdin(shared: &Shared, bytes: &[u8]) {
     }
 }
 
-/// Creates the working directory inside the container's root if it is
-/// missing (as Docker does), resolving every component inside the root:
-/// a symlink in the image cannot point the creation outside.
-pub fn ensure_workdir(root: &Path, workdir: &str) -> Result<()> {
+/// Creates a directory inside the container's root if it is missing (as
+/// Docker does for the working directory), resolving every component
+/// inside the root: a symlink in the image cannot point the creation
+/// outside.
+pub fn ensure_dir(root: &Path, workdir: &str) -> Result<()> {
     let root_fd = File::open(root)?;
     let mut prefix = String::new();
     for part in workdir.split('/').filter(|p| !p.is_empty()) {
