@@ -11,6 +11,12 @@
 //! pulled (and unpacked) by `chapter-05 pull`, by `podman pull` (with its
 //! own temporary storage root), and by `skopeo copy` + `umoci unpack`.
 //!
+//! `bench start`: `run --rm --network none fixture /bin/true`, start to
+//! exit, by mini-docker (a release mini-dockerd), `podman run`, `docker
+//! run` (a dockerd of Debian's docker.io, started for the benchmark with its
+//! own data root) and `runc run` of a bundle of the same root filesystem
+//! (the floor: a runtime with no daemon, no image, no API).
+//!
 //! The unpacks write to a tmpfs: on a virtual disk, writing 200 MB is
 //! dominated by the kernel's filesystem and writeback work (measured here:
 //! `tar -xzf` spent 6 of its 6.6 s in system time, ours varied from 1.2 to
@@ -25,7 +31,10 @@ pub fn bench(what: &str, runs: u32) -> Result<()> {
     match what {
         "unpack" => unpack(runs),
         "pull" => pull(runs),
-        other => bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack` or `cargo xtask bench pull`"),
+        "start" => start(runs),
+        other => {
+            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull` or `start`")
+        }
     }
 }
 
@@ -315,6 +324,259 @@ fn pull(runs: u32) -> Result<()> {
         "ratios: podman / mini-docker = {:.2} (target >= 2); skopeo+umoci / mini-docker = {:.2}",
         podman / mine,
         skopeo / mine
+    );
+    Ok(())
+}
+
+/// A process started for the benchmark, killed (with its process group)
+/// when dropped.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of the process group we made this child lead.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGTERM) };
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
+fn service(cmd: &mut Command, log: &Path) -> Result<Service> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(log)?;
+    let child = cmd
+        .process_group(0)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    Ok(Service(child))
+}
+
+fn wait_for_socket(path: &Path, what: &str) -> Result<()> {
+    for _ in 0..600 {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    bail!("{what} did not answer on {}", path.display())
+}
+
+/// Everything mounted below `dir` (the daemons' overlays), unmounted
+/// deepest first, before the tmpfs itself goes.
+fn unmount_below(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+fn start(runs: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the start benchmark needs root (every engine in it does)");
+    }
+    install::install_packages(&["hyperfine", "podman", "runc", "docker.io"])?;
+    let root = testkit::workspace_root();
+    run(cargo().current_dir(&root).args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "chapter-04",
+        "-p",
+        "chapter-06",
+    ]))?;
+    let rel = root.join("target/release");
+    let rootfs = testkit::fixture::rootfs();
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let before = peer_leftovers();
+    let fs = TmpFs::mount(&dir.join("start-tmpfs"), "2g")?;
+    let t = fs.path().to_path_buf();
+    let result = start_in(runs, &rel, &rootfs, &t, &dir);
+    unmount_below(&t);
+    testkit::janitor::sweep_cgroups("mini-docker-bench-");
+    drop(fs);
+    // podman and dockerd leave state outside their roots (run dirs, a blob
+    // cache, parent cgroups): remove what was not there before.
+    let mut created: Vec<PathBuf> = peer_leftovers()
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for path in created {
+        if path.starts_with("/sys/fs/cgroup") {
+            let _ = std::fs::remove_dir(&path);
+        } else {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+    result
+}
+
+/// What podman and dockerd create outside the roots they are given.
+fn peer_leftovers() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = [
+        "/var/lib/containers",
+        "/run/containers",
+        "/run/libpod",
+        "/run/docker",
+        "/run/runc",
+        "/run/containerd",
+        "/etc/containers/networks",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .filter(|p| p.exists())
+    .collect();
+    for name in ["docker", "libpod_parent"] {
+        for cgroup in testkit::janitor::find_cgroups(name) {
+            // The group and everything below it.
+            let mut stack = vec![cgroup];
+            while let Some(dir) = stack.pop() {
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+                }
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+fn start_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
+    let p = |name: &str| t.join(name).display().to_string();
+    // The fixture as an image in our store, and as a `docker save` archive
+    // for podman and docker.
+    let ch04 = rel.join("chapter-04");
+    run(Command::new(&ch04)
+        .arg("--store")
+        .arg(p("ours/images"))
+        .args(["import", "--rootfs"])
+        .arg(rootfs)
+        .arg("docker.io/library/fixture:latest"))?;
+    run(Command::new(&ch04)
+        .arg("--store")
+        .arg(p("ours/images"))
+        .args(["save", "docker.io/library/fixture:latest"])
+        .arg(p("fixture.tar")))?;
+
+    // mini-dockerd
+    let _ours = service(
+        Command::new(rel.join("mini-dockerd"))
+            .args([
+                "--root",
+                &p("ours"),
+                "-H",
+                &format!("unix://{}", p("ours.sock")),
+            ])
+            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+        &dir.join("mini-dockerd.log"),
+    )?;
+    wait_for_socket(&t.join("ours.sock"), "mini-dockerd")?;
+
+    // dockerd (Debian's docker.io) on its own data root and socket, with
+    // no networking to set up (every run is --network none).
+    let docker_sock = t.join("docker.sock");
+    let _dockerd = service(
+        Command::new("dockerd").args([
+            "--data-root",
+            &p("docker"),
+            "--exec-root",
+            &p("docker-exec"),
+            "--pidfile",
+            &p("docker.pid"),
+            "-H",
+            &format!("unix://{}", docker_sock.display()),
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+            "--storage-driver",
+            "overlay2",
+        ]),
+        &dir.join("dockerd.log"),
+    )?;
+    wait_for_socket(&docker_sock, "dockerd (see target/bench/dockerd.log)")?;
+    let docker = format!("/usr/bin/docker -H unix://{}", docker_sock.display());
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("{docker} load -q -i {}", p("fixture.tar"))))?;
+
+    // podman: runc and cgroupfs (crun refuses hybrid cgroups), limits
+    // within root's hard limits (root here lacks CAP_SYS_RESOURCE).
+    let podman = format!(
+        "podman --root {} --runroot {} --storage-driver overlay --runtime runc --cgroup-manager cgroupfs",
+        p("podman"), p("podman-run")
+    );
+    run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("{podman} load -q -i {}", p("fixture.tar"))))?;
+
+    // runc: a bundle of the same root filesystem, the default spec with
+    // /bin/true and no terminal.
+    let bundle = t.join("bundle");
+    std::fs::create_dir_all(&bundle)?;
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(rootfs)
+        .arg(bundle.join("rootfs")))?;
+    run(Command::new("runc").arg("spec").current_dir(&bundle))?;
+    let spec = bundle.join("config.json");
+    let mut config = json(&spec)?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["/bin/true"]);
+    std::fs::write(&spec, serde_json::to_vec_pretty(&config)?)?;
+
+    let results = dir.join("start.json");
+    let ours = format!(
+        "{} -H unix://{}",
+        rel.join("mini-docker").display(),
+        p("ours.sock")
+    );
+    run(Command::new("hyperfine")
+        .args(["--runs", &runs.to_string(), "--warmup", "3", "--style", "basic", "--export-json"])
+        .arg(&results)
+        .args(["-n", "mini-docker run", &format!("{ours} run --rm --network none fixture /bin/true")])
+        .args(["-n", "podman run", &format!("{podman} run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 fixture /bin/true")])
+        .args(["-n", "docker run", &format!("{docker} run --rm --network none fixture /bin/true")])
+        .args(["-n", "runc run", &format!("runc --root {} run --bundle {} b$$", p("runc"), bundle.display())]))?;
+
+    let r = json(&results)?;
+    let stat = |i: usize, k: &str| r["results"][i][k].as_f64().unwrap_or(f64::NAN) * 1e3;
+    println!("\n`run --rm --network none fixture /bin/true`, start to exit, {runs} runs:");
+    for (i, name) in ["mini-docker", "podman", "docker", "runc (floor)"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  {name:<14} median {:>7.1} ms   mean {:>7.1} ms",
+            stat(i, "median"),
+            stat(i, "mean")
+        );
+    }
+    let (ours, podman, docker, runc) = (
+        stat(0, "median"),
+        stat(1, "median"),
+        stat(2, "median"),
+        stat(3, "median"),
+    );
+    println!(
+        "ratios (medians): podman / mini-docker = {:.1} (target >= 5); docker / mini-docker = {:.1}; mini-docker / runc = {:.2}; mini-docker median {:.1} ms (target < 25)",
+        podman / ours, docker / ours, ours / runc, ours
     );
     Ok(())
 }

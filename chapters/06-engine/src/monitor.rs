@@ -178,6 +178,12 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
     spec
 }
 
+// ANCHOR: limits_for
+// exercise 6.6: HostConfig's limits in chapter 02's terms
+// hint: The API sends bytes and counts as i64 where 0 (or a negative number) means
+// hint: "not set": Memory, CpuShares, PidsLimit. MemorySwap -1 is Swap::Unlimited, a
+// hint: positive value Swap::Total. NanoCpus is CPUs × 10^9 (--cpus 0.5 → 500000000).
+// hint: CpusetCpus "" means not set.
 /// The cgroup limits of this container, in chapter 02's terms.
 pub fn limits_for(c: &Container) -> chapter_02::Limits {
     let h = &c.host_config;
@@ -196,6 +202,7 @@ pub fn limits_for(c: &Container) -> chapter_02::Limits {
         ..Default::default()
     }
 }
+// ANCHOR_END: limits_for
 
 /// The cgroup name of a container: `mini-docker-<id>`, or with the prefix
 /// in `MINI_DOCKER_CGROUP_PREFIX` (tests give each engine its own, so a
