@@ -15,6 +15,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "umoci",
     "docker-registry",
     "apache2-utils",
+    "podman",
+    "runc",
 ];
 
 /// What the benchmarks need besides: the image builder and the timer.
@@ -42,6 +44,16 @@ fn mdbook_version() -> Option<String> {
 
 pub fn install() -> Result<()> {
     install_packages(APT_PACKAGES)?;
+    // Chapter 06's tests drive Docker's own CLI. Any docker CLI will do
+    // (the machine may have a newer one of its own); Debian's docker.io
+    // brings one when there is none.
+    let has_docker = Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_docker {
+        install_packages(&["docker.io"])?;
+    }
     if mdbook_version().as_deref() == Some(MDBOOK_VERSION) {
         eprintln!("mdbook {MDBOOK_VERSION}: present");
     } else {

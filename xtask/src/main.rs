@@ -140,9 +140,66 @@ fn up(no_run: bool) -> Result<()> {
     if no_run {
         return Ok(());
     }
-    step("chapter 01: a busybox shell in new UTS, PID, MNT, IPC, NET and USER namespaces (exit to leave)");
-    let bin = testkit::workspace_root().join("target/debug/chapter-01");
-    let status = Command::new(bin).arg("all").status()?;
+    let root = testkit::workspace_root();
+    let dir = root.join("target/mini-docker");
+    let socket = dir.join("mini-docker.sock");
+    let host = format!("unix://{}", socket.display());
+    let daemon = if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        step("chapter 06: mini-dockerd already answers on target/mini-docker/mini-docker.sock");
+        None
+    } else {
+        step("chapter 06: starting mini-dockerd (root target/mini-docker/root, log target/mini-docker/daemon.log)");
+        let store = dir.join("root/images");
+        let have = Command::new(root.join("target/debug/chapter-04"))
+            .arg("--store")
+            .arg(&store)
+            .args(["inspect", "docker.io/library/fixture:latest"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have {
+            run(Command::new(root.join("target/debug/chapter-04"))
+                .arg("--store")
+                .arg(&store)
+                .args(["import", "docker.io/library/fixture:latest"]))?;
+        }
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(root.join("target/debug/mini-dockerd"))
+            .arg("--root")
+            .arg(dir.join("root"))
+            .args(["-H", &host, "--log-file"])
+            .arg(dir.join("daemon.log"))
+            .process_group(0)
+            .spawn()?;
+        for _ in 0..200 {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(child)
+    };
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    step(&format!(
+        "mini-docker run {} --rm fixture: a busybox shell in its own namespaces, cgroup and overlay (exit to leave)",
+        if tty { "-it" } else { "-i" }
+    ));
+    eprintln!("   (in another terminal: target/debug/mini-docker -H {host} ps)");
+    let status = Command::new(root.join("target/debug/mini-docker"))
+        .args([
+            "-H",
+            &host,
+            "run",
+            if tty { "-it" } else { "-i" },
+            "--rm",
+            "fixture",
+        ])
+        .args(["sh", "-c", "facts --human; exec sh"])
+        .status()?;
+    if let Some(mut child) = daemon {
+        // SAFETY: SIGTERM to the daemon we started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+    }
     std::process::exit(status.code().unwrap_or(1));
 }
 

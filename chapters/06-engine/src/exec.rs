@@ -37,6 +37,13 @@ const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
 
 /// Entry point of `mini-dockerd exec-helper`. Returns the exit code.
 pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
+    // Not dumpable: between its fork and its execve, our child is a copy
+    // of this host binary inside the container's PID namespace; a process
+    // of the container must not ptrace it or open its /proc/PID/exe (runc's
+    // CVE-2016-9962 and CVE-2019-5736). execve makes the command dumpable
+    // again.
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let me = std::process::id().to_string();
     for dir in &spec.cgroup_dirs {
         std::fs::write(dir.join("cgroup.procs"), &me)

@@ -393,7 +393,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 .await?;
             if !quiet {
                 println!(
-                    "{:<14} {:<24} {:<24} {:<16} {:<24} NAMES",
+                    "{:<14} {:<24} {:<24} {:<16} {:<36} NAMES",
                     "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
                 );
             }
@@ -415,7 +415,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                     .map(|n| n.trim_start_matches('/'))
                     .collect();
                 println!(
-                    "{:<14} {:<24} {:<24} {:<16} {:<24} {}",
+                    "{:<14} {:<24} {:<24} {:<16} {:<36} {}",
                     &id[..12.min(id.len())],
                     c["Image"].as_str().unwrap_or(""),
                     command,

@@ -26,6 +26,9 @@ struct Cli {
     /// Write the daemon's log here instead of stderr
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// Log every API request and its status
+    #[arg(long)]
+    debug: bool,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -68,7 +71,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match serve(cli.root, &cli.host, cli.log_file) {
+        None => match serve(cli.root, &cli.host, cli.log_file, cli.debug) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mini-dockerd: {e:#}");
@@ -78,7 +81,8 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve(root: PathBuf, host: &str, log_file: Option<PathBuf>) -> Result<()> {
+fn serve(root: PathBuf, host: &str, log_file: Option<PathBuf>, debug: bool) -> Result<()> {
+    daemon::http::DEBUG.store(debug, std::sync::atomic::Ordering::Relaxed);
     if let Some(path) = log_file {
         let log = std::fs::OpenOptions::new()
             .create(true)

@@ -196,7 +196,7 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(self.paths.container(id).join("monitor.log"))?;
-        let mut child = tokio::process::Command::new(super::self_exe())
+        let mut child = super::self_exe()
             .arg("monitor")
             .arg("--root")
             .arg(&self.paths.root)

@@ -120,7 +120,7 @@ impl Daemon {
         } else {
             None
         };
-        let mut command = tokio::process::Command::new(super::self_exe());
+        let mut command = super::self_exe();
         command
             .arg("exec-helper")
             .arg(serde_json::to_string(&spec).unwrap());

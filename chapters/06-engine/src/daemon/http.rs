@@ -160,9 +160,13 @@ pub fn strip_version(path: &str) -> &str {
 }
 // ANCHOR_END: strip_version
 
+/// Log every request and its status (`mini-dockerd --debug`).
+pub static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Dispatches one request.
 pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
+    let shown = req.uri().to_string();
     let path = strip_version(req.uri().path()).to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let m = method.as_str();
@@ -205,6 +209,9 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     headers.insert("Api-Version", crate::api::API_VERSION.parse().unwrap());
     headers.insert("Server", "mini-docker/0.1.0 (linux)".parse().unwrap());
     headers.insert("Ostype", "linux".parse().unwrap());
+    if DEBUG.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{method} {shown} -> {}", response.status().as_u16());
+    }
     response
 }
 

@@ -71,9 +71,13 @@ pub struct Daemon {
     _lock: std::fs::File,
 }
 
-/// Where the monitor and exec helper programs are: this very binary.
-pub fn self_exe() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+/// The monitor and the exec helper are this very binary. `/proc/self/exe`
+/// still works after the file was replaced (a rebuild, an upgrade) while
+/// the daemon runs; its path would name a deleted file.
+pub fn self_exe() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
+    cmd.arg0("mini-dockerd");
+    cmd
 }
 
 impl Daemon {
