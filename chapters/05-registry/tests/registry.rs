@@ -122,7 +122,7 @@ fn images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
         );
         let store = chapter_04::Store::open(dir.path().join(format!("pulled-{tag}"))).unwrap();
         let client = Client::new(
-            &common::reference(&reg, &format!("cross-{tag}/fixture:{tag}")),
+            &common::reference(reg, &format!("cross-{tag}/fixture:{tag}")),
             false,
         )
         .unwrap();
