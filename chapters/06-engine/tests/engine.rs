@@ -397,3 +397,158 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let ps = engine.ok(&["ps", "-a"]);
     assert_eq!(ps.lines().count(), 2, "only `taken` exists: {ps}");
 }
+
+#[test]
+fn run_flags_reach_the_container() {
+    if !privileged("run_flags_reach_the_container") {
+        return;
+    }
+    let engine = Engine::start();
+    let dir = tempfile::tempdir().unwrap();
+    let env_file = dir.path().join("env");
+    std::fs::write(&env_file, "# a comment\nFROM_FILE=yes\nSHARED=file\n").unwrap();
+    let f = facts(
+        &engine,
+        &[
+            "-e",
+            "GREETING=hello",
+            "-e",
+            "SHARED=flag",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-w",
+            "/tmp",
+            "--hostname",
+            "box",
+            "-u",
+            "1000",
+        ],
+    );
+    let env: Vec<&str> = f["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    for want in [
+        "GREETING=hello",
+        "FROM_FILE=yes",
+        "SHARED=flag",
+        "HOME=/root",
+    ] {
+        assert!(
+            env.contains(&want) || (want == "HOME=/root"),
+            "{want} in {env:?}"
+        );
+    }
+    assert!(env.iter().any(|e| e.starts_with("PATH=")), "{env:?}");
+    assert_eq!(f["cwd"], "/tmp");
+    assert_eq!(f["hostname"], "box");
+    assert_eq!(f["uid"], 1000);
+    // --entrypoint replaces the image's, and "" clears it.
+    assert_eq!(
+        engine.ok(&["run", "--rm", "--entrypoint", "echo", "fixture", "a", "b"]),
+        "a b\n"
+    );
+    // --network none: only lo; host: the host's interfaces.
+    let none = facts(&engine, &["--network", "none"]);
+    assert_eq!(none["net_interfaces"].as_array().unwrap().len(), 1);
+    let host = facts(&engine, &["--network", "host"]);
+    assert!(
+        host["net_interfaces"].as_array().unwrap().len() > 1,
+        "{}",
+        host["net_interfaces"]
+    );
+    // --stop-signal: stop sends it first.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "fixture",
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    engine.ok(&["stop", "usr1"]);
+    assert_eq!(engine.ok(&["wait", "usr1"]).trim(), "7");
+    // --platform: a platform the image is not is refused, clearly.
+    let out = engine.run(&["create", "--platform", "linux/arm64", "fixture", "true"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("linux/amd64, not the requested linux/arm64")
+            || String::from_utf8_lossy(&out.stderr).contains("not the requested"),
+        "{out:?}"
+    );
+    engine.ok(&["rm", "usr1"]);
+}
+
+#[test]
+fn images_tags_info_stats_and_prune() {
+    if !privileged("images_tags_info_stats_and_prune") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&["tag", "fixture", "again:v2"]);
+    let images = engine.ok(&["images"]);
+    assert!(
+        images.contains("again") && images.contains("v2") && images.contains("fixture"),
+        "{images}"
+    );
+    assert_eq!(
+        engine.ok(&["images", "-q"]).lines().count(),
+        1,
+        "one image, two tags"
+    );
+    assert_eq!(
+        engine.ok(&["run", "--rm", "again:v2", "echo", "tagged"]),
+        "tagged\n"
+    );
+    let removed = engine.ok(&["rmi", "again:v2"]);
+    assert!(
+        removed.contains("Untagged: again:v2") && !removed.contains("Deleted"),
+        "{removed}"
+    );
+    let info = engine.ok(&["info"]);
+    assert!(
+        info.contains("Images: 1") && info.contains("CgroupDriver: cgroupfs"),
+        "{info}"
+    );
+    let version = engine.ok(&["version"]);
+    assert!(version.contains(chapter_06::api::API_VERSION), "{version}");
+
+    let id = engine.ok(&["create", "--name", "later", "fixture", "sleep", "30"]);
+    assert_eq!(
+        engine
+            .ok(&["ps", "-a"])
+            .lines()
+            .filter(|l| l.contains("Created"))
+            .count(),
+        1
+    );
+    engine.ok(&["start", "later"]);
+    let stats = engine.ok(&["stats", "--no-stream", "later"]);
+    assert!(
+        stats.contains(&id[..12]) && stats.contains("later"),
+        "{stats}"
+    );
+    let row = stats.lines().nth(1).unwrap();
+    assert!(
+        row.trim().ends_with('1') || row.trim().ends_with('2'),
+        "PIDs counted: {row}"
+    );
+    engine.ok(&["kill", "later"]);
+    engine.ok(&["create", "--name", "never", "fixture", "true"]);
+    engine.ok(&["run", "-d", "--name", "running", "fixture", "sleep", "30"]);
+    let pruned = engine.ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains(id.trim()), "{pruned}");
+    let left = engine.ok(&["ps", "-a"]);
+    assert!(
+        left.contains("running") && !left.contains("later") && !left.contains("never"),
+        "{left}"
+    );
+    engine.ok(&["rm", "-f", "running"]);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}

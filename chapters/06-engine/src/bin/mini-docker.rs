@@ -188,7 +188,7 @@ struct RunArgs {
     #[arg(long)]
     memory_swap: Option<String>,
     /// CPU time as a number of CPUs (e.g. 0.5)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpus: Option<f64>,
     #[arg(long)]
     cpu_shares: Option<i64>,
@@ -199,6 +199,12 @@ struct RunArgs {
     /// none, host
     #[arg(long, default_value = "default")]
     network: String,
+    /// The signal `stop` sends first [default: the image's, else SIGTERM]
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL [default: 10]
+    #[arg(long, allow_negative_numbers = true)]
+    stop_timeout: Option<i64>,
     #[arg(long)]
     platform: Option<String>,
     image: String,
@@ -785,6 +791,8 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "Cmd": if args.command.is_empty() { Value::Null } else { json!(args.command) },
         "Image": args.image,
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
+        "StopSignal": args.stop_signal,
+        "StopTimeout": args.stop_timeout,
         "Entrypoint": args.entrypoint.as_ref().map(|e| if e.is_empty() { json!([""]) } else { json!([e]) }).unwrap_or(Value::Null),
         "HostConfig": {
             "Memory": size("--memory", &args.memory)?,

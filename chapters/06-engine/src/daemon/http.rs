@@ -168,7 +168,13 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let shown = req.uri().to_string();
     let path = strip_version(req.uri().path()).to_string();
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // Names in paths may be percent-encoded (`fixture%3Av2`).
+    let decoded: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(|p| decode(&p.replace('+', "%2B")))
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = method.as_str();
     let result = match (m, parts.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Ok(ping(m == "HEAD")),
