@@ -47,10 +47,38 @@ fn the_docker_cli_drives_the_whole_lifecycle() {
     if !privileged("the_docker_cli_drives_the_whole_lifecycle") {
         return;
     }
+    // Every docker CLI on the machine: a v28 of its own, Debian's 20.10.
+    for cli in common::docker_clis() {
+        eprintln!("with {}", cli.display());
+        lifecycle(&cli);
+    }
+}
+
+fn lifecycle(cli: &std::path::Path) {
     let engine = Engine::start();
-    let Some(version) = ok(&engine, &["version", "--format", "{{.Server.APIVersion}}"]) else {
-        return;
+    let run = |args: &[&str]| {
+        Some(
+            engine
+                .docker_at(cli, args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
     };
+    let ok = |engine: &Engine, args: &[&str]| -> Option<String> {
+        let out = run(args)?;
+        assert!(
+            out.status.success(),
+            "{} {args:?} failed ({:?}): {}{}\ndaemon log:\n{}",
+            cli.display(),
+            out.status.code(),
+            stdout_of(&out),
+            String::from_utf8_lossy(&out.stderr),
+            engine.daemon_log()
+        );
+        Some(stdout_of(&out))
+    };
+    let version = ok(&engine, &["version", "--format", "{{.Server.APIVersion}}"]).unwrap();
     assert_eq!(version.trim(), chapter_06::api::API_VERSION);
 
     // pull from the local registry, then images / run / rmi.
@@ -67,9 +95,9 @@ fn the_docker_cli_drives_the_whole_lifecycle() {
         ok(&engine, &["run", "--rm", &image, "echo", "hi from docker"]).unwrap(),
         "hi from docker\n"
     );
-    let code = run(engine.docker(&["run", "--rm", "fixture", "sh", "-c", "exit 42"])).unwrap();
+    let code = run(&["run", "--rm", "fixture", "sh", "-c", "exit 42"]).unwrap();
     assert_eq!(code.status.code(), Some(42));
-    let missing = run(engine.docker(&["run", "--rm", "fixture", "nosuch"])).unwrap();
+    let missing = run(&["run", "--rm", "fixture", "nosuch"]).unwrap();
     assert_eq!(
         missing.status.code(),
         Some(127),
@@ -97,8 +125,7 @@ fn the_docker_cli_drives_the_whole_lifecycle() {
         ps.contains(&id[..12]) && ps.contains("web") && ps.contains("Up"),
         "{ps}"
     );
-    let exec =
-        run(engine.docker(&["exec", "web", "sh", "-c", "echo in-$(hostname); exit 3"])).unwrap();
+    let exec = run(&["exec", "web", "sh", "-c", "echo in-$(hostname); exit 3"]).unwrap();
     assert_eq!(exec.status.code(), Some(3));
     assert_eq!(stdout_of(&exec), format!("in-{}\n", &id[..12]));
     let state = ok(
@@ -136,13 +163,17 @@ fn the_docker_cli_drives_the_whole_lifecycle() {
 
     // rmi: refused while a container uses it, then done.
     ok(&engine, &["create", "--name", "user", &image, "true"]);
-    assert!(!run(engine.docker(&["rmi", &image]))
-        .unwrap()
-        .status
-        .success());
+    assert!(!run(&["rmi", &image]).unwrap().status.success());
     ok(&engine, &["rm", "user"]);
     let removed = ok(&engine, &["rmi", &image]).unwrap();
     assert!(removed.contains("Untagged"), "{removed}");
+    // An image the daemon does not have: 404 on create, the CLI pulls.
+    let out = run(&["run", "--rm", &image, "echo", "auto-pulled"]).unwrap();
+    assert_eq!(stdout_of(&out), "auto-pulled\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unable to find image"),
+        "{out:?}"
+    );
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
 

@@ -152,6 +152,15 @@ fn the_container_is_hardened_as_docker_hardens_it() {
         "/proc/keys reads empty: {text}"
     );
 
+    // The classic chroot escape, tried from inside: pivot_root left no
+    // old root to climb back to (and CAP_SYS_CHROOT alone does not help).
+    let escape = testkit::parse_facts(
+        engine
+            .ok(&["run", "--rm", "fixture", "facts", "escape"])
+            .as_bytes(),
+    );
+    assert_eq!(escape["escaped"], false, "{escape}");
+
     // A user other than root holds no capabilities at all (bounding stays).
     let f = facts(&engine, &["-u", "1000:1000"]);
     assert_eq!(f["uid"], 1000);

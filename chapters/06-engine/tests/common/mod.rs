@@ -123,19 +123,12 @@ impl Engine {
     /// The real docker CLI pointed at this engine, if the machine has one.
     /// Under CI it must (.ci/run installs it).
     pub fn docker(&self, args: &[&str]) -> Option<Command> {
-        let found = Command::new("docker")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but there is no docker CLI: .ci/run installs docker.io"
-            );
-            eprintln!("skipped: no docker CLI on this machine (apt-get install docker.io)");
-            return None;
-        }
-        let mut cmd = Command::new("docker");
+        docker_clis().first().map(|cli| self.docker_at(cli, args))
+    }
+
+    /// A given docker CLI binary pointed at this engine.
+    pub fn docker_at(&self, cli: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(cli);
         // A config dir of our own: no credential helpers, no contexts.
         cmd.env(
             "DOCKER_CONFIG",
@@ -145,7 +138,7 @@ impl Engine {
         .env_remove("DOCKER_CONTEXT")
         .args(["-H", &self.host()])
         .args(args);
-        Some(cmd)
+        cmd
     }
 
     /// Mounts under this engine's root, and its containers' cgroups.
@@ -209,6 +202,40 @@ impl Drop for Engine {
             let _ = nix::mount::umount2(Path::new(mp), nix::mount::MntFlags::MNT_DETACH);
         }
     }
+}
+
+/// Every docker CLI on this machine, one per version: the one on PATH
+/// first (often a v28 of its own), then Debian's docker.io (20.10) at
+/// /usr/bin/docker. None is a skip, except under CI.
+pub fn docker_clis() -> Vec<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("docker"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.push(PathBuf::from("/usr/bin/docker"));
+    let mut seen = Vec::new();
+    let mut clis = Vec::new();
+    for cli in candidates {
+        let Ok(out) = Command::new(&cli).arg("--version").output() else {
+            continue;
+        };
+        let version = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() && !seen.contains(&version) {
+            seen.push(version);
+            clis.push(cli);
+        }
+    }
+    if clis.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but there is no docker CLI: .ci/run installs docker.io"
+        );
+        eprintln!("skipped: no docker CLI on this machine (apt-get install docker.io)");
+    }
+    clis
 }
 
 /// stdout of a finished command, with everything in the panic if it failed.
