@@ -442,6 +442,7 @@ pub fn pull(
                     }
                 };
                 unpack_one(store, image, unpacked, &options.limits).map_err(|e| e.to_string())?;
+                progress.note(layers[unpacked].digest.short(), "Pull complete");
                 unpacked += 1;
             }
         }

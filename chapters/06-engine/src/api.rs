@@ -91,10 +91,19 @@ pub struct Message {
     pub id: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub progress: String,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<ErrorDetail>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ProgressDetail {
+    pub current: u64,
+    pub total: u64,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -86,6 +86,10 @@ fn lifecycle(cli: &std::path::Path) {
     let image = format!("{}/fixture:v1", registry.addr);
     let pulled = ok(&engine, &["pull", &image]).unwrap();
     assert!(pulled.contains("Digest: sha256:"), "{pulled}");
+    assert!(
+        pulled.contains(": Pull complete"),
+        "layer progress streamed: {pulled}"
+    );
     let images = ok(&engine, &["images"]).unwrap();
     assert!(
         images.contains(&format!("{}/fixture", registry.addr)) && images.contains("v1"),

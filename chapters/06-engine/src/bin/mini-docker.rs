@@ -727,6 +727,9 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
             };
             if let Some(e) = m["error"].as_str() {
                 failed = Some(e.to_string());
+            } else if m["status"] == "Downloading" {
+                // Byte counts: Docker's CLI draws bars from them; ours
+                // prints the steps only.
             } else {
                 let status = m["status"].as_str().unwrap_or("");
                 let line = match m["id"].as_str() {

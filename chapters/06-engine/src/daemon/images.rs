@@ -95,56 +95,59 @@ impl Daemon {
         let d = self.clone();
         tokio::spawn(async move {
             let _guard = d.images_lock.lock().await;
-            let send = |m: Message| Bytes::from(serde_json::to_string(&m).unwrap() + "\r\n");
+            let line = |m: Message| Bytes::from(serde_json::to_string(&m).unwrap() + "\r\n");
             let shown = reference.tag.clone().unwrap_or_else(|| "latest".into());
+            let repo = familiar(&format!("{}/{}", reference.registry, reference.repository));
             let _ = tx
-                .send_data(send(Message {
-                    status: format!(
-                        "Pulling from {}",
-                        familiar(&format!("{}/{}", reference.registry, reference.repository))
-                    ),
+                .send_data(line(Message {
+                    status: format!("Pulling from {repo}"),
                     id: shown,
                     ..Message::default()
                 }))
                 .await;
+            // Chapter 05's progress events, as Docker's messages, live.
+            let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<Message>();
+            let sink: chapter_05::progress::Sink = std::sync::Arc::new(move |id, event| {
+                let _ = events.send(progress_message(id, event));
+            });
             let d2 = d.clone();
             let r2 = reference.clone();
-            let result = tokio::task::spawn_blocking(move || {
+            let mut pulling = tokio::task::spawn_blocking(move || {
                 let client = chapter_05::client::Client::new(&r2, false)?;
                 chapter_05::pull::pull(
                     &client,
                     &d2.store,
                     &options,
-                    &chapter_05::progress::Progress::quiet(),
+                    &chapter_05::progress::Progress::to_sink(sink),
                 )
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("the pull crashed: {e}")));
-            let messages = match result {
-                Ok(pulled) => {
-                    let mut m: Vec<Message> = Vec::new();
-                    if let Ok((_, image)) = d.resolve_image(&pulled.name) {
-                        for layer in &image.manifest.layers {
-                            m.push(Message {
-                                status: "Pull complete".into(),
-                                id: layer.digest.hex()[..12].to_string(),
-                                ..Message::default()
-                            });
-                        }
+            });
+            let result = loop {
+                tokio::select! {
+                    Some(m) = received.recv() => {
+                        let _ = tx.send_data(line(m)).await;
                     }
-                    m.push(Message {
+                    done = &mut pulling => {
+                        break done.unwrap_or_else(|e| Err(format!("the pull crashed: {e}")));
+                    }
+                }
+            };
+            while let Ok(m) = received.try_recv() {
+                let _ = tx.send_data(line(m)).await;
+            }
+            let messages = match result {
+                Ok(pulled) => vec![
+                    Message {
                         status: format!("Digest: {}", pulled.manifest.digest),
                         ..Message::default()
-                    });
-                    m.push(Message {
+                    },
+                    Message {
                         status: format!(
                             "Status: Downloaded newer image for {}",
                             familiar(&pulled.name)
                         ),
                         ..Message::default()
-                    });
-                    m
-                }
+                    },
+                ],
                 Err(e) => vec![Message {
                     error: Some(e.clone()),
                     error_detail: Some(ErrorDetail { message: e }),
@@ -152,7 +155,7 @@ impl Daemon {
                 }],
             };
             for m in messages {
-                let _ = tx.send_data(send(m)).await;
+                let _ = tx.send_data(line(m)).await;
             }
         });
         Ok(response)
@@ -357,6 +360,26 @@ impl Daemon {
             StatusCode::OK,
             &j!({"ImagesDeleted": [], "SpaceReclaimed": 0}),
         ))
+    }
+}
+
+/// A chapter 05 progress event as the message `docker pull` shows.
+fn progress_message(id: &str, event: chapter_05::progress::Event) -> Message {
+    use chapter_05::progress::Event;
+    let (status, detail) = match event {
+        Event::Started { .. } => ("Pulling fs layer".to_string(), None),
+        Event::Advanced { current, total } => (
+            "Downloading".to_string(),
+            Some(crate::api::ProgressDetail { current, total }),
+        ),
+        Event::Finished("downloaded") => ("Download complete".to_string(), None),
+        Event::Finished(other) | Event::Note(other) => (other.to_string(), None),
+    };
+    Message {
+        status,
+        id: id.to_string(),
+        progress_detail: detail,
+        ..Message::default()
     }
 }
 
