@@ -73,6 +73,28 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `cmd` with `input` piped to its stdin (closed after it), and
+/// collects stdout and stderr.
+pub fn run_with_stdin(mut cmd: std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    // Written from a thread: a large input must not wait on a full stdout.
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    out
+}
+
 /// Parses the JSON a `facts` run printed, with the raw text in the panic.
 pub fn parse_facts(stdout: &[u8]) -> serde_json::Value {
     serde_json::from_slice(stdout).unwrap_or_else(|e| {

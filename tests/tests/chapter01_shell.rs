@@ -1,8 +1,7 @@
 //! End to end: `chapter-01 all`, the README's main job, driven as a user
 //! drives it: commands piped in, and an interactive shell on a terminal.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use testkit::{bin, fixture, privileged};
 
@@ -12,20 +11,9 @@ fn all_prints_what_the_container_sees_then_runs_piped_commands() {
         return;
     }
     fixture::rootfs();
-    let mut child = Command::new(bin("chapter-01"))
-        .arg("all")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo shell-pid=$$; hostname; exit 5\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut cmd = Command::new(bin("chapter-01"));
+    cmd.arg("all");
+    let out = testkit::run_with_stdin(cmd, b"echo shell-pid=$$; hostname; exit 5\n");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -49,6 +49,9 @@ pub struct HostConfig {
     pub privileged: bool,
     pub cap_add: Option<Vec<String>>,
     pub binds: Option<Vec<String>>,
+    /// The terminal's [height, width] at create (API 1.42+; our CLI sends
+    /// it), so a `-t` container starts at the right size, not 0×0.
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// `POST /containers/create` body.

@@ -123,7 +123,17 @@ struct Stdio {
 
 fn make_stdio(c: &Container) -> Result<Stdio> {
     if c.config.tty {
-        let pty = nix::pty::openpty(None, None).context("allocating a pseudo-terminal")?;
+        let size = c
+            .host_config
+            .console_size
+            .filter(|[h, w]| *h > 0 && *w > 0)
+            .map(|[h, w]| nix::pty::Winsize {
+                ws_row: h,
+                ws_col: w,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            });
+        let pty = nix::pty::openpty(size.as_ref(), None).context("allocating a pseudo-terminal")?;
         let slave = pty.slave;
         let child = [slave.try_clone()?, slave.try_clone()?, slave];
         let reader = File::from(pty.master.try_clone()?);

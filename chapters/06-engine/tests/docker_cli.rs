@@ -192,7 +192,9 @@ fn docker_run_it_gets_a_terminal_and_stdin_streams() {
     };
     let (status, text) = testkit::pty::run_on_terminal(
         cmd,
-        b"[ -t 0 ] && echo tty-$((6*7)); stty size\nexit 5\n",
+        // The CLI resizes just after start (API 1.41 has no size at
+        // create), so give the resize a moment before asking.
+        b"[ -t 0 ] && echo tty-$((6*7)); sleep 1; stty size\nexit 5\n",
         Duration::from_secs(30),
     );
     assert_eq!(status.code(), Some(5), "{text}");
@@ -201,21 +203,12 @@ fn docker_run_it_gets_a_terminal_and_stdin_streams() {
     assert!(text.contains("24 80"), "{text}");
 
     // -i without -t: bytes through stdin, EOF closes it.
-    let mut child = engine
-        .docker(&["run", "-i", "--rm", "fixture", "wc", "-c"])
-        .unwrap()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&[b'x'; 100_000])
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::run_with_stdin(
+        engine
+            .docker(&["run", "-i", "--rm", "fixture", "wc", "-c"])
+            .unwrap(),
+        &[b'x'; 100_000],
+    );
     assert_eq!(stdout_of(&out).trim(), "100000");
 
     // exec -it into a running container.

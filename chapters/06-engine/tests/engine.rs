@@ -52,20 +52,10 @@ fn runs_print_output_and_exit_with_the_containers_code() {
     ]);
     assert_eq!(stdout_of(&init), "survived\n");
     // stdin through -i, closed when the pipe ends (StdinOnce).
-    let mut child = engine
-        .cli(&["run", "-i", "--rm", "fixture", "tr", "a-z", "A-Z"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped in\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = testkit::run_with_stdin(
+        engine.cli(&["run", "-i", "--rm", "fixture", "tr", "a-z", "A-Z"]),
+        b"piped in\n",
+    );
     assert_eq!(stdout_of(&out), "PIPED IN\n");
     // --rm left nothing: no container, no mount, no cgroup.
     assert_eq!(engine.ok(&["ps", "-aq"]), "");

@@ -806,6 +806,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "PidsLimit": args.pids_limit,
             "NetworkMode": args.network,
             "AutoRemove": args.rm,
+            "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
     }))
 }

@@ -152,17 +152,7 @@ impl Daemon {
         let state = State::default();
         write_json(&self.paths.state(&id), &state)?;
         write_json(&self.paths.config(&id), &c)?;
-        let (life, _) = watch::channel(Life::default());
-        map.insert(
-            id.clone(),
-            Entry {
-                c,
-                state,
-                life,
-                pending: Vec::new(),
-                busy: false,
-            },
-        );
+        map.insert(id.clone(), Entry::new(c, state));
         Ok(id)
     }
 

@@ -165,13 +165,15 @@ impl Daemon {
         }
         let d = self.clone();
         let exec_id = exec_id.to_string();
-        let finish = move |code: i32| {
+        // Records the exit code; called before the stream is closed, so a
+        // client that inspects the exec at end of stream finds it.
+        let finish: Finish = Box::new(move |code: i32| {
             if let Some(e) = d.execs.lock().unwrap().get_mut(&exec_id) {
                 e.running = false;
                 e.exit_code = Some(code);
                 e.master = None;
             }
-        };
+        });
         if start.detach {
             tokio::spawn(async move {
                 let status = child.wait().await;
@@ -186,11 +188,10 @@ impl Daemon {
                 return;
             };
             let io = TokioIo::new(io);
-            let code = match master {
-                Some(m) => relay_tty(io, &mut child, m).await,
-                None => relay_pipes(io, &mut child).await,
-            };
-            finish(code);
+            match master {
+                Some(m) => relay_tty(io, &mut child, m, finish).await,
+                None => relay_pipes(io, &mut child, finish).await,
+            }
         });
         Ok(http::upgraded(tty))
     }
@@ -244,6 +245,8 @@ impl Daemon {
     }
 }
 
+type Finish = Box<dyn FnOnce(i32) + Send>;
+
 fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     match status {
@@ -257,7 +260,8 @@ fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
 async fn relay_pipes(
     io: TokioIo<hyper::upgrade::Upgraded>,
     child: &mut tokio::process::Child,
-) -> i32 {
+    finish: Finish,
+) {
     let (mut rd, wr) = tokio::io::split(io);
     let wr = Arc::new(tokio::sync::Mutex::new(wr));
     let pump = |mut out: Box<dyn tokio::io::AsyncRead + Unpin + Send>, stream: Stream| {
@@ -299,8 +303,8 @@ async fn relay_pipes(
     let code = exit_code(child.wait().await);
     let _ = out.await;
     let _ = err.await;
+    finish(code);
     let _ = wr.lock().await.shutdown().await;
-    code
 }
 
 /// With a TTY: raw bytes both ways through the pseudo-terminal's master.
@@ -308,7 +312,8 @@ async fn relay_tty(
     io: TokioIo<hyper::upgrade::Upgraded>,
     child: &mut tokio::process::Child,
     master: Arc<OwnedFd>,
-) -> i32 {
+    finish: Finish,
+) {
     let (mut rd, mut wr) = tokio::io::split(io);
     let reader = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
     let mut writer = tokio::fs::File::from_std(std::fs::File::from(
@@ -328,7 +333,7 @@ async fn relay_tty(
                 }
             }
         }
-        let _ = wr.shutdown().await;
+        wr
     });
     let input = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
@@ -345,7 +350,10 @@ async fn relay_tty(
         }
     });
     let code = exit_code(child.wait().await);
-    let _ = output.await;
+    let wr = output.await;
     input.abort();
-    code
+    finish(code);
+    if let Ok(mut wr) = wr {
+        let _ = wr.shutdown().await;
+    }
 }

@@ -60,6 +60,18 @@ pub struct Entry {
     pub busy: bool,
 }
 
+impl Entry {
+    pub fn new(c: Container, state: State) -> Entry {
+        Entry {
+            c,
+            state,
+            life: watch::channel(Life::default()).0,
+            pending: Vec::new(),
+            busy: false,
+        }
+    }
+}
+
 pub struct Daemon {
     pub paths: Paths,
     pub store: chapter_04::Store,
@@ -119,17 +131,10 @@ impl Daemon {
                 }
             };
             let state: State = read_json(&self.paths.state(&id)).unwrap_or_default();
-            let (life, _) = watch::channel(Life::default());
-            self.containers.lock().unwrap().insert(
-                id.clone(),
-                Entry {
-                    c,
-                    state,
-                    life,
-                    pending: Vec::new(),
-                    busy: false,
-                },
-            );
+            self.containers
+                .lock()
+                .unwrap()
+                .insert(id.clone(), Entry::new(c, state));
         }
         Ok(())
     }
