@@ -333,6 +333,41 @@ fn limits_apply_and_an_oom_kill_is_reported() {
         "{text}"
     );
     engine.ok(&["rm", "hog"]);
+
+    // The flags land in the container's cgroup files (v1 names here; the
+    // v2 conversions are chapter 02's, tested there).
+    let id = engine.ok(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--pids-limit",
+        "20",
+        "fixture",
+        "sleep",
+        "30",
+    ]);
+    let dirs = testkit::janitor::find_cgroups(&format!("{}{}", engine.cgroup_prefix, id.trim()));
+    let read = |file: &str| {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+            .map(|v| v.trim().to_string())
+    };
+    if let Some(quota) = read("cpu.cfs_quota_us") {
+        assert_eq!(quota, "50000", "0.5 CPU of a 100 ms period");
+        assert_eq!(read("cpu.shares").as_deref(), Some("512"));
+        assert_eq!(read("memory.limit_in_bytes").as_deref(), Some("67108864"));
+        assert_eq!(read("pids.max").as_deref(), Some("20"));
+    } else {
+        assert_eq!(read("cpu.max").as_deref(), Some("50000 100000"));
+        assert_eq!(read("memory.max").as_deref(), Some("67108864"));
+        assert_eq!(read("pids.max").as_deref(), Some("20"));
+    }
+    engine.ok(&["rm", "-f", id.trim()]);
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
 
