@@ -44,7 +44,7 @@ pub mod uts;
 pub use error::Error;
 pub use namespaces::{clone_flags, Namespace, Namespaces};
 pub use parent::{exit_code, spawn, Child};
-pub use spec::{fixture_rootfs, RootMode, Spec};
+pub use spec::{fixture_rootfs, ExtraMount, RootMode, Spec};
 pub use user::{IdMap, IdRange};
 
 /// Runs `spec` to completion: spawn, start, wait. Returns the container's

@@ -12,6 +12,7 @@
 //!    one leaves nothing to climb back to.
 
 use crate::ops::{cstr, Op};
+use crate::spec::ExtraMount;
 use nix::mount::MsFlags;
 
 /// Stops mount propagation between the new namespace and the host.
@@ -47,4 +48,50 @@ pub fn chroot_ops(rootfs: &str) -> Vec<Op> {
         Op::Chroot(cstr(".")),
         Op::Chdir(cstr("/")),
     ]
+}
+
+/// Volumes and tmpfs mounts, inside the new mount namespace (so the host
+/// never sees them). A bind mount takes `MS_RDONLY` only on a remount.
+pub fn extra_mount_ops(mounts: &[ExtraMount]) -> Vec<Op> {
+    let path = |p: &std::path::Path| cstr(&p.to_string_lossy());
+    let mut ops = Vec::new();
+    for m in mounts {
+        match m {
+            ExtraMount::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                ops.push(Op::bind(path(source), path(target), MsFlags::MS_REC));
+                if *readonly {
+                    ops.push(Op::Mount {
+                        source: path(target),
+                        target: path(target),
+                        fstype: None,
+                        flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                        data: None,
+                    });
+                }
+            }
+            ExtraMount::Tmpfs { target, options } => ops.push(Op::fs(
+                "tmpfs",
+                path(target),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                options,
+            )),
+        }
+    }
+    ops
+}
+
+/// `--read-only`: the root's bind remounted read-only (the mounts on top
+/// of it, /proc, /dev, volumes, keep their own flags).
+pub fn readonly_root_ops(root: &str) -> Vec<Op> {
+    vec![Op::Mount {
+        source: cstr(root),
+        target: cstr(root),
+        fstype: None,
+        flags: MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+        data: None,
+    }]
 }

@@ -47,6 +47,10 @@ pub fn build(spec: &Spec) -> Plan {
             ops.extend(mount::bind_rootfs_ops(&root));
             ops.extend(pid::proc_ops(&root));
             ops.extend(dev::dev_ops(&root));
+            ops.extend(mount::extra_mount_ops(&spec.mounts));
+            if spec.readonly_rootfs {
+                ops.extend(mount::readonly_root_ops(&root));
+            }
             match spec.root_mode {
                 RootMode::PivotRoot => ops.extend(mount::pivot_ops(&root)),
                 RootMode::ChrootInsecure => ops.extend(mount::chroot_ops(&root)),

@@ -17,6 +17,23 @@ pub enum RootMode {
     ChrootInsecure,
 }
 
+/// A filesystem mounted into the container before it enters its root
+/// (`-v`, `--tmpfs`). `target` is a host path inside the rootfs, already
+/// resolved by the caller so that no symlink of the image leads out of it
+/// (see chapter 06's monitor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtraMount {
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+    },
+    Tmpfs {
+        target: PathBuf,
+        options: String,
+    },
+}
+
 /// Everything needed to run one container.
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -46,6 +63,10 @@ pub struct Spec {
     pub security: Option<crate::security::Security>,
     /// Standard input is a terminal the command should own (`-t`).
     pub console: bool,
+    /// Volumes, bind mounts and tmpfs mounts, in order.
+    pub mounts: Vec<ExtraMount>,
+    /// The root filesystem is mounted read-only (`--read-only`).
+    pub readonly_rootfs: bool,
 }
 
 /// The `PATH` a container gets, as Docker sets it.
@@ -70,6 +91,8 @@ impl Spec {
             forward_signals: false,
             security: None,
             console: false,
+            mounts: Vec::new(),
+            readonly_rootfs: false,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct ContainerConfig {
     pub working_dir: String,
     pub entrypoint: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
+    /// Anonymous volumes the client asks for (`docker run -v /path` sends
+    /// them here, not in `Binds`).
+    pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
 }
@@ -49,6 +52,10 @@ pub struct HostConfig {
     pub privileged: bool,
     pub cap_add: Option<Vec<String>>,
     pub binds: Option<Vec<String>>,
+    /// `--tmpfs /path[:options]`.
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// `--read-only`.
+    pub readonly_rootfs: bool,
     /// The terminal's [height, width] at create (API 1.42+; our CLI sends
     /// it), so a `-t` container starts at the right size, not 0×0.
     pub console_size: Option<[u16; 2]>,

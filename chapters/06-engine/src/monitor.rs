@@ -20,7 +20,7 @@
 //!    every `wait` connection; close every attach stream.
 
 use crate::jsonlog;
-use crate::state::{read_json, write_json, Container, Paths, State, Status};
+use crate::state::{read_json, write_json, Container, MountKind, MountPoint, Paths, State, Status};
 use crate::stdcopy::{frame, Stream};
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -176,6 +176,7 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
     spec.env = c.env.clone();
     spec.workdir = c.workdir.clone();
     spec.console = c.config.tty;
+    spec.readonly_rootfs = c.host_config.readonly_rootfs;
     let mut security = chapter_01::security::Security::docker_default();
     if c.uid != 0 || c.gid != 0 {
         security.user = Some(chapter_01::security::User {
@@ -236,11 +237,17 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
         ensure_dir(mounted.merged(), dir)?;
     }
+    let extra_mounts = c
+        .mounts
+        .iter()
+        .map(|m| prepare_mount(mounted.merged(), m))
+        .collect::<Result<Vec<_>>>()?;
     let (cgroup, _warnings) =
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
     let stdio = make_stdio(&c)?;
-    let spec = spec_for(&c, mounted.merged());
+    let mut spec = spec_for(&c, mounted.merged());
+    spec.mounts = extra_mounts;
     // The child copies our descriptor table at clone(2): give it its stdio
     // on 0, 1, 2 for that moment, then take ours back.
     for (i, fd) in stdio.child.iter().enumerate() {
@@ -481,6 +488,108 @@ fn feed_stdin(shared: &Shared, bytes: &[u8]) {
     }
 }
 
+/// Where a volume, bind or tmpfs goes: its destination resolved inside the
+/// root (created as a directory, or as a file for a file bind), as the real
+/// host path the mount(2) call will use. Nothing runs in the container yet,
+/// so no one can swap a component between this and the mount.
+fn prepare_mount(root: &Path, m: &MountPoint) -> Result<chapter_01::ExtraMount> {
+    let source_is_file = m.kind == MountKind::Bind && m.source.is_file();
+    let target = resolve_target(root, &m.destination, source_is_file)?;
+    if target == root.canonicalize()? {
+        return Err(anyhow!(
+            "mount destination {} resolves to the container's root (a symlink in the image?)",
+            m.destination
+        ));
+    }
+    Ok(match m.kind {
+        MountKind::Tmpfs => chapter_01::ExtraMount::Tmpfs {
+            target,
+            options: if m.options.is_empty() {
+                "mode=1777".into()
+            } else {
+                m.options.clone()
+            },
+        },
+        MountKind::Volume => {
+            // A new, empty volume starts with what the image has at its
+            // destination (Docker's copy on first mount).
+            let empty = std::fs::read_dir(&m.source)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            let has_content = std::fs::read_dir(&target)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if empty && has_content && !m.readonly {
+                chapter_03::copy::materialize(std::slice::from_ref(&target), &m.source)
+                    .with_context(|| {
+                        format!("copying the image's {} into the volume", m.destination)
+                    })?;
+            }
+            chapter_01::ExtraMount::Bind {
+                source: m.source.clone(),
+                target,
+                readonly: m.readonly,
+            }
+        }
+        MountKind::Bind => chapter_01::ExtraMount::Bind {
+            source: m.source.clone(),
+            target,
+            readonly: m.readonly,
+        },
+    })
+}
+
+/// `dest` inside `root`, created if missing, as a real path under `root`.
+fn resolve_target(root: &Path, dest: &str, file: bool) -> Result<std::path::PathBuf> {
+    let root_fd = File::open(root)?;
+    let parent = match dest.rsplit_once('/') {
+        Some((p, _)) if !p.is_empty() => p,
+        _ => "/",
+    };
+    ensure_dir(root, parent)?;
+    if file {
+        if let Err(e) = open_in_root(&root_fd, dest, 0) {
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                return Err(e).with_context(|| format!("mount destination {dest}"));
+            }
+            let dir = open_in_root(&root_fd, parent, libc::O_DIRECTORY)?;
+            let name = std::ffi::CString::new(dest.rsplit('/').next().unwrap_or(""))?;
+            // SAFETY: openat on a directory descriptor we hold; the new
+            // descriptor is closed at once.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_WRONLY
+                        | libc::O_CLOEXEC
+                        | libc::O_NOFOLLOW,
+                    0o644,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error())
+                    .with_context(|| format!("creating mount point {dest}"));
+            }
+            unsafe { libc::close(fd) };
+        }
+    } else {
+        ensure_dir(root, dest)?;
+    }
+    let handle = open_in_root(&root_fd, dest, if file { 0 } else { libc::O_DIRECTORY })
+        .with_context(|| format!("mount destination {dest}"))?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", handle.as_raw_fd()))?;
+    let root_real = root.canonicalize()?;
+    if !real.starts_with(&root_real) {
+        return Err(anyhow!(
+            "mount destination {dest} resolves to {} outside the container",
+            real.display()
+        ));
+    }
+    Ok(real)
+}
+
 /// Creates a directory inside the container's root if it is missing (as
 /// Docker does for the working directory), resolving every component
 /// inside the root: a symlink in the image cannot point the creation
@@ -491,13 +600,13 @@ pub fn ensure_dir(root: &Path, workdir: &str) -> Result<()> {
     for part in workdir.split('/').filter(|p| !p.is_empty()) {
         let parent = prefix.clone();
         prefix = format!("{prefix}/{part}");
-        match open_in_root(&root_fd, &prefix) {
+        match open_in_root(&root_fd, &prefix, libc::O_DIRECTORY) {
             Ok(_) => continue,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let dir = if parent.is_empty() {
                     root_fd.try_clone()?
                 } else {
-                    open_in_root(&root_fd, &parent)?
+                    open_in_root(&root_fd, &parent, libc::O_DIRECTORY)?
                 };
                 let name = std::ffi::CString::new(part)?;
                 // SAFETY: mkdirat on a directory descriptor we hold.
@@ -515,10 +624,11 @@ pub fn ensure_dir(root: &Path, workdir: &str) -> Result<()> {
 }
 
 /// `openat2(RESOLVE_IN_ROOT)`: `..` and absolute symlinks stop at `root`.
-fn open_in_root(root: &File, path: &str) -> std::io::Result<File> {
-    let path = std::ffi::CString::new(path.trim_start_matches('/'))?;
+fn open_in_root(root: &File, path: &str, extra: i32) -> std::io::Result<File> {
+    let relative = path.trim_start_matches('/');
+    let path = std::ffi::CString::new(if relative.is_empty() { "." } else { relative })?;
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC | extra) as u64;
     how.resolve = libc::RESOLVE_IN_ROOT;
     // SAFETY: openat2 with a valid dirfd, C string and open_how of the
     // right size; a returned descriptor is ours.

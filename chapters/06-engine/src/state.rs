@@ -41,6 +41,35 @@ pub struct Container {
     pub stop_signal: i32,
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    /// Volumes, bind mounts and tmpfs mounts (`-v`, `--tmpfs`).
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+/// One mount of a container, as `docker inspect` lists it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct MountPoint {
+    pub kind: MountKind,
+    /// A volume's name.
+    pub name: Option<String>,
+    /// The host path (a volume's `_data`, a bind's source); empty for tmpfs.
+    pub source: PathBuf,
+    /// The path inside the container.
+    pub destination: String,
+    pub readonly: bool,
+    /// An anonymous volume (from the image's VOLUME, or `-v /path`): removed
+    /// with the container by `rm -v` and `--rm`.
+    pub anonymous: bool,
+    /// tmpfs options (`size=64m,mode=1777`).
+    pub options: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -109,6 +138,12 @@ impl Paths {
     }
     pub fn socket(&self, id: &str) -> PathBuf {
         self.root.join("sock").join(crate::ids::short(id))
+    }
+    pub fn volumes(&self) -> PathBuf {
+        self.root.join("volumes")
+    }
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.volumes().join(name)
     }
     pub fn lock(&self) -> PathBuf {
         self.root.join("daemon.lock")

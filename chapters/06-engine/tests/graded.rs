@@ -115,6 +115,7 @@ fn container(host_config: HostConfig) -> Container {
         stop_signal: 15,
         config: ContainerConfig::default(),
         host_config,
+        mounts: vec![],
     }
 }
 

@@ -99,8 +99,16 @@ enum Command {
     Rm {
         #[arg(short, long)]
         force: bool,
+        /// Remove the container's anonymous volumes too
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
+    },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
     },
     /// Run a command in a running container
     Exec {
@@ -140,6 +148,32 @@ enum Command {
     System {
         #[command(subcommand)]
         command: SystemCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Create a volume
+    Create { name: Option<String> },
+    /// List volumes
+    Ls {
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show a volume
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes (refused while a container uses one)
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove anonymous volumes no container uses
+    Prune {
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -199,6 +233,15 @@ struct RunArgs {
     /// none, host
     #[arg(long, default_value = "default")]
     network: String,
+    /// Bind mount or volume: /host/path:/ctr/path[:ro], name:/ctr/path, /ctr/path
+    #[arg(short = 'v', long = "volume")]
+    volumes: Vec<String>,
+    /// A tmpfs: /ctr/path[:options], e.g. /run:size=64m
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Mount the container's root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
     /// The signal `stop` sends first [default: the image's, else SIGTERM]
     #[arg(long)]
     stop_signal: Option<String>,
@@ -482,13 +525,22 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 println!("{c}");
             }
         }
-        Command::Rm { force, containers } => {
+        Command::Rm {
+            force,
+            volumes,
+            containers,
+        } => {
             let mut code = 0;
             for c in containers {
                 match client
                     .call(
                         "DELETE",
-                        &format!("/containers/{}?force={}", enc(&c), force as u8),
+                        &format!(
+                            "/containers/{}?force={}&v={}",
+                            enc(&c),
+                            force as u8,
+                            volumes as u8
+                        ),
                         None,
                     )
                     .await
@@ -620,6 +672,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 );
             }
         }
+        Command::Volume { command } => return volume(client, command).await,
         Command::System {
             command: SystemCommand::Prune { force },
         } => {
@@ -644,6 +697,69 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
             client.json("POST", "/images/prune", None).await?;
             println!("Total reclaimed space: (not measured)");
+        }
+    }
+    Ok(0)
+}
+
+async fn volume(client: &Client, command: VolumeCommand) -> Result<i32> {
+    match command {
+        VolumeCommand::Create { name } => {
+            let v = client
+                .json(
+                    "POST",
+                    "/volumes/create",
+                    Some(&json!({"Name": name.unwrap_or_default()})),
+                )
+                .await?;
+            println!("{}", v["Name"].as_str().unwrap_or(""));
+        }
+        VolumeCommand::Ls { quiet } => {
+            let v = client.json("GET", "/volumes", None).await?;
+            if !quiet {
+                println!("{:<10} VOLUME NAME", "DRIVER");
+            }
+            for vol in v["Volumes"].as_array().into_iter().flatten() {
+                let name = vol["Name"].as_str().unwrap_or("");
+                if quiet {
+                    println!("{name}");
+                } else {
+                    println!("{:<10} {name}", vol["Driver"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            for name in names {
+                out.push(
+                    client
+                        .json("GET", &format!("/volumes/{}", enc(&name)), None)
+                        .await?,
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        VolumeCommand::Rm { names } => {
+            let mut code = 0;
+            for name in names {
+                match client
+                    .call("DELETE", &format!("/volumes/{}", enc(&name)), None)
+                    .await
+                {
+                    Ok(_) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
+        VolumeCommand::Prune { force: _ } => {
+            let v = client.json("POST", "/volumes/prune", None).await?;
+            for name in v["VolumesDeleted"].as_array().into_iter().flatten() {
+                println!("{}", name.as_str().unwrap_or(""));
+            }
         }
     }
     Ok(0)
@@ -806,6 +922,12 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "PidsLimit": args.pids_limit,
             "NetworkMode": args.network,
             "AutoRemove": args.rm,
+            "Binds": args.volumes,
+            "Tmpfs": args.tmpfs.iter().map(|t| match t.split_once(':') {
+                Some((path, options)) => (path.to_string(), options.to_string()),
+                None => (t.clone(), String::new()),
+            }).collect::<std::collections::BTreeMap<_, _>>(),
+            "ReadonlyRootfs": args.read_only,
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
     }))

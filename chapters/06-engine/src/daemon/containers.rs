@@ -105,8 +105,20 @@ impl Daemon {
             }
             None => run.stop_signal as i32,
         };
+        let image_volumes: Vec<String> = config
+            .volumes
+            .iter()
+            .chain(image_config.volumes.iter())
+            .flat_map(|v| v.keys().cloned())
+            .collect();
+        let mounts = self.plan_mounts(
+            host_config.binds.as_deref().unwrap_or_default(),
+            &host_config.tmpfs.clone().unwrap_or_default(),
+            &image_volumes,
+        )?;
         let id = crate::ids::new_id();
         let c = Container {
+            mounts,
             id: id.clone(),
             name: String::new(),
             created: crate::jsonlog::now(),
@@ -279,7 +291,11 @@ impl Daemon {
             .entry(&id, |e| e.c.host_config.auto_remove)
             .unwrap_or(false);
         if auto_remove {
-            let _ = self.remove_now(&id);
+            let mounts = self.entry(&id, |e| e.c.mounts.clone()).unwrap_or_default();
+            if self.remove_now(&id).is_ok() {
+                // --rm takes the anonymous volumes along, as Docker does.
+                self.remove_anonymous_volumes(&mounts);
+            }
         }
     }
 
@@ -451,7 +467,11 @@ impl Daemon {
             kill.insert("t".to_string(), "0".to_string());
             self.stop(&id, &kill).await?;
         }
+        let mounts = self.entry(&id, |e| e.c.mounts.clone())?;
         self.remove_now(&id)?;
+        if flag(q, "v") {
+            self.remove_anonymous_volumes(&mounts);
+        }
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -728,7 +748,7 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
         "LogPath": dir.join(format!("{}-json.log", c.id)),
         "HostConfig": c.host_config,
         "Config": effective_config(c),
-        "Mounts": [],
+        "Mounts": mounts_json(&c.mounts),
         "NetworkSettings": {"Networks": {}, "Ports": {}},
         "GraphDriver": {
             "Name": "overlay2",
@@ -740,6 +760,25 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
             }
         },
     })
+}
+
+fn mounts_json(mounts: &[crate::state::MountPoint]) -> Value {
+    use crate::state::MountKind;
+    mounts
+        .iter()
+        .map(|m| {
+            j!({
+                "Type": match m.kind { MountKind::Bind => "bind", MountKind::Volume => "volume", MountKind::Tmpfs => "tmpfs" },
+                "Name": m.name,
+                "Source": m.source,
+                "Destination": m.destination,
+                "Driver": if m.kind == MountKind::Volume { "local" } else { "" },
+                "Mode": if m.readonly { "ro" } else { "" },
+                "RW": !m.readonly,
+                "Propagation": if m.kind == MountKind::Bind { "rprivate" } else { "" },
+            })
+        })
+        .collect()
 }
 
 fn list_json(e: &Entry) -> Value {
@@ -777,6 +816,6 @@ fn list_json(e: &Entry) -> Value {
         "Status": status,
         "HostConfig": {"NetworkMode": network},
         "NetworkSettings": {"Networks": {}},
-        "Mounts": [],
+        "Mounts": mounts_json(&c.mounts),
     })
 }

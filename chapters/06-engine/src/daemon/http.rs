@@ -206,6 +206,11 @@ pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["exec", id, "start"]) => d.clone().exec_start(id, req).await,
         ("POST", ["exec", id, "resize"]) => d.exec_resize(id, &query(&req)),
         ("GET", ["exec", id, "json"]) => d.exec_inspect(id),
+        ("POST", ["volumes", "create"]) => d.volume_create(req).await,
+        ("POST", ["volumes", "prune"]) => d.volume_prune(),
+        ("GET", ["volumes"]) => d.volume_list(),
+        ("GET", ["volumes", name]) => d.volume_inspect(name),
+        ("DELETE", ["volumes", name]) => d.volume_remove(name, &query(&req)),
         _ => Err(ApiError::not_found(format!(
             "page not found: {m} {path} is not part of this engine's API"
         ))),

@@ -6,6 +6,7 @@
 //! - [`containers`]: create, start (spawning the monitor), attach, wait,
 //!   logs, stop, kill, remove, inspect, list, prune.
 //! - [`execs`]: exec instances and their streams.
+//! - [`volumes`]: named and anonymous volumes.
 //!
 //! The daemon keeps every container in memory, and the truth on disk
 //! (see [`crate::state`]). On start it reads every container back and
@@ -18,6 +19,7 @@ pub mod containers;
 pub mod execs;
 pub mod http;
 pub mod images;
+pub mod volumes;
 
 use crate::monitor::Hello;
 use crate::state::{read_json, write_json, Container, Paths, State, Status};

@@ -23,6 +23,11 @@ pub struct Engine {
 impl Engine {
     /// A root with the fixture image (as `fixture:latest`) and a daemon.
     pub fn start() -> Engine {
+        Engine::start_with(|_| {})
+    }
+
+    /// Like [`Engine::start`], with more images put in the store first.
+    pub fn start_with(prepare: impl FnOnce(&chapter_04::Store)) -> Engine {
         let dir = tempfile::Builder::new()
             .prefix("mini-docker-test-")
             .tempdir()
@@ -39,6 +44,7 @@ impl Engine {
             },
         )
         .unwrap();
+        prepare(&store);
         let n = ENGINES.fetch_add(1, Ordering::SeqCst);
         let mut engine = Engine {
             socket: dir.path().join("api.sock"),

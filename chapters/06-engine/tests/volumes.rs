@@ -1,0 +1,360 @@
+//! Volumes, bind mounts, tmpfs and a read-only root, driven with our CLI
+//! and Docker's.
+
+mod common;
+use common::{stdout_of, Engine};
+use testkit::privileged;
+
+/// `vols:latest`: the fixture plus `/data/seed.txt` (a VOLUME of the image),
+/// and two symlinks that try to lead mounts astray: `/evil -> /` and
+/// `/etclink -> /etc`.
+fn engine_with_volume_image() -> Engine {
+    Engine::start_with(|store| {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(testkit::fixture::rootfs())
+            .arg(&rootfs)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::create_dir_all(rootfs.join("data")).unwrap();
+        std::fs::write(rootfs.join("data/seed.txt"), "from the image\n").unwrap();
+        std::os::unix::fs::symlink("/", rootfs.join("evil")).unwrap();
+        std::os::unix::fs::symlink("/etc", rootfs.join("etclink")).unwrap();
+        let mut volumes = std::collections::BTreeMap::new();
+        volumes.insert("/data".to_string(), serde_json::json!({}));
+        chapter_04::archive::import_rootfs_dir(
+            store,
+            &rootfs,
+            "docker.io/library/vols:latest",
+            chapter_04::manifest::ContainerConfig {
+                cmd: Some(vec!["/bin/sh".into()]),
+                volumes: Some(volumes),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    })
+}
+
+/// The host's mount points, apart from the engines' own overlays (tests
+/// run in parallel, each with an engine under /tmp/mini-docker-test-*).
+fn host_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .filter(|m| !m.starts_with("/tmp/mini-docker-test-"))
+        .collect()
+}
+
+#[test]
+fn named_volumes_keep_data_and_binds_reach_the_host() {
+    if !privileged("named_volumes_keep_data_and_binds_reach_the_host") {
+        return;
+    }
+    let engine = Engine::start();
+    let before = host_mounts();
+    engine.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/store",
+        "fixture",
+        "sh",
+        "-c",
+        "echo kept > /store/f",
+    ]);
+    assert!(engine
+        .ok(&["volume", "ls", "-q"])
+        .lines()
+        .any(|l| l == "keep"));
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/store",
+            "fixture",
+            "cat",
+            "/store/f"
+        ]),
+        "kept\n"
+    );
+    // In use: refused; then removed.
+    engine.ok(&[
+        "create",
+        "--name",
+        "holder",
+        "-v",
+        "keep:/store",
+        "fixture",
+        "true",
+    ]);
+    let refused = engine.run(&["volume", "rm", "keep"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{refused:?}"
+    );
+    engine.ok(&["rm", "holder"]);
+    engine.ok(&["volume", "rm", "keep"]);
+    assert!(!engine.ok(&["volume", "ls", "-q"]).contains("keep"));
+
+    // A bind mount: the host's files inside, writes back out; :ro refuses.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in.txt"), "from the host\n").unwrap();
+    let bind = format!("{}:/mnt/host", host.path().display());
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "fixture",
+        "sh",
+        "-c",
+        "cat /mnt/host/in.txt; echo back > /mnt/host/out.txt",
+    ]);
+    assert_eq!(out, "from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out.txt")).unwrap(),
+        "back\n"
+    );
+    let ro = format!("{bind}:ro");
+    let out = engine.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "fixture",
+        "sh",
+        "-c",
+        "echo no > /mnt/host/x",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{out:?}"
+    );
+    assert!(!host.path().join("x").exists());
+    // A file bound onto a file.
+    let file_bind = format!("{}:/etc/motd:ro", host.path().join("in.txt").display());
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            &file_bind,
+            "fixture",
+            "cat",
+            "/etc/motd"
+        ]),
+        "from the host\n"
+    );
+
+    // tmpfs, and a read-only root with a writable tmpfs.
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "fixture",
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts",
+    ]);
+    assert!(
+        out.starts_with("tmpfs /scratch tmpfs") && out.contains("size=1024k"),
+        "{out}"
+    );
+    let out = engine.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "fixture",
+        "sh",
+        "-c",
+        "echo ok > /tmp/t && cat /tmp/t; echo no > /etc/x",
+    ]);
+    assert_eq!(stdout_of(&out), "ok\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "{out:?}"
+    );
+
+    // Nothing of it reached the host's mount table.
+    assert_eq!(host_mounts(), before);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn anonymous_volumes_start_with_the_images_files_and_go_with_rm_v() {
+    if !privileged("anonymous_volumes_start_with_the_images_files_and_go_with_rm_v") {
+        return;
+    }
+    let engine = engine_with_volume_image();
+    engine.ok(&[
+        "run",
+        "--name",
+        "v1",
+        "vols",
+        "sh",
+        "-c",
+        "cat /data/seed.txt; echo more >> /data/seed.txt",
+    ]);
+    let inspect: serde_json::Value = serde_json::from_str(&engine.ok(&["inspect", "v1"])).unwrap();
+    let mount = &inspect[0]["Mounts"][0];
+    assert_eq!(mount["Type"], "volume");
+    assert_eq!(mount["Destination"], "/data");
+    let source = std::path::PathBuf::from(mount["Source"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(source.join("seed.txt")).unwrap(),
+        "from the image\nmore\n"
+    );
+    assert_eq!(engine.ok(&["logs", "v1"]), "from the image\n");
+    engine.ok(&["rm", "-v", "v1"]);
+    assert!(!source.exists(), "rm -v removes the anonymous volume");
+    // --rm does too; a named volume stays.
+    engine.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "named:/other",
+        "-v",
+        "/anon",
+        "vols",
+        "true",
+    ]);
+    let left = engine.ok(&["volume", "ls", "-q"]);
+    assert_eq!(
+        left.trim(),
+        "named",
+        "only the named volume is left: {left}"
+    );
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_symlink_in_the_image_cannot_send_a_mount_to_the_host() {
+    if !privileged("a_symlink_in_the_image_cannot_send_a_mount_to_the_host") {
+        return;
+    }
+    let engine = engine_with_volume_image();
+    let before = host_mounts();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("marker"), "bound\n").unwrap();
+    // /etclink -> /etc: the mount lands on the container's /etc/bound, not
+    // the host's.
+    let bind = format!("{}:/etclink/bound", host.path().display());
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "vols",
+        "cat",
+        "/etc/bound/marker",
+    ]);
+    assert_eq!(out, "bound\n");
+    assert!(
+        !std::path::Path::new("/etc/bound").exists(),
+        "nothing created on the host"
+    );
+    // /evil -> /: refused before anything runs.
+    let bind = format!("{}:/evil", host.path().display());
+    let out = engine.run(&["run", "--rm", "-v", &bind, "vols", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resolves to the container's root"),
+        "{out:?}"
+    );
+    // Bad specifications are named.
+    for (spec, says) in [
+        ("relative:dir", "absolute path"),
+        ("/a:/b:rx", "invalid mode"),
+        ("x:/", "root"),
+    ] {
+        let out = engine.run(&["run", "--rm", "-v", spec, "fixture", "true"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{spec}: {out:?}"
+        );
+    }
+    assert_eq!(host_mounts(), before);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn the_docker_cli_creates_and_uses_volumes() {
+    if !privileged("the_docker_cli_creates_and_uses_volumes") {
+        return;
+    }
+    let engine = Engine::start();
+    let Some(cli) = common::docker_clis().into_iter().next() else {
+        return;
+    };
+    let docker = |args: &[&str]| {
+        let out = engine.docker_at(&cli, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {out:?}\n{}",
+            engine.daemon_log()
+        );
+        stdout_of(&out)
+    };
+    assert_eq!(docker(&["volume", "create", "shared"]).trim(), "shared");
+    docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/v",
+        "fixture",
+        "sh",
+        "-c",
+        "echo 42 > /v/answer",
+    ]);
+    assert_eq!(
+        docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "shared:/v:ro",
+            "fixture",
+            "cat",
+            "/v/answer"
+        ]),
+        "42\n"
+    );
+    assert!(docker(&["volume", "ls"]).contains("shared"));
+    let inspect = docker(&["volume", "inspect", "shared", "-f", "{{.Mountpoint}}"]);
+    assert!(
+        inspect.trim().ends_with("volumes/shared/_data"),
+        "{inspect}"
+    );
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        "anon-user",
+        "-v",
+        "/anon",
+        "fixture",
+        "sleep",
+        "30",
+    ]);
+    let mounts = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}",
+        "anon-user",
+    ]);
+    assert_eq!(mounts.trim(), "volume /anon");
+    docker(&["rm", "-f", "-v", "anon-user"]);
+    docker(&["volume", "rm", "shared"]);
+    assert_eq!(docker(&["volume", "ls", "-q"]), "");
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
