@@ -19,6 +19,7 @@
 //!   status: it mounts the overlay (03), creates the cgroup (02) and clones
 //!   the container (01) with Docker's hardening.
 //! - [`exec`]: a second process in a running container (`setns(2)`).
+//! - [`net`]: bridge networking: addresses, veth pairs, NAT, /etc files.
 //! - [`stdcopy`], [`jsonlog`], [`human`], [`ids`]: Docker's stream frames,
 //!   log format, "Up 3 seconds", and container IDs and names.
 //!
@@ -32,5 +33,6 @@ pub mod human;
 pub mod ids;
 pub mod jsonlog;
 pub mod monitor;
+pub mod net;
 pub mod state;
 pub mod stdcopy;
