@@ -30,6 +30,8 @@ pub struct ContainerConfig {
     pub working_dir: String,
     pub entrypoint: Option<Vec<String>>,
     pub labels: Option<BTreeMap<String, String>>,
+    /// Ports the container listens on ("80/tcp"), for `-P`.
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
     /// Anonymous volumes the client asks for (`docker run -v /path` sends
     /// them here, not in `Binds`).
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
@@ -52,6 +54,10 @@ pub struct HostConfig {
     pub privileged: bool,
     pub cap_add: Option<Vec<String>>,
     pub binds: Option<Vec<String>>,
+    /// `-p`: "80/tcp" → where on the host.
+    pub port_bindings: Option<BTreeMap<String, Vec<PortBinding>>>,
+    /// `-P`: every exposed port on a free host port.
+    pub publish_all_ports: bool,
     /// `--tmpfs /path[:options]`.
     pub tmpfs: Option<BTreeMap<String, String>>,
     /// `--read-only`.
@@ -59,6 +65,13 @@ pub struct HostConfig {
     /// The terminal's [height, width] at create (API 1.42+; our CLI sends
     /// it), so a `-t` container starts at the right size, not 0×0.
     pub console_size: Option<[u16; 2]>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 /// `POST /containers/create` body.

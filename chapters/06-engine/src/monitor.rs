@@ -237,11 +237,24 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
         ensure_dir(mounted.merged(), dir)?;
     }
-    let extra_mounts = c
+    let mut extra_mounts = c
         .mounts
         .iter()
         .map(|m| prepare_mount(mounted.merged(), m))
         .collect::<Result<Vec<_>>>()?;
+    // The daemon's /etc/hostname, /etc/hosts, /etc/resolv.conf (not for
+    // --network host, and not where the user mounted their own).
+    for (file, destination) in crate::net::files::FILES {
+        let source = dir.join(file);
+        if source.exists() && !c.mounts.iter().any(|m| m.destination == destination) {
+            let target = resolve_target(mounted.merged(), destination, true)?;
+            extra_mounts.push(chapter_01::ExtraMount::Bind {
+                source,
+                target,
+                readonly: false,
+            });
+        }
+    }
     let (cgroup, _warnings) =
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
@@ -288,7 +301,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         let shared = shared.clone();
         std::thread::spawn(move || serve(listener, shared));
     }
-    writeln!(report, "ready")?;
+    writeln!(report, "ready {}", child.pid())?;
 
     // Wait for the daemon's go (after it attached what it must).
     let mut line = String::new();

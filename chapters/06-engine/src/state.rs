@@ -44,6 +44,9 @@ pub struct Container {
     /// Volumes, bind mounts and tmpfs mounts (`-v`, `--tmpfs`).
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// Exposed ports of the image and the request ("80/tcp"), for `-P`.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]

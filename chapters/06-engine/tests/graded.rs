@@ -116,6 +116,7 @@ fn container(host_config: HostConfig) -> Container {
         config: ContainerConfig::default(),
         host_config,
         mounts: vec![],
+        exposed_ports: vec![],
     }
 }
 

@@ -105,6 +105,11 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
     /// Manage volumes
     Volume {
         #[command(subcommand)]
@@ -148,6 +153,29 @@ enum Command {
     System {
         #[command(subcommand)]
         command: SystemCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Create a bridge network
+    Create {
+        name: String,
+        /// e.g. 10.10.0.0/24 [default: the next free /24 of the pool]
+        #[arg(long)]
+        subnet: Option<String>,
+    },
+    /// List networks
+    Ls,
+    /// Show networks
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks (refused while a container is on one)
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -230,9 +258,15 @@ struct RunArgs {
     cpuset_cpus: Option<String>,
     #[arg(long)]
     pids_limit: Option<i64>,
-    /// none, host
+    /// bridge (the default), none, host, or a network's name
     #[arg(long, default_value = "default")]
     network: String,
+    /// Publish a port: [host_ip:]host_port:container_port[/tcp|udp]
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
+    /// Publish every exposed port on a free host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
     /// Bind mount or volume: /host/path:/ctr/path[:ro], name:/ctr/path, /ctr/path
     #[arg(short = 'v', long = "volume")]
     volumes: Vec<String>,
@@ -673,6 +707,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
         }
         Command::Volume { command } => return volume(client, command).await,
+        Command::Network { command } => return network(client, command).await,
         Command::System {
             command: SystemCommand::Prune { force },
         } => {
@@ -697,6 +732,61 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
             client.json("POST", "/images/prune", None).await?;
             println!("Total reclaimed space: (not measured)");
+        }
+    }
+    Ok(0)
+}
+
+async fn network(client: &Client, command: NetworkCommand) -> Result<i32> {
+    match command {
+        NetworkCommand::Create { name, subnet } => {
+            let mut body = json!({"Name": name, "Driver": "bridge"});
+            if let Some(s) = subnet {
+                body["IPAM"] = json!({"Config": [{"Subnet": s}]});
+            }
+            let v = client.json("POST", "/networks/create", Some(&body)).await?;
+            println!("{}", v["Id"].as_str().unwrap_or(""));
+        }
+        NetworkCommand::Ls => {
+            let v = client.json("GET", "/networks", None).await?;
+            println!("{:<14} {:<20} {:<8} SUBNET", "NETWORK ID", "NAME", "DRIVER");
+            for n in v.as_array().into_iter().flatten() {
+                let id = n["Id"].as_str().unwrap_or("");
+                println!(
+                    "{:<14} {:<20} {:<8} {}",
+                    &id[..id.len().min(12)],
+                    n["Name"].as_str().unwrap_or(""),
+                    n["Driver"].as_str().unwrap_or(""),
+                    n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or("")
+                );
+            }
+        }
+        NetworkCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            for name in names {
+                out.push(
+                    client
+                        .json("GET", &format!("/networks/{}", enc(&name)), None)
+                        .await?,
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        NetworkCommand::Rm { names } => {
+            let mut code = 0;
+            for name in names {
+                match client
+                    .call("DELETE", &format!("/networks/{}", enc(&name)), None)
+                    .await
+                {
+                    Ok(_) => println!("{name}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
         }
     }
     Ok(0)
@@ -909,6 +999,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "Env": env,
         "Cmd": if args.command.is_empty() { Value::Null } else { json!(args.command) },
         "Image": args.image,
+        "ExposedPorts": args.publish.iter().filter_map(|p| port_key(p).ok()).map(|k| (k, json!({}))).collect::<serde_json::Map<_, _>>(),
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
         "StopSignal": args.stop_signal,
         "StopTimeout": args.stop_timeout,
@@ -922,6 +1013,8 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "PidsLimit": args.pids_limit,
             "NetworkMode": args.network,
             "AutoRemove": args.rm,
+            "PortBindings": port_bindings(&args.publish)?,
+            "PublishAllPorts": args.publish_all,
             "Binds": args.volumes,
             "Tmpfs": args.tmpfs.iter().map(|t| match t.split_once(':') {
                 Some((path, options)) => (path.to_string(), options.to_string()),
@@ -931,6 +1024,47 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
     }))
+}
+
+/// `80`, `8080:80`, `127.0.0.1:8080:80/udp` → its "80/tcp" key.
+fn port_key(spec: &str) -> Result<String> {
+    let (rest, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    let container = rest.rsplit(':').next().unwrap_or(rest);
+    container.parse::<u16>().map_err(|_| {
+        anyhow!("invalid port {spec:?}: use [host_ip:]host_port:container_port[/tcp|udp]")
+    })?;
+    if proto != "tcp" && proto != "udp" {
+        return Err(anyhow!("invalid protocol in {spec:?}: tcp or udp"));
+    }
+    Ok(format!("{container}/{proto}"))
+}
+
+/// `-p` flags as Docker's `PortBindings`.
+fn port_bindings(specs: &[String]) -> Result<Value> {
+    let mut map = serde_json::Map::new();
+    for spec in specs {
+        let key = port_key(spec)?;
+        let rest = spec.rsplit_once('/').map_or(spec.as_str(), |(r, _)| r);
+        let parts: Vec<&str> = rest.split(':').collect();
+        let (host_ip, host_port) = match parts.as_slice() {
+            [_] => ("", ""),
+            [hp, _] => ("", *hp),
+            [ip, hp, _] => (*ip, *hp),
+            _ => {
+                return Err(anyhow!(
+                    "invalid port {spec:?}: use [host_ip:]host_port:container_port[/tcp|udp]"
+                ))
+            }
+        };
+        if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
+            return Err(anyhow!("invalid host port in {spec:?}"));
+        }
+        let entry = map.entry(key).or_insert_with(|| json!([]));
+        if let Some(list) = entry.as_array_mut() {
+            list.push(json!({"HostIp": host_ip, "HostPort": host_port}));
+        }
+    }
+    Ok(Value::Object(map))
 }
 
 /// `-e KEY` takes KEY's value from this environment (left out if unset).

@@ -55,13 +55,8 @@ impl Daemon {
         if !name.is_empty() {
             crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;
         }
-        match host_config.network_mode.as_str() {
-            "" | "default" | "none" | "host" | "bridge" => {}
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "network {other:?} not found: this engine offers none and host (bridge comes with the networking chapter)"
-                )))
-            }
+        if let Some(network) = super::networks::network_name(&host_config.network_mode) {
+            self.find_network(network)?;
         }
         if config.image.is_empty() {
             return Err(ApiError::bad_request(
@@ -116,9 +111,18 @@ impl Daemon {
             &host_config.tmpfs.clone().unwrap_or_default(),
             &image_volumes,
         )?;
+        let exposed_ports: Vec<String> = config
+            .exposed_ports
+            .iter()
+            .chain(image_config.exposed_ports.iter())
+            .flat_map(|p| p.keys().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let id = crate::ids::new_id();
         let c = Container {
             mounts,
+            exposed_ports,
             id: id.clone(),
             name: String::new(),
             created: crate::jsonlog::now(),
@@ -194,6 +198,22 @@ impl Daemon {
     }
 
     async fn start_monitor(self: Arc<Self>, id: &str, pending: Vec<Pending>) -> ApiResult {
+        let c = self.entry(id, |e| e.c.clone())?;
+        let endpoint = self.network_prepare(&c).await?;
+        let result = self.clone().spawn_monitor(&c, endpoint, pending).await;
+        if result.is_err() {
+            self.network_detach(id).await;
+        }
+        result
+    }
+
+    async fn spawn_monitor(
+        self: Arc<Self>,
+        c: &Container,
+        endpoint: Option<crate::net::Endpoint>,
+        pending: Vec<Pending>,
+    ) -> ApiResult {
+        let id = c.id.as_str();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -214,8 +234,21 @@ impl Daemon {
         // meant to outlive this request (and this daemon).
         drop(child);
         let ready = reports.next_line().await?.unwrap_or_default();
-        if ready != "ready" {
+        let Some(pid) = ready
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             return Err(self.start_failed(id, &ready));
+        };
+        if let Some(ep) = &endpoint {
+            if let Err(e) = self.network_attach(c, ep, pid).await {
+                // Dropping `go` makes the monitor give up and clean up.
+                drop(go);
+                let _ = reports.next_line().await;
+                return Err(ApiError::internal(format!(
+                    "setting up the container's network: {e:#}"
+                )));
+            }
         }
         for p in pending {
             if let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await {
@@ -276,7 +309,9 @@ impl Daemon {
         if exit.is_none() {
             // The monitor died without a word (killed): record that.
             self.monitor_lost(&id);
+            self.network_detach(&id).await;
         } else {
+            self.network_detach(&id).await;
             let state: State = read_json(&self.paths.state(&id)).unwrap_or_default();
             let _ = self.entry(&id, |e| {
                 let code = state.exit_code;
@@ -542,7 +577,12 @@ impl Daemon {
         let mut rows: Vec<(String, Value)> = map
             .values()
             .filter(|e| all || e.state.status == Status::Running)
-            .map(|e| (e.c.created.clone(), list_json(e)))
+            .map(|e| {
+                (
+                    e.c.created.clone(),
+                    list_json(&self.paths.container(&e.c.id), e),
+                )
+            })
             .collect();
         rows.sort_by(|a, b| b.0.cmp(&a.0));
         let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
@@ -749,7 +789,7 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
         "HostConfig": c.host_config,
         "Config": effective_config(c),
         "Mounts": mounts_json(&c.mounts),
-        "NetworkSettings": {"Networks": {}, "Ports": {}},
+        "NetworkSettings": network_settings(dir),
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
@@ -760,6 +800,53 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
             }
         },
     })
+}
+
+/// `NetworkSettings` from the endpoint a running container has.
+fn network_settings(dir: &Path) -> Value {
+    let Ok(ep) = read_json::<crate::net::Endpoint>(&dir.join("endpoint.json")) else {
+        return j!({"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""});
+    };
+    let mut ports = serde_json::Map::new();
+    for p in &ep.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let entry = ports.entry(key).or_insert_with(|| j!([]));
+        if let Some(list) = entry.as_array_mut() {
+            let ip = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            list.push(j!({"HostIp": ip, "HostPort": p.host_port.to_string()}));
+        }
+    }
+    j!({
+        "IPAddress": ep.ip.to_string(),
+        "IPPrefixLen": ep.prefix,
+        "Gateway": ep.gateway.to_string(),
+        "Ports": ports,
+        "Networks": {
+            ep.network.clone(): {
+                "NetworkID": ep.network_id,
+                "IPAddress": ep.ip.to_string(),
+                "IPPrefixLen": ep.prefix,
+                "Gateway": ep.gateway.to_string(),
+            }
+        },
+    })
+}
+
+fn ports_json(dir: &Path) -> Value {
+    let Ok(ep) = read_json::<crate::net::Endpoint>(&dir.join("endpoint.json")) else {
+        return j!([]);
+    };
+    ep.ports
+        .iter()
+        .map(|p| {
+            let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { &p.host_ip };
+            j!({"IP": ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto})
+        })
+        .collect()
 }
 
 fn mounts_json(mounts: &[crate::state::MountPoint]) -> Value {
@@ -781,7 +868,7 @@ fn mounts_json(mounts: &[crate::state::MountPoint]) -> Value {
         .collect()
 }
 
-fn list_json(e: &Entry) -> Value {
+fn list_json(dir: &Path, e: &Entry) -> Value {
     let c = &e.c;
     let s = &e.state;
     let since = |t: &str| {
@@ -810,7 +897,7 @@ fn list_json(e: &Entry) -> Value {
         "ImageID": c.image_id,
         "Command": c.args.join(" "),
         "Created": created,
-        "Ports": [],
+        "Ports": ports_json(dir),
         "Labels": c.config.labels.clone().unwrap_or_default(),
         "State": s.status.as_str(),
         "Status": status,

@@ -7,6 +7,7 @@
 //!   logs, stop, kill, remove, inspect, list, prune.
 //! - [`execs`]: exec instances and their streams.
 //! - [`volumes`]: named and anonymous volumes.
+//! - [`networks`]: networks, and a container's attachment to one.
 //!
 //! The daemon keeps every container in memory, and the truth on disk
 //! (see [`crate::state`]). On start it reads every container back and
@@ -19,6 +20,7 @@ pub mod containers;
 pub mod execs;
 pub mod http;
 pub mod images;
+pub mod networks;
 pub mod volumes;
 
 use crate::monitor::Hello;
@@ -82,6 +84,11 @@ pub struct Daemon {
     /// Pulls, loads, tags and removals of images, one at a time: the store
     /// has one writer, so its garbage collection never races an ingest.
     pub images_lock: tokio::sync::Mutex<()>,
+    /// Bridge, NAT and address changes, one at a time.
+    pub net_lock: tokio::sync::Mutex<()>,
+    pub net: crate::net::NetConfig,
+    /// Host ports held for running containers' `-p`.
+    pub held_ports: Mutex<HashMap<String, Vec<networks::Held>>>,
     _lock: std::fs::File,
 }
 
@@ -108,14 +115,21 @@ impl Daemon {
         }
         let lock = take_lock(&paths.lock())?;
         let store = chapter_04::Store::open(paths.images())?;
+        let net = crate::net::NetConfig::from_env().map_err(|e| anyhow!(e))?;
         let daemon = Arc::new(Daemon {
             paths,
             store,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
             images_lock: tokio::sync::Mutex::new(()),
+            net_lock: tokio::sync::Mutex::new(()),
+            net,
+            held_ports: Mutex::new(HashMap::new()),
             _lock: lock,
         });
+        daemon
+            .ensure_default_network()
+            .map_err(|e| anyhow!(e.message))?;
         daemon.recover()?;
         Ok(daemon)
     }
@@ -167,6 +181,21 @@ impl Daemon {
                     );
                     self.monitor_lost(&id);
                 }
+            }
+        }
+        // Containers that exited while no daemon ran still hold their
+        // address and NAT rules.
+        let exited: Vec<String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.state.status != Status::Running)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in exited {
+            if self.paths.container(&id).join("endpoint.json").exists() {
+                self.network_detach(&id).await;
             }
         }
     }

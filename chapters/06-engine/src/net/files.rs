@@ -16,9 +16,7 @@ pub const FILES: [(&str, &str); 3] = [
 
 /// `/etc/hosts`: localhost, the container itself, its neighbours.
 pub fn hosts(own: Option<(Ipv4Addr, &str)>, neighbours: &[(Ipv4Addr, String)]) -> String {
-    let mut out = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    );
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some((ip, names)) = own {
         out.push_str(&format!("{ip}\t{names}\n"));
     }

@@ -13,13 +13,15 @@ pub struct Netlink {
 }
 
 fn setns_net(file: &std::fs::File) -> std::io::Result<()> {
-    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+    nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(std::io::Error::from)
 }
 
 impl Netlink {
     /// The daemon's own (host) network namespace.
     pub fn host() -> Result<Netlink> {
-        let (connection, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+        let (connection, handle, _) =
+            rtnetlink::new_connection().context("opening a netlink socket")?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
@@ -47,7 +49,12 @@ impl Netlink {
     }
 
     pub async fn index_of(&self, name: &str) -> Result<Option<u32>> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(Some(link)) => Ok(Some(link.header.index)),
             Ok(None) => Ok(None),
@@ -90,17 +97,32 @@ impl Netlink {
             .execute()
             .await
             .with_context(|| format!("creating veth pair {host}/{peer}"))?;
-        let host_index = self.index_of(host).await?.ok_or_else(|| anyhow!("veth {host} vanished"))?;
+        let host_index = self
+            .index_of(host)
+            .await?
+            .ok_or_else(|| anyhow!("veth {host} vanished"))?;
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(host_index).controller(bridge).up().build())
+            .set(
+                LinkUnspec::new_with_index(host_index)
+                    .controller(bridge)
+                    .up()
+                    .build(),
+            )
             .execute()
             .await
             .with_context(|| format!("attaching {host} to the bridge"))?;
-        let peer_index = self.index_of(peer).await?.ok_or_else(|| anyhow!("veth {peer} vanished"))?;
+        let peer_index = self
+            .index_of(peer)
+            .await?
+            .ok_or_else(|| anyhow!("veth {peer} vanished"))?;
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(peer_index).setns_by_pid(pid as u32).build())
+            .set(
+                LinkUnspec::new_with_index(peer_index)
+                    .setns_by_pid(pid as u32)
+                    .build(),
+            )
             .execute()
             .await
             .with_context(|| format!("moving {peer} into the container's network namespace"))?;
@@ -109,11 +131,24 @@ impl Netlink {
 
     /// Inside the container: `peer` becomes `eth0` with `ip/prefix`, up,
     /// with a default route through `gateway`.
-    pub async fn configure_eth0(&self, peer: &str, ip: Ipv4Addr, prefix: u8, gateway: Ipv4Addr) -> Result<()> {
-        let index = self.index_of(peer).await?.ok_or_else(|| anyhow!("{peer} is not in the container"))?;
+    pub async fn configure_eth0(
+        &self,
+        peer: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+        gateway: Ipv4Addr,
+    ) -> Result<()> {
+        let index = self
+            .index_of(peer)
+            .await?
+            .ok_or_else(|| anyhow!("{peer} is not in the container"))?;
         self.handle
             .link()
-            .set(LinkUnspec::new_with_index(index).name("eth0".to_string()).build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .name("eth0".to_string())
+                    .build(),
+            )
             .execute()
             .await
             .context("renaming the container's interface to eth0")?;

@@ -44,7 +44,8 @@ impl NetConfig {
                 "MINI_DOCKER_NET_PREFIX {prefix:?}: 1 to 5 letters or digits"
             ));
         }
-        let pool = std::env::var("MINI_DOCKER_ADDRESS_POOL").unwrap_or_else(|_| "172.29.0.0/16".into());
+        let pool =
+            std::env::var("MINI_DOCKER_ADDRESS_POOL").unwrap_or_else(|_| "172.29.0.0/16".into());
         let pool = ipam::Subnet::parse(&pool)?;
         if pool.prefix > 24 {
             return Err(format!("address pool {pool} is smaller than a /24"));

@@ -18,7 +18,11 @@ fn nft(script: &str) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .context("running nft (install the nftables package)")?;
-    child.stdin.take().expect("piped").write_all(script.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
         return Err(anyhow!(
@@ -52,7 +56,12 @@ fn rules_with_comment(config: &NetConfig, comment: &str) -> Vec<(String, u64)> {
         .flatten()
         .filter_map(|item| item.get("rule"))
         .filter(|rule| rule["comment"] == comment)
-        .filter_map(|rule| Some((rule["chain"].as_str()?.to_string(), rule["handle"].as_u64()?)))
+        .filter_map(|rule| {
+            Some((
+                rule["chain"].as_str()?.to_string(),
+                rule["handle"].as_u64()?,
+            ))
+        })
         .collect()
 }
 
@@ -71,7 +80,12 @@ add chain ip {t} forward {{ type filter hook forward priority 0; }}
 }
 
 /// Outbound masquerading and forwarding for one bridge network (once).
-pub fn ensure_network_rules(config: &NetConfig, network: &str, bridge: &str, subnet: &str) -> Result<()> {
+pub fn ensure_network_rules(
+    config: &NetConfig,
+    network: &str,
+    bridge: &str,
+    subnet: &str,
+) -> Result<()> {
     let tag = format!("net:{network}");
     if !rules_with_comment(config, &tag).is_empty() {
         return Ok(());

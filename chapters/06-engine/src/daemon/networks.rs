@@ -1,0 +1,569 @@
+//! Networks through the API, and a container's attachment to one.
+//!
+//! Networks live in `<root>/networks/NAME.json` (their subnet, gateway,
+//! bridge) with their address allocations in `NAME.ipam.json`. `bridge`
+//! (the default, on `mdocker0`) always exists; `host` and `none` are modes,
+//! listed as networks as Docker lists them.
+//!
+//! A start goes: [`Daemon::network_prepare`] before the monitor is spawned
+//! (an address, the host ports checked and held, /etc files written), then
+//! [`Daemon::network_attach`] once PID 1 exists (bridge, NAT, veth into its
+//! namespace, eth0 configured, ports published), then
+//! [`Daemon::network_detach`] when it has exited (rules deleted, address
+//! released, and everything removed when no container is left on a bridge).
+
+use super::http::{self, json, ApiError, ApiResult};
+use super::Daemon;
+use crate::net::ipam::{self, Allocations, Subnet};
+use crate::net::links::Netlink;
+use crate::net::{files, nat, Endpoint, PortMap};
+use crate::state::{read_json, write_json, Container, Status};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json as j, Value};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub subnet: Subnet,
+    pub bridge: String,
+    pub created: String,
+    /// The default network: cannot be removed.
+    pub builtin: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateNetwork {
+    name: String,
+    driver: String,
+    #[serde(rename = "IPAM")]
+    ipam: Option<IpamRequest>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamRequest {
+    config: Vec<IpamConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamConfig {
+    subnet: String,
+}
+
+/// A held host port: nobody else can bind it while the container runs.
+pub enum Held {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// The network a container's mode names: `None` for `none` and `host`.
+pub fn network_name(mode: &str) -> Option<&str> {
+    match mode {
+        "none" | "host" => None,
+        "" | "default" | "bridge" => Some("bridge"),
+        name => Some(name),
+    }
+}
+
+impl Daemon {
+    fn network_path(&self, name: &str) -> std::path::PathBuf {
+        self.paths
+            .root
+            .join("networks")
+            .join(format!("{name}.json"))
+    }
+
+    fn ipam_path(&self, name: &str) -> std::path::PathBuf {
+        self.paths
+            .root
+            .join("networks")
+            .join(format!("{name}.ipam.json"))
+    }
+
+    /// The default `bridge` network, written on first start.
+    pub fn ensure_default_network(&self) -> Result<(), ApiError> {
+        std::fs::create_dir_all(self.paths.root.join("networks"))?;
+        if !self.network_path("bridge").exists() {
+            let subnet = self
+                .net
+                .pool
+                .nth(24, 0)
+                .ok_or_else(|| ApiError::internal("address pool too small"))?;
+            write_json(
+                &self.network_path("bridge"),
+                &Network {
+                    name: "bridge".into(),
+                    id: crate::ids::new_id(),
+                    subnet,
+                    bridge: self.net.default_bridge(),
+                    created: crate::jsonlog::now(),
+                    builtin: true,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn networks(&self) -> Vec<Network> {
+        let mut out: Vec<Network> = std::fs::read_dir(self.paths.root.join("networks"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".json") && !n.ends_with(".ipam.json")
+            })
+            .filter_map(|e| read_json(&e.path()).ok())
+            .collect();
+        out.sort_by(|a: &Network, b| a.name.cmp(&b.name));
+        out
+    }
+
+    pub fn find_network(&self, query: &str) -> Result<Network, ApiError> {
+        let all = self.networks();
+        all.iter()
+            .find(|n| n.name == query || n.id == query)
+            .or_else(|| {
+                let matching: Vec<&Network> = all
+                    .iter()
+                    .filter(|n| query.len() >= 3 && n.id.starts_with(query))
+                    .collect();
+                (matching.len() == 1).then(|| matching[0])
+            })
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("network {query} not found")))
+    }
+
+    /// Containers (running or not) whose mode names `network`.
+    fn network_users(&self, network: &str) -> Vec<String> {
+        self.containers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| network_name(&e.c.host_config.network_mode) == Some(network))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn network_json(&self, n: &Network) -> Value {
+        let endpoints: serde_json::Map<String, Value> = self
+            .endpoints()
+            .into_iter()
+            .filter(|(_, ep)| ep.network == n.name)
+            .map(|(id, ep)| {
+                (
+                    id,
+                    j!({"IPv4Address": format!("{}/{}", ep.ip, ep.prefix), "MacAddress": ""}),
+                )
+            })
+            .collect();
+        j!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.subnet.gateway().to_string()}]},
+            "Internal": false,
+            "Attachable": false,
+            "Containers": endpoints,
+            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Labels": {},
+        })
+    }
+
+    /// Every running container's endpoint.
+    pub fn endpoints(&self) -> Vec<(String, Endpoint)> {
+        let ids: Vec<String> = self.containers.lock().unwrap().keys().cloned().collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let ep: Endpoint =
+                    read_json(&self.paths.container(&id).join("endpoint.json")).ok()?;
+                Some((id, ep))
+            })
+            .collect()
+    }
+
+    /// `GET /networks`
+    pub fn network_list(&self) -> ApiResult {
+        let mut list: Vec<Value> = self
+            .networks()
+            .iter()
+            .map(|n| self.network_json(n))
+            .collect();
+        for mode in ["host", "none"] {
+            list.push(j!({"Name": mode, "Id": mode, "Driver": if mode == "host" { "host" } else { "null" }, "Scope": "local", "Containers": {}, "IPAM": {"Config": []}, "Labels": {}}));
+        }
+        Ok(json(StatusCode::OK, &list))
+    }
+
+    /// `GET /networks/{id}`
+    pub fn network_inspect(&self, query: &str) -> ApiResult {
+        let n = self.find_network(query)?;
+        Ok(json(StatusCode::OK, &self.network_json(&n)))
+    }
+
+    /// `POST /networks/create`: a user-defined bridge network, with the
+    /// next free /24 of the pool unless a subnet is given.
+    pub async fn network_create(&self, req: Request<Incoming>) -> ApiResult {
+        let body: CreateNetwork = http::body_json(req).await?;
+        let _guard = self.net_lock.lock().await;
+        if body.name.is_empty() {
+            return Err(ApiError::bad_request("a network needs a name"));
+        }
+        crate::ids::validate_name(&body.name)
+            .map_err(|_| ApiError::bad_request(format!("invalid network name {:?}", body.name)))?;
+        if ["host", "none", "default"].contains(&body.name.as_str())
+            || self.network_path(&body.name).exists()
+        {
+            return Err(ApiError::conflict(format!(
+                "network with name {} already exists",
+                body.name
+            )));
+        }
+        if !body.driver.is_empty() && body.driver != "bridge" {
+            return Err(ApiError::bad_request(format!(
+                "driver {:?} is not supported: only bridge",
+                body.driver
+            )));
+        }
+        let existing: Vec<Subnet> = self.networks().iter().map(|n| n.subnet).collect();
+        let subnet = match body
+            .ipam
+            .and_then(|i| i.config.into_iter().next())
+            .map(|c| c.subnet)
+        {
+            Some(text) if !text.is_empty() => {
+                let s = Subnet::parse(&text).map_err(ApiError::bad_request)?;
+                if let Some(other) = existing.iter().find(|e| e.overlaps(&s)) {
+                    return Err(ApiError::conflict(format!(
+                        "subnet {s} overlaps {other} of another network"
+                    )));
+                }
+                s
+            }
+            _ => (0..)
+                .map_while(|i| self.net.pool.nth(24, i))
+                .find(|s| !existing.iter().any(|e| e.overlaps(s)))
+                .ok_or_else(|| {
+                    ApiError::conflict(format!(
+                        "the address pool {} has no free /24 left",
+                        self.net.pool
+                    ))
+                })?,
+        };
+        let id = crate::ids::new_id();
+        let network = Network {
+            name: body.name.clone(),
+            bridge: format!("{}-{}", self.net.prefix, &id[..8]),
+            id: id.clone(),
+            subnet,
+            created: crate::jsonlog::now(),
+            builtin: false,
+        };
+        write_json(&self.network_path(&body.name), &network)?;
+        Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warning": ""})))
+    }
+
+    /// `DELETE /networks/{id}`: refused while a container is on it.
+    pub async fn network_remove(&self, query: &str) -> ApiResult {
+        let n = self.find_network(query)?;
+        if n.builtin {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        let users = self.network_users(&n.name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "error while removing network: network {} id {} has active endpoints ({})",
+                n.name,
+                n.id,
+                users
+                    .iter()
+                    .map(|u| crate::ids::short(u))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let _guard = self.net_lock.lock().await;
+        if let Ok(nl) = Netlink::host() {
+            let _ = nl.delete(&n.bridge).await;
+        }
+        let _ = nat::delete_owned(&self.net, &format!("net:{}", n.name));
+        std::fs::remove_file(self.network_path(&n.name))?;
+        let _ = std::fs::remove_file(self.ipam_path(&n.name));
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `POST /networks/prune`: user-defined networks no container names.
+    pub async fn network_prune(&self) -> ApiResult {
+        let mut deleted = Vec::new();
+        for n in self.networks() {
+            if !n.builtin
+                && self.network_users(&n.name).is_empty()
+                && self.network_remove(&n.name).await.is_ok()
+            {
+                deleted.push(n.name);
+            }
+        }
+        Ok(json(StatusCode::OK, &j!({"NetworksDeleted": deleted})))
+    }
+
+    /// Before the monitor starts: an address, the published ports checked
+    /// and held, and the /etc files. Returns the endpoint (also written to
+    /// `endpoint.json`), or None for `none` and `host`.
+    pub async fn network_prepare(&self, c: &Container) -> Result<Option<Endpoint>, ApiError> {
+        let dir = self.paths.container(&c.id);
+        let _guard = self.net_lock.lock().await;
+        let mode = c.host_config.network_mode.as_str();
+        if mode == "host" {
+            return Ok(None);
+        }
+        let resolv =
+            files::resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        std::fs::write(dir.join("hostname"), format!("{}\n", c.hostname))?;
+        std::fs::write(dir.join("resolv.conf"), resolv)?;
+        let Some(name) = network_name(mode) else {
+            std::fs::write(dir.join("hosts"), files::hosts(None, &[]))?;
+            return Ok(None);
+        };
+        let network = self.find_network(name)?;
+        let mut taken: Allocations = read_json(&self.ipam_path(name)).unwrap_or_default();
+        ipam::release(&mut taken, &c.id);
+        let ip = ipam::allocate(&network.subnet, &mut taken, &c.id).map_err(ApiError::conflict)?;
+        let ports = self.hold_ports(c)?;
+        write_json(&self.ipam_path(name), &taken)?;
+        let endpoint = Endpoint {
+            network: network.name.clone(),
+            network_id: network.id.clone(),
+            bridge: network.bridge.clone(),
+            ip,
+            prefix: network.subnet.prefix,
+            gateway: network.subnet.gateway(),
+            veth: format!("ve{}", &c.id[..10]),
+            ports,
+        };
+        write_json(&dir.join("endpoint.json"), &endpoint)?;
+        let names = format!("{} {}", c.hostname, c.name);
+        std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names)), &[]))?;
+        Ok(Some(endpoint))
+    }
+
+    /// `-p` and `-P` as port maps; each host port bound now and held while
+    /// the container runs (a second container asking for it fails here,
+    /// before it starts).
+    fn hold_ports(&self, c: &Container) -> Result<Vec<PortMap>, ApiError> {
+        let mut wanted: Vec<(String, u16, String, u16)> = Vec::new();
+        let parse_key = |key: &str| -> Result<(u16, String), ApiError> {
+            let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| ApiError::bad_request(format!("invalid container port {key:?}")))?;
+            if proto != "tcp" && proto != "udp" {
+                return Err(ApiError::bad_request(format!(
+                    "invalid protocol {proto:?} in {key:?}: tcp or udp"
+                )));
+            }
+            Ok((port, proto.to_string()))
+        };
+        for (key, bindings) in c.host_config.port_bindings.clone().unwrap_or_default() {
+            let (cport, proto) = parse_key(&key)?;
+            for b in bindings {
+                let hport = if b.host_port.is_empty() {
+                    0
+                } else {
+                    b.host_port.parse::<u16>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid host port {:?}", b.host_port))
+                    })?
+                };
+                wanted.push((b.host_ip, hport, proto.clone(), cport));
+            }
+        }
+        if c.host_config.publish_all_ports {
+            let exposed = c.exposed_ports.clone();
+            for key in exposed {
+                let (cport, proto) = parse_key(&key)?;
+                if !wanted.iter().any(|w| w.3 == cport && w.2 == proto) {
+                    wanted.push((String::new(), 0, proto, cport));
+                }
+            }
+        }
+        let mut held = Vec::new();
+        let mut maps = Vec::new();
+        for (host_ip, hport, proto, cport) in wanted {
+            let addr: Ipv4Addr = if host_ip.is_empty() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                host_ip.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid host IP {host_ip:?}: an IPv4 address"))
+                })?
+            };
+            let taken = |e: std::io::Error| {
+                ApiError::conflict(format!(
+                    "Bind for {}:{hport} failed: port is already allocated ({e})",
+                    if host_ip.is_empty() {
+                        "0.0.0.0"
+                    } else {
+                        &host_ip
+                    }
+                ))
+            };
+            let (socket, port) = if proto == "udp" {
+                let s = std::net::UdpSocket::bind((addr, hport)).map_err(taken)?;
+                let p = s.local_addr()?.port();
+                (Held::Udp(s), p)
+            } else {
+                let s = bind_tcp(addr, hport).map_err(taken)?;
+                let p = s.local_addr()?.port();
+                (Held::Tcp(s), p)
+            };
+            held.push(socket);
+            maps.push(PortMap {
+                proto,
+                host_ip,
+                host_port: port,
+                container_port: cport,
+            });
+        }
+        self.held_ports.lock().unwrap().insert(c.id.clone(), held);
+        Ok(maps)
+    }
+
+    /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
+    /// the neighbours' /etc/hosts.
+    pub async fn network_attach(
+        &self,
+        c: &Container,
+        ep: &Endpoint,
+        pid: i32,
+    ) -> anyhow::Result<()> {
+        let _guard = self.net_lock.lock().await;
+        let network = self
+            .find_network(&ep.network)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let host = Netlink::host()?;
+        let bridge = host
+            .ensure_bridge(&ep.bridge, ep.gateway, ep.prefix)
+            .await?;
+        // Published ports reached from the host itself through 127.0.0.1
+        // are routed to the bridge only with route_localnet on it.
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv4/conf/{}/route_localnet", ep.bridge),
+            "1",
+        );
+        nat::ensure_table(&self.net)?;
+        nat::ensure_network_rules(
+            &self.net,
+            &network.name,
+            &ep.bridge,
+            &network.subnet.to_string(),
+        )?;
+        let peer = format!("vp{}", &c.id[..10]);
+        host.add_veth(&ep.veth, &peer, bridge, pid).await?;
+        Netlink::in_netns_of(pid)
+            .await?
+            .configure_eth0(&peer, ep.ip, ep.prefix, ep.gateway)
+            .await?;
+        nat::add_ports(&self.net, &c.id, ep.ip, &ep.ports)?;
+        self.rewrite_hosts(&network.name);
+        Ok(())
+    }
+
+    /// After the container exited (or never started): its rules, its
+    /// address, its held ports; and when no container is left on any
+    /// bridge, the NAT table and the bridges.
+    pub async fn network_detach(&self, id: &str) {
+        let path = self.paths.container(id).join("endpoint.json");
+        let Ok(ep) = read_json::<Endpoint>(&path) else {
+            self.held_ports.lock().unwrap().remove(id);
+            return;
+        };
+        let _guard = self.net_lock.lock().await;
+        let _ = nat::delete_owned(&self.net, &format!("ctr:{id}"));
+        self.held_ports.lock().unwrap().remove(id);
+        let mut taken: Allocations = read_json(&self.ipam_path(&ep.network)).unwrap_or_default();
+        ipam::release(&mut taken, id);
+        let _ = write_json(&self.ipam_path(&ep.network), &taken);
+        if let Ok(host) = Netlink::host() {
+            // Normally gone with the container's namespace already.
+            let _ = host.delete(&ep.veth).await;
+        }
+        let _ = std::fs::remove_file(&path);
+        self.rewrite_hosts(&ep.network);
+        let anyone_left = self
+            .endpoints()
+            .iter()
+            .any(|(other, _)| other != id && self.is_running_now(other));
+        if !anyone_left {
+            let _ = nat::delete_table(&self.net);
+            if let Ok(host) = Netlink::host() {
+                for n in self.networks() {
+                    let _ = host.delete(&n.bridge).await;
+                }
+            }
+        }
+    }
+
+    fn is_running_now(&self, id: &str) -> bool {
+        self.containers
+            .lock()
+            .unwrap()
+            .get(id)
+            .is_some_and(|e| e.state.status == Status::Running)
+    }
+
+    /// On a user-defined network, every container's /etc/hosts lists the
+    /// others by name (Docker's default bridge does not).
+    fn rewrite_hosts(&self, network: &str) {
+        if network == "bridge" {
+            return;
+        }
+        let members: Vec<(String, Endpoint)> = self
+            .endpoints()
+            .into_iter()
+            .filter(|(_, ep)| ep.network == network)
+            .collect();
+        let names: HashMap<String, String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, e)| {
+                (
+                    id.clone(),
+                    format!("{} {} {}", e.c.name, crate::ids::short(id), e.c.hostname),
+                )
+            })
+            .collect();
+        for (id, ep) in &members {
+            let own = names.get(id).map(String::as_str).unwrap_or("");
+            let neighbours: Vec<(Ipv4Addr, String)> = members
+                .iter()
+                .filter(|(other, _)| other != id)
+                .map(|(other, e)| (e.ip, names.get(other).cloned().unwrap_or_default()))
+                .collect();
+            let _ = files::rewrite(
+                &self.paths.container(id).join("hosts"),
+                &files::hosts(Some((ep.ip, own)), &neighbours),
+            );
+        }
+    }
+}
+
+/// A TCP socket bound (not listening) to hold a port.
+fn bind_tcp(addr: Ipv4Addr, port: u16) -> std::io::Result<std::net::TcpListener> {
+    // std's TcpListener::bind also listens; a listening socket on the port
+    // is harmless (DNAT sends the packets to the container before any
+    // socket is looked up) and holds it just the same.
+    std::net::TcpListener::bind((addr, port))
+}
