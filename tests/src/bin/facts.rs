@@ -133,6 +133,7 @@ fn facts() -> Value {
             "ambient": status_field(&status, "CapAmb:"),
         },
         "no_new_privs": status_field(&status, "NoNewPrivs:"),
+        "fds": open_fds(),
         "uid_map": read("/proc/self/uid_map").split_whitespace().collect::<Vec<_>>().join(" "),
         "gid_map": read("/proc/self/gid_map").split_whitespace().collect::<Vec<_>>().join(" "),
         "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
@@ -142,6 +143,28 @@ fn facts() -> Value {
         "root_entries": entries("/"),
         "dev_entries": entries("/dev"),
     })
+}
+
+/// The descriptors this process has open (the one reading the directory
+/// left out).
+fn open_fds() -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    let Ok(mut dir) = nix::dir::Dir::open(
+        "/proc/self/fd",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    let own = dir.as_raw_fd();
+    let mut fds: Vec<i32> = dir
+        .iter()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().ok()?.parse().ok())
+        .filter(|fd| *fd != own)
+        .collect();
+    fds.sort();
+    fds
 }
 
 fn interface_up(name: &str) -> bool {

@@ -264,6 +264,9 @@ struct RunArgs {
     /// Publish a port: [host_ip:]host_port:container_port[/tcp|udp]
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Expose a port (for -P) without publishing it
+    #[arg(long)]
+    expose: Vec<String>,
     /// Publish every exposed port on a free host port
     #[arg(short = 'P', long)]
     publish_all: bool,
@@ -999,7 +1002,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "Env": env,
         "Cmd": if args.command.is_empty() { Value::Null } else { json!(args.command) },
         "Image": args.image,
-        "ExposedPorts": args.publish.iter().filter_map(|p| port_key(p).ok()).map(|k| (k, json!({}))).collect::<serde_json::Map<_, _>>(),
+        "ExposedPorts": args.publish.iter().chain(&args.expose).filter_map(|p| port_key(p).ok()).map(|k| (k, json!({}))).collect::<serde_json::Map<_, _>>(),
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
         "StopSignal": args.stop_signal,
         "StopTimeout": args.stop_timeout,

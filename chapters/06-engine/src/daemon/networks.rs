@@ -461,6 +461,11 @@ impl Daemon {
             format!("/proc/sys/net/ipv4/conf/{}/route_localnet", ep.bridge),
             "1",
         );
+        // Routing between the bridge and the uplink (Docker turns it on too).
+        if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
+            eprintln!("networking: enabling net.ipv4.ip_forward for outbound traffic");
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        }
         nat::ensure_table(&self.net)?;
         nat::ensure_network_rules(
             &self.net,

@@ -16,6 +16,10 @@ pub struct Engine {
     pub root: PathBuf,
     pub socket: PathBuf,
     pub cgroup_prefix: String,
+    /// Bridge names and the nftables table (`mini_docker_<prefix>`).
+    pub net_prefix: String,
+    /// This engine's own addresses (tests run engines side by side).
+    pub address_pool: String,
     daemon: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -50,6 +54,8 @@ impl Engine {
             socket: dir.path().join("api.sock"),
             root,
             cgroup_prefix: format!("mini-docker-test-e{}-{n}-", std::process::id()),
+            net_prefix: format!("e{n}"),
+            address_pool: format!("10.{}.0.0/16", 100 + n % 150),
             daemon: None,
             _dir: dir,
         };
@@ -73,6 +79,8 @@ impl Engine {
             .arg("-H")
             .arg(self.host())
             .env("MINI_DOCKER_CGROUP_PREFIX", &self.cgroup_prefix)
+            .env("MINI_DOCKER_NET_PREFIX", &self.net_prefix)
+            .env("MINI_DOCKER_ADDRESS_POOL", &self.address_pool)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -162,6 +170,29 @@ impl Engine {
                 .into_iter()
                 .map(|d| format!("cgroup {}", d.display())),
         );
+        left.extend(self.network_leftovers());
+        left
+    }
+
+    /// This engine's network interfaces (bridges) and its nftables table.
+    pub fn network_leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                *n == format!("{}0", self.net_prefix)
+                    || n.starts_with(&format!("{}-", self.net_prefix))
+            })
+            .map(|n| format!("link {n}"))
+            .collect();
+        let table = format!("mini_docker_{}", self.net_prefix);
+        let listed = Command::new("nft")
+            .args(["list", "table", "ip", &table])
+            .output();
+        if listed.is_ok_and(|o| o.status.success()) {
+            left.push(format!("nft table {table}"));
+        }
         left
     }
 
@@ -197,6 +228,16 @@ impl Drop for Engine {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         testkit::janitor::sweep_cgroups(&self.cgroup_prefix);
+        // What a killed daemon could not take down: its bridges and table.
+        for left in self.network_leftovers() {
+            if let Some(link) = left.strip_prefix("link ") {
+                let _ = Command::new("ip").args(["link", "del", link]).status();
+            } else if let Some(table) = left.strip_prefix("nft table ") {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "ip", table])
+                    .status();
+            }
+        }
         let root = self.root.to_string_lossy().into_owned();
         let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
