@@ -8,7 +8,9 @@ use std::process::Command;
 /// Debian packages the tests and experiments use: the fixture's busybox,
 /// the peers images are cross-checked with, the distribution registry the
 /// registry client is tested against, htpasswd for its Basic auth, and
-/// podman with runc to run what we push (crun refuses hybrid cgroups).
+/// podman with runc to run what we push (crun refuses hybrid cgroups);
+/// nftables for the engine's NAT, iproute2 for chapter 01's veth
+/// walk-through.
 pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "skopeo",
@@ -17,6 +19,8 @@ pub const APT_PACKAGES: &[&str] = &[
     "apache2-utils",
     "podman",
     "runc",
+    "nftables",
+    "iproute2",
 ];
 
 /// What the benchmarks need besides: the image builder and the timer.

@@ -39,6 +39,10 @@ enum Command {
     Ipc(RootfsArg),
     /// NET: only a loopback interface inside
     Net(RootfsArg),
+    /// NET by hand: a bridge and a veth pair with `ip`, the container's end
+    /// moved into its namespace; then ping both ways (what chapter 06 does
+    /// over netlink)
+    Veth(RootfsArg),
     /// USER: uid 0 inside is an unprivileged uid outside
     User(RootfsArg),
     /// Every namespace at once over the fixture rootfs; runs CMD (default: a shell)
@@ -99,6 +103,7 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Mnt(r) => mnt(&rootfs(r)?),
         Command::Ipc(r) => ipc(&rootfs(r)?),
         Command::Net(r) => net(&rootfs(r)?),
+        Command::Veth(r) => veth(&rootfs(r)?),
         Command::User(r) => user(&rootfs(r)?),
         Command::All {
             root,
@@ -268,6 +273,84 @@ fn net(rootfs: &std::path::Path) -> Result<i32> {
     say(&format!("host: interfaces {host:?}"));
     say("inside (new NET namespace): `ip addr`");
     chapter_01::run(&spec(rootfs, &["ip", "addr"]))?;
+    Ok(0)
+}
+
+/// Deletes the walk-through's bridge when dropped (the veth pair goes with
+/// the container's namespace), also when a step fails.
+struct BridgeGuard(&'static str);
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", self.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// One command of the walk-through, printed, then run; its output shown.
+fn by_hand(args: &[&str]) -> Result<String> {
+    println!("$ {}", args.join(" "));
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "running {}: {e} (the walk-through needs iproute2, util-linux's nsenter and busybox)",
+                args[0]
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(text)
+}
+
+fn veth(rootfs: &std::path::Path) -> Result<i32> {
+    // A container that waits: a new NET namespace with only `lo` in it.
+    let mut child = chapter_01::spawn(&spec(rootfs, &["sleep", "30"]))?;
+    child.start()?;
+    let pid = child.pid().to_string();
+    say(&format!(
+        "a container (PID {pid} on the host) with an empty network namespace"
+    ));
+    let (bridge, host_end, peer) = ("ch01br0", "ch01veth", "ch01peer");
+    let _guard = BridgeGuard(bridge);
+    say("a bridge on the host: a virtual switch, with the gateway's address");
+    by_hand(&["ip", "link", "add", bridge, "type", "bridge"])?;
+    by_hand(&["ip", "addr", "add", "10.199.0.1/24", "dev", bridge])?;
+    by_hand(&["ip", "link", "set", bridge, "up"])?;
+    say("a veth pair: a virtual cable; one end into the bridge");
+    by_hand(&[
+        "ip", "link", "add", host_end, "type", "veth", "peer", "name", peer,
+    ])?;
+    by_hand(&["ip", "link", "set", host_end, "master", bridge, "up"])?;
+    say("the other end into the container's namespace (it disappears from the host)");
+    by_hand(&["ip", "link", "set", peer, "netns", &pid])?;
+    say("inside (nsenter --net): rename it eth0, give it an address and a default route");
+    let inside = |args: &[&str]| {
+        let mut full = vec!["nsenter", "-t", &pid, "-n"];
+        full.extend_from_slice(args);
+        by_hand(&full)
+    };
+    inside(&["ip", "link", "set", peer, "name", "eth0"])?;
+    inside(&["ip", "addr", "add", "10.199.0.2/24", "dev", "eth0"])?;
+    inside(&["ip", "link", "set", "eth0", "up"])?;
+    inside(&["ip", "route", "add", "default", "via", "10.199.0.1"])?;
+    inside(&["ip", "-4", "-o", "addr", "show", "eth0"])?;
+    say("host -> container, then container -> host");
+    by_hand(&["busybox", "ping", "-c", "1", "-W", "2", "10.199.0.2"])?;
+    inside(&["busybox", "ping", "-c", "1", "-W", "2", "10.199.0.1"])?;
+    say("the container ends: its namespace goes, and the veth pair with it; the guard deletes the bridge");
+    let _ = nix::sys::signal::kill(child.pid(), nix::sys::signal::Signal::SIGKILL);
+    child.wait()?;
     Ok(0)
 }
 

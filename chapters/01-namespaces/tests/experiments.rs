@@ -20,6 +20,7 @@ fn experiments_run_and_show_both_sides() {
         ("mnt", "scratch is absent in the host's mount table"),
         ("ipc", "key      msqid"),
         ("net", "lo: <LOOPBACK,UP"),
+        ("veth", "1 packets transmitted, 1 packets received"),
         ("user", "/status: Uid:\t100000"),
         ("escape", "contained: `/` is still the container's root"),
     ];

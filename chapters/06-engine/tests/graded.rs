@@ -150,3 +150,28 @@ fn ex6_6_host_config_limits_become_cgroup_limits() {
     assert_eq!(l.memory_swap, Some(Swap::Total(128 << 20)));
     assert_eq!(l.pids, None, "-1 is unlimited");
 }
+
+#[test]
+fn ex6_7_addresses_are_handed_out_lowest_first_and_never_twice() {
+    use chapter_06::net::ipam::{allocate, release, Allocations, Subnet};
+    use std::net::Ipv4Addr;
+    let subnet = Subnet::parse("10.9.0.0/29").unwrap();
+    let mut taken = Allocations::default();
+    let a = allocate(&subnet, &mut taken, "a").unwrap();
+    let b = allocate(&subnet, &mut taken, "b").unwrap();
+    assert_eq!(a, Ipv4Addr::new(10, 9, 0, 2), "after the gateway (.1)");
+    assert_eq!(b, Ipv4Addr::new(10, 9, 0, 3));
+    release(&mut taken, "a");
+    assert_eq!(
+        allocate(&subnet, &mut taken, "c").unwrap(),
+        a,
+        "the lowest free one"
+    );
+    for owner in ["d", "e", "f"] {
+        allocate(&subnet, &mut taken, owner).unwrap();
+    }
+    // .2 to .6 are taken; .7 is the broadcast address.
+    let full = allocate(&subnet, &mut taken, "g").unwrap_err();
+    assert!(full.contains("10.9.0.0/29"), "{full}");
+    assert_eq!(taken.by_ip.len(), 5);
+}

@@ -354,7 +354,7 @@ impl Daemon {
             ports,
         };
         write_json(&dir.join("endpoint.json"), &endpoint)?;
-        let names = format!("{} {}", c.hostname, c.name);
+        let names = host_names(&[&c.hostname, &c.name]);
         std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names)), &[]))?;
         Ok(Some(endpoint))
     }
@@ -546,7 +546,7 @@ impl Daemon {
             .map(|(id, e)| {
                 (
                     id.clone(),
-                    format!("{} {} {}", e.c.name, crate::ids::short(id), e.c.hostname),
+                    host_names(&[&e.c.name, crate::ids::short(id), &e.c.hostname]),
                 )
             })
             .collect();
@@ -563,6 +563,17 @@ impl Daemon {
             );
         }
     }
+}
+
+/// Names for one /etc/hosts line, each once.
+fn host_names(names: &[&str]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for n in names {
+        if !n.is_empty() && !seen.contains(n) {
+            seen.push(n);
+        }
+    }
+    seen.join(" ")
 }
 
 /// A TCP socket bound (not listening) to hold a port.
