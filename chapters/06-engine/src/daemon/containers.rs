@@ -306,12 +306,13 @@ impl Daemon {
             Ok(Some(line)) => serde_json::from_str(&line).ok(),
             _ => None,
         };
+        // The network goes first, so whoever sees the exit (a `wait`, a
+        // `ps`) finds the address and the rules already released.
+        self.network_detach(&id).await;
         if exit.is_none() {
             // The monitor died without a word (killed): record that.
             self.monitor_lost(&id);
-            self.network_detach(&id).await;
         } else {
-            self.network_detach(&id).await;
             let state: State = read_json(&self.paths.state(&id)).unwrap_or_default();
             let _ = self.entry(&id, |e| {
                 let code = state.exit_code;

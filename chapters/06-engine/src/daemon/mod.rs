@@ -179,6 +179,7 @@ impl Daemon {
                         "recovery: {}: monitor gone, marking exited",
                         crate::ids::short(&id)
                     );
+                    self.network_detach(&id).await;
                     self.monitor_lost(&id);
                 }
             }
