@@ -5,7 +5,7 @@
 //! the bridges and namespaces the tests create.
 
 mod common;
-use common::{stdout_of, Engine};
+use common::Engine;
 use std::io::{Read, Write};
 use std::time::Duration;
 use testkit::privileged;
@@ -278,15 +278,7 @@ fn the_docker_cli_publishes_ports_and_creates_networks() {
     let Some(cli) = common::docker_clis().into_iter().next() else {
         return;
     };
-    let docker = |args: &[&str]| {
-        let out = engine.docker_at(&cli, args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {out:?}\n{}",
-            engine.daemon_log()
-        );
-        stdout_of(&out)
-    };
+    let docker = |args: &[&str]| engine.docker_ok(&cli, args);
     let port = testkit::registry::free_port();
     docker(&["network", "create", "dnet"]);
     docker(&[

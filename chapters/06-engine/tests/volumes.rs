@@ -297,15 +297,7 @@ fn the_docker_cli_creates_and_uses_volumes() {
     let Some(cli) = common::docker_clis().into_iter().next() else {
         return;
     };
-    let docker = |args: &[&str]| {
-        let out = engine.docker_at(&cli, args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {out:?}\n{}",
-            engine.daemon_log()
-        );
-        stdout_of(&out)
-    };
+    let docker = |args: &[&str]| engine.docker_ok(&cli, args);
     assert_eq!(docker(&["volume", "create", "shared"]).trim(), "shared");
     docker(&[
         "run",

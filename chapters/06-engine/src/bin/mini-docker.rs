@@ -567,29 +567,8 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             volumes,
             containers,
         } => {
-            let mut code = 0;
-            for c in containers {
-                match client
-                    .call(
-                        "DELETE",
-                        &format!(
-                            "/containers/{}?force={}&v={}",
-                            enc(&c),
-                            force as u8,
-                            volumes as u8
-                        ),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(_) => println!("{c}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+            let query = format!("?force={}&v={}", force as u8, volumes as u8);
+            return remove_each(client, "/containers", &containers, &query).await;
         }
         Command::Exec {
             interactive,
@@ -740,6 +719,44 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
     Ok(0)
 }
 
+/// `DELETE {prefix}/{name}{query}` for each name; errors are printed as
+/// Docker prints them, and make the exit code 1.
+async fn remove_each(client: &Client, prefix: &str, names: &[String], query: &str) -> Result<i32> {
+    let mut code = 0;
+    for name in names {
+        match client
+            .call("DELETE", &format!("{prefix}/{}{query}", enc(name)), None)
+            .await
+        {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `GET {prefix}/{name}{suffix}` for each name, printed as one JSON array.
+async fn inspect_each(
+    client: &Client,
+    prefix: &str,
+    names: &[String],
+    suffix: &str,
+) -> Result<i32> {
+    let mut out = Vec::new();
+    for name in names {
+        out.push(
+            client
+                .json("GET", &format!("{prefix}/{}{suffix}", enc(name)), None)
+                .await?,
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(0)
+}
+
 async fn network(client: &Client, command: NetworkCommand) -> Result<i32> {
     match command {
         NetworkCommand::Create { name, subnet } => {
@@ -765,32 +782,9 @@ async fn network(client: &Client, command: NetworkCommand) -> Result<i32> {
             }
         }
         NetworkCommand::Inspect { names } => {
-            let mut out = Vec::new();
-            for name in names {
-                out.push(
-                    client
-                        .json("GET", &format!("/networks/{}", enc(&name)), None)
-                        .await?,
-                );
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            return inspect_each(client, "/networks", &names, "").await;
         }
-        NetworkCommand::Rm { names } => {
-            let mut code = 0;
-            for name in names {
-                match client
-                    .call("DELETE", &format!("/networks/{}", enc(&name)), None)
-                    .await
-                {
-                    Ok(_) => println!("{name}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
-        }
+        NetworkCommand::Rm { names } => return remove_each(client, "/networks", &names, "").await,
     }
     Ok(0)
 }
@@ -822,32 +816,9 @@ async fn volume(client: &Client, command: VolumeCommand) -> Result<i32> {
             }
         }
         VolumeCommand::Inspect { names } => {
-            let mut out = Vec::new();
-            for name in names {
-                out.push(
-                    client
-                        .json("GET", &format!("/volumes/{}", enc(&name)), None)
-                        .await?,
-                );
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            return inspect_each(client, "/volumes", &names, "").await;
         }
-        VolumeCommand::Rm { names } => {
-            let mut code = 0;
-            for name in names {
-                match client
-                    .call("DELETE", &format!("/volumes/{}", enc(&name)), None)
-                    .await
-                {
-                    Ok(_) => println!("{name}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
-        }
+        VolumeCommand::Rm { names } => return remove_each(client, "/volumes", &names, "").await,
         VolumeCommand::Prune { force: _ } => {
             let v = client.json("POST", "/volumes/prune", None).await?;
             for name in v["VolumesDeleted"].as_array().into_iter().flatten() {

@@ -155,6 +155,18 @@ impl Engine {
         cmd
     }
 
+    /// Runs a docker CLI against this engine and requires success; stdout.
+    pub fn docker_ok(&self, cli: &Path, args: &[&str]) -> String {
+        let out = self.docker_at(cli, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {out:?}\n{}",
+            cli.display(),
+            self.daemon_log()
+        );
+        stdout_of(&out)
+    }
+
     /// Mounts under this engine's root, and its containers' cgroups.
     pub fn leftovers(&self) -> Vec<String> {
         let root = self.root.to_string_lossy().into_owned();
