@@ -270,6 +270,54 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
 }
 
 #[test]
+fn with_iptables_instead_of_nft_ports_and_nat_work_and_go() {
+    if !privileged("with_iptables_instead_of_nft_ports_and_nat_work_and_go") {
+        return;
+    }
+    // A host without nftables uses the iptables command (here its nf_tables
+    // flavour, chosen with MINI_DOCKER_NAT, as Debian 12's iptables is).
+    let mut engine = Engine::start();
+    engine.kill_daemon();
+    engine
+        .env
+        .push(("MINI_DOCKER_NAT".into(), "iptables".into()));
+    engine.start_daemon();
+    let port = testkit::registry::free_port();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "fixture",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let chains = std::process::Command::new("iptables")
+        .args(["-t", "nat", "-S"])
+        .output()
+        .unwrap();
+    let chains = String::from_utf8_lossy(&chains.stdout).into_owned();
+    let upper = engine.net_prefix.to_uppercase();
+    assert!(
+        chains.contains(&format!("-A MD-{upper}-PRE")) && chains.contains("--to-destination"),
+        "{chains}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-from-"));
+    let web_ip = inspect(&engine, "web")["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = engine.ok(&["run", "--rm", "fixture", "ping", "-c1", "-W2", &web_ip]);
+    assert!(out.contains("1 packets received"), "{out}");
+    engine.ok(&["rm", "-f", "web"]);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}
+
+#[test]
 fn the_docker_cli_publishes_ports_and_creates_networks() {
     if !privileged("the_docker_cli_publishes_ports_and_creates_networks") {
         return;

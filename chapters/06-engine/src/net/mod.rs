@@ -31,6 +31,8 @@ use std::net::Ipv4Addr;
 pub struct NetConfig {
     pub prefix: String,
     pub pool: ipam::Subnet,
+    /// nftables or iptables (`MINI_DOCKER_NAT` chooses).
+    pub nat: nat::Backend,
 }
 
 impl NetConfig {
@@ -50,7 +52,11 @@ impl NetConfig {
         if pool.prefix > 24 {
             return Err(format!("address pool {pool} is smaller than a /24"));
         }
-        Ok(NetConfig { prefix, pool })
+        Ok(NetConfig {
+            prefix,
+            pool,
+            nat: nat::Backend::detect()?,
+        })
     }
 
     /// The bridge of the default network: `mdocker0` for the default

@@ -20,6 +20,8 @@ pub struct Engine {
     pub net_prefix: String,
     /// This engine's own addresses (tests run engines side by side).
     pub address_pool: String,
+    /// More environment for the daemon (`MINI_DOCKER_NAT=iptables`).
+    pub env: Vec<(String, String)>,
     daemon: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -56,6 +58,7 @@ impl Engine {
             cgroup_prefix: format!("mini-docker-test-e{}-{n}-", std::process::id()),
             net_prefix: format!("e{n}"),
             address_pool: format!("10.{}.0.0/16", 100 + n % 150),
+            env: Vec::new(),
             daemon: None,
             _dir: dir,
         };
@@ -81,6 +84,7 @@ impl Engine {
             .env("MINI_DOCKER_CGROUP_PREFIX", &self.cgroup_prefix)
             .env("MINI_DOCKER_NET_PREFIX", &self.net_prefix)
             .env("MINI_DOCKER_ADDRESS_POOL", &self.address_pool)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -198,6 +202,23 @@ impl Engine {
             })
             .map(|n| format!("link {n}"))
             .collect();
+        let upper = self.net_prefix.to_uppercase();
+        for (table, suffix) in [
+            ("nat", "PRE"),
+            ("nat", "OUT"),
+            ("nat", "POST"),
+            ("filter", "FWD"),
+        ] {
+            let chain = format!("MD-{upper}-{suffix}");
+            let listed = Command::new("iptables")
+                .args(["-w", "-t", table, "-n", "-L", &chain])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if listed.is_ok_and(|s| s.success()) {
+                left.push(format!("iptables chain {table} {chain}"));
+            }
+        }
         let table = format!("mini_docker_{}", self.net_prefix);
         let listed = Command::new("nft")
             .args(["list", "table", "ip", &table])
