@@ -5,29 +5,10 @@
 //! the bridges and namespaces the tests create.
 
 mod common;
-use common::Engine;
+use common::{http_get, Engine, HTTPD};
 use std::io::{Read, Write};
 use std::time::Duration;
 use testkit::privileged;
-
-fn inspect(engine: &Engine, name: &str) -> serde_json::Value {
-    serde_json::from_str::<serde_json::Value>(&engine.ok(&["inspect", name])).unwrap()[0].clone()
-}
-
-fn http_get(addr: &str) -> String {
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
-            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    let _ = stream.read_to_string(&mut reply);
-    reply
-}
 
 /// The host's nftables ruleset, minus the tables of the test engines
 /// (other tests run their engines at the same time; this engine's own table
@@ -51,9 +32,6 @@ fn ruleset() -> Vec<String> {
     tables
 }
 
-const HTTPD: &str =
-    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
-
 #[test]
 fn a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
     if !privileged("a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files") {
@@ -63,7 +41,7 @@ fn a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
     let rules_before = ruleset();
     let id = engine.ok(&["run", "-d", "--name", "box", "fixture", "sleep", "30"]);
     let id = id.trim();
-    let info = inspect(&engine, "box");
+    let info = engine.inspect("box");
     let ip = info["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap()
@@ -146,7 +124,7 @@ fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
     engine.ok(&[
         "run", "-d", "--name", "web", "-p", &publish, "fixture", "sh", "-c", HTTPD,
     ]);
-    let id = inspect(&engine, "web")["Id"].as_str().unwrap().to_string();
+    let id = engine.inspect("web")["Id"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(300));
     let reply = http_get(&format!("127.0.0.1:{port}"));
     assert!(
@@ -155,7 +133,7 @@ fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
     );
     let ps = engine.ok(&["ps"]);
     assert!(ps.contains("web"), "{ps}");
-    let ports = &inspect(&engine, "web")["NetworkSettings"]["Ports"]["80/tcp"][0];
+    let ports = &engine.inspect("web")["NetworkSettings"]["Ports"]["80/tcp"][0];
     assert_eq!(ports["HostPort"], port.to_string());
     // The port is taken: a second container is refused before it starts.
     let out = engine.run(&["run", "--rm", "-p", &publish, "fixture", "true"]);
@@ -166,7 +144,7 @@ fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
     engine.ok(&[
         "run", "-d", "--name", "auto", "--expose", "80", "-P", "fixture", "sh", "-c", HTTPD,
     ]);
-    let auto = inspect(&engine, "auto")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+    let auto = engine.inspect("auto")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
         .as_str()
         .unwrap()
         .to_string();
@@ -209,11 +187,11 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         "sleep",
         "60",
     ]);
-    let db_ip = inspect(&engine, "db")["NetworkSettings"]["IPAddress"]
+    let db_ip = engine.inspect("db")["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap()
         .to_string();
-    let cache_ip = inspect(&engine, "cache")["NetworkSettings"]["IPAddress"]
+    let cache_ip = engine.inspect("cache")["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap()
         .to_string();
@@ -249,7 +227,7 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         "sleep",
         "60",
     ]);
-    let third = inspect(&engine, "third")["NetworkSettings"]["IPAddress"]
+    let third = engine.inspect("third")["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap()
         .to_string();
@@ -266,54 +244,6 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
     engine.ok(&["rm", "-f", "db", "cache", "third"]);
     engine.ok(&["network", "rm", "appnet"]);
     assert!(!engine.ok(&["network", "ls"]).contains("appnet"));
-    assert_eq!(engine.leftovers(), Vec::<String>::new());
-}
-
-#[test]
-fn with_iptables_instead_of_nft_ports_and_nat_work_and_go() {
-    if !privileged("with_iptables_instead_of_nft_ports_and_nat_work_and_go") {
-        return;
-    }
-    // A host without nftables uses the iptables command (here its nf_tables
-    // flavour, chosen with MINI_DOCKER_NAT, as Debian 12's iptables is).
-    let mut engine = Engine::start();
-    engine.kill_daemon();
-    engine
-        .env
-        .push(("MINI_DOCKER_NAT".into(), "iptables".into()));
-    engine.start_daemon();
-    let port = testkit::registry::free_port();
-    engine.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        &format!("{port}:80"),
-        "fixture",
-        "sh",
-        "-c",
-        HTTPD,
-    ]);
-    let chains = std::process::Command::new("iptables")
-        .args(["-t", "nat", "-S"])
-        .output()
-        .unwrap();
-    let chains = String::from_utf8_lossy(&chains.stdout).into_owned();
-    let upper = engine.net_prefix.to_uppercase();
-    assert!(
-        chains.contains(&format!("-A MD-{upper}-PRE")) && chains.contains("--to-destination"),
-        "{chains}"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-from-"));
-    let web_ip = inspect(&engine, "web")["NetworkSettings"]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let out = engine.ok(&["run", "--rm", "fixture", "ping", "-c1", "-W2", &web_ip]);
-    assert!(out.contains("1 packets received"), "{out}");
-    engine.ok(&["rm", "-f", "web"]);
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
 

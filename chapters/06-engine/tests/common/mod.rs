@@ -159,6 +159,11 @@ impl Engine {
         cmd
     }
 
+    /// `inspect NAME` as JSON (the first object).
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&self.ok(&["inspect", name])).unwrap()[0].clone()
+    }
+
     /// Runs a docker CLI against this engine and requires success; stdout.
     pub fn docker_ok(&self, cli: &Path, args: &[&str]) -> String {
         let out = self.docker_at(cli, args).output().unwrap();
@@ -316,6 +321,27 @@ pub fn docker_clis() -> Vec<PathBuf> {
         eprintln!("skipped: no docker CLI on this machine (apt-get install docker.io)");
     }
     clis
+}
+
+/// A busybox httpd answering `hello-from-<hostname>` on port 80.
+pub const HTTPD: &str =
+    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// A plain HTTP/1.0 GET of `/`; the whole reply.
+pub fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    reply
 }
 
 /// stdout of a finished command, with everything in the panic if it failed.
