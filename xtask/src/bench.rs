@@ -38,6 +38,19 @@ pub fn bench(what: &str, runs: u32) -> Result<()> {
     }
 }
 
+/// `cargo build --release` of `packages`; returns the workspace root.
+fn build_release(packages: &[&str]) -> Result<PathBuf> {
+    let root = testkit::workspace_root();
+    let mut cmd = cargo();
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--quiet"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    run(&mut cmd)?;
+    Ok(root)
+}
+
 /// A minbase Debian root filesystem, built once and kept under target/.
 fn debian_rootfs(dir: &Path) -> Result<PathBuf> {
     let rootfs = dir.join("debootstrap-rootfs");
@@ -59,16 +72,7 @@ fn debian_rootfs(dir: &Path) -> Result<PathBuf> {
 /// `target/bench/store` (debootstrapped once); returns (workspace, bench
 /// dir, store, rootfs).
 fn bench_image() -> Result<(PathBuf, PathBuf, PathBuf, PathBuf)> {
-    let root = testkit::workspace_root();
-    run(cargo().current_dir(&root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "chapter-04",
-        "-p",
-        "chapter-05",
-    ]))?;
+    let root = build_release(&["chapter-04", "chapter-05"])?;
     let ours = root.join("target/release/chapter-04");
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
@@ -390,16 +394,7 @@ fn start(runs: u32) -> Result<()> {
         bail!("the start benchmark needs root (every engine in it does)");
     }
     install::install_packages(&["hyperfine", "podman", "runc", "docker.io"])?;
-    let root = testkit::workspace_root();
-    run(cargo().current_dir(&root).args([
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "chapter-04",
-        "-p",
-        "chapter-06",
-    ]))?;
+    let root = build_release(&["chapter-04", "chapter-06"])?;
     let rel = root.join("target/release");
     let rootfs = testkit::fixture::rootfs();
     let dir = root.join("target/bench");
@@ -411,6 +406,18 @@ fn start(runs: u32) -> Result<()> {
     unmount_below(&t);
     testkit::janitor::sweep_cgroups("mini-docker-bench-");
     drop(fs);
+    // podman's cleanup processes (conmon, `podman container cleanup`) run
+    // on after each container; let them finish first.
+    for _ in 0..100 {
+        let busy = Command::new("pgrep")
+            .args(["-x", "conmon|podman"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     // podman and dockerd leave state outside their roots (run dirs, a blob
     // cache, parent cgroups): remove what was not there before.
     let mut created: Vec<PathBuf> = peer_leftovers()

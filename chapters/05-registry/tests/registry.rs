@@ -258,11 +258,15 @@ fn unknown_images_and_bad_references_are_named() {
 }
 
 /// Removes what podman leaves on the host after a run: its overlay mounts,
-/// its `libpod_parent` cgroups, and `/var/lib/containers` if it made it.
+/// its `libpod_parent` cgroups, and `/var/lib/containers`, `/run/containers`
+/// and `/run/libpod` if it made them.
 struct PodmanCleanup {
     root: std::path::PathBuf,
-    had_var_lib_containers: bool,
+    /// Those of podman's host directories that existed before the test.
+    existed: Vec<&'static str>,
 }
+
+const PODMAN_HOST_DIRS: [&str; 3] = ["/var/lib/containers", "/run/containers", "/run/libpod"];
 
 impl Drop for PodmanCleanup {
     fn drop(&mut self) {
@@ -274,8 +278,21 @@ impl Drop for PodmanCleanup {
             .arg("-c")
             .arg("find /sys/fs/cgroup -maxdepth 6 -depth -type d -path '*libpod_parent*' -exec rmdir {} \\; 2>/dev/null")
             .status();
-        if !self.had_var_lib_containers {
-            let _ = std::fs::remove_dir_all("/var/lib/containers");
+        // Its cleanup processes run on after the container; let them end.
+        for _ in 0..50 {
+            let busy = Command::new("pgrep")
+                .args(["-x", "conmon|podman"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !busy {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for dir in PODMAN_HOST_DIRS {
+            if !self.existed.contains(&dir) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }
@@ -299,7 +316,10 @@ fn an_image_we_push_runs_under_podman() {
     .unwrap();
     let _cleanup = PodmanCleanup {
         root: dir.path().join("podman"),
-        had_var_lib_containers: std::path::Path::new("/var/lib/containers").exists(),
+        existed: PODMAN_HOST_DIRS
+            .into_iter()
+            .filter(|d| std::path::Path::new(d).exists())
+            .collect(),
     };
     // runc, not crun (which refuses hybrid cgroups); limits within this
     // machine's hard limits (root here cannot raise them).
