@@ -581,7 +581,9 @@ fn images_tags_info_stats_and_prune() {
     engine.ok(&["kill", "later"]);
     engine.ok(&["create", "--name", "never", "fixture", "true"]);
     engine.ok(&["run", "-d", "--name", "running", "fixture", "sleep", "30"]);
+    engine.ok(&["network", "create", "unused"]);
     let pruned = engine.ok(&["system", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Networks:\nunused"), "{pruned}");
     assert!(pruned.contains(id.trim()), "{pruned}");
     let left = engine.ok(&["ps", "-a"]);
     assert!(

@@ -207,7 +207,7 @@ enum VolumeCommand {
 
 #[derive(Subcommand)]
 enum SystemCommand {
-    /// Remove stopped containers and unreferenced image data
+    /// Remove stopped containers, unused networks and unreferenced image data
     Prune {
         #[arg(short, long)]
         force: bool,
@@ -694,7 +694,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             command: SystemCommand::Prune { force },
         } => {
             if !force && std::io::stdin().is_terminal() {
-                eprint!("This removes all stopped containers and image data no tag uses. Continue? [y/N] ");
+                eprint!("This removes all stopped containers, networks no container uses, and image data no tag uses. Continue? [y/N] ");
                 let mut answer = String::new();
                 std::io::stdin().read_line(&mut answer)?;
                 if !answer.trim().eq_ignore_ascii_case("y") {
@@ -710,6 +710,14 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 println!("Deleted Containers:");
                 for id in deleted {
                     println!("{}", id.as_str().unwrap_or(""));
+                }
+            }
+            let n = client.json("POST", "/networks/prune", None).await?;
+            let networks = n["NetworksDeleted"].as_array().cloned().unwrap_or_default();
+            if !networks.is_empty() {
+                println!("Deleted Networks:");
+                for name in networks {
+                    println!("{}", name.as_str().unwrap_or(""));
                 }
             }
             client.json("POST", "/images/prune", None).await?;
