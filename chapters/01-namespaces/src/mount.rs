@@ -79,6 +79,12 @@ pub fn extra_mount_ops(mounts: &[ExtraMount]) -> Vec<Op> {
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
                 options,
             )),
+            ExtraMount::Sysfs { target } => ops.push(Op::fs(
+                "sysfs",
+                path(target),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                "",
+            )),
         }
     }
     ops

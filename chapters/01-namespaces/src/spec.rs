@@ -32,6 +32,11 @@ pub enum ExtraMount {
         target: PathBuf,
         options: String,
     },
+    /// A read-only sysfs (it shows the network devices of the mounting
+    /// process's network namespace, so it is mounted from inside).
+    Sysfs {
+        target: PathBuf,
+    },
 }
 
 /// Everything needed to run one container.

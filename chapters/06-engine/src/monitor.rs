@@ -237,11 +237,14 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
         ensure_dir(mounted.merged(), dir)?;
     }
-    let mut extra_mounts = c
-        .mounts
-        .iter()
-        .map(|m| prepare_mount(mounted.merged(), m))
-        .collect::<Result<Vec<_>>>()?;
+    // A read-only /sys first, as Docker gives one (its masked paths hide
+    // parts of it), then the user's mounts.
+    let mut extra_mounts = vec![chapter_01::ExtraMount::Sysfs {
+        target: resolve_target(mounted.merged(), "/sys", false)?,
+    }];
+    for m in &c.mounts {
+        extra_mounts.push(prepare_mount(mounted.merged(), m)?);
+    }
     // The daemon's /etc/hostname, /etc/hosts, /etc/resolv.conf (not for
     // --network host, and not where the user mounted their own).
     for (file, destination) in crate::net::files::FILES {

@@ -106,6 +106,13 @@ fn the_container_is_hardened_as_docker_hardens_it() {
         .unwrap()
         .starts_with("ro"));
     assert!(mount("/proc/keys").is_some(), "/proc/keys is masked");
+    assert!(
+        mount("/sys").unwrap()["options"]
+            .as_str()
+            .unwrap()
+            .starts_with("ro"),
+        "a read-only /sys"
+    );
     // Only the devices a container needs.
     let dev: Vec<&str> = f["dev_entries"]
         .as_array()
