@@ -73,6 +73,23 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Waits (up to `limit`) until no podman or conmon process is left: podman
+/// runs cleanup processes after each container, which write host state
+/// (/run/libpod, cgroups) after `podman run` itself has returned.
+pub fn wait_for_podman_cleanup(limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        let busy = std::process::Command::new("pgrep")
+            .args(["-x", "conmon|podman"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !busy {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Runs `cmd` with `input` piped to its stdin (closed after it), and
 /// collects stdout and stderr.
 pub fn run_with_stdin(mut cmd: std::process::Command, input: &[u8]) -> std::process::Output {

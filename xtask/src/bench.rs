@@ -408,16 +408,7 @@ fn start(runs: u32) -> Result<()> {
     drop(fs);
     // podman's cleanup processes (conmon, `podman container cleanup`) run
     // on after each container; let them finish first.
-    for _ in 0..100 {
-        let busy = Command::new("pgrep")
-            .args(["-x", "conmon|podman"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !busy {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(10));
     // podman and dockerd leave state outside their roots (run dirs, a blob
     // cache, parent cgroups): remove what was not there before.
     let mut created: Vec<PathBuf> = peer_leftovers()

@@ -279,16 +279,7 @@ impl Drop for PodmanCleanup {
             .arg("find /sys/fs/cgroup -maxdepth 6 -depth -type d -path '*libpod_parent*' -exec rmdir {} \\; 2>/dev/null")
             .status();
         // Its cleanup processes run on after the container; let them end.
-        for _ in 0..50 {
-            let busy = Command::new("pgrep")
-                .args(["-x", "conmon|podman"])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            if !busy {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(5));
         for dir in PODMAN_HOST_DIRS {
             if !self.existed.contains(&dir) {
                 let _ = std::fs::remove_dir_all(dir);
