@@ -118,7 +118,7 @@ fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
     if !privileged("published_ports_reach_the_container_and_a_taken_port_is_refused") {
         return;
     }
-    let engine = Engine::start();
+    let mut engine = Engine::start();
     let port = testkit::registry::free_port();
     let publish = format!("{port}:80");
     engine.ok(&[
@@ -140,6 +140,15 @@ fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("port is already allocated"), "{err}");
+    // Still held, and still forwarded, after a daemon restart.
+    engine.kill_daemon();
+    engine.start_daemon();
+    let out = engine.run(&["run", "--rm", "-p", &publish, "fixture", "true"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("port is already allocated"),
+        "{out:?}"
+    );
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-from-"));
     // -P: the exposed port on a free one.
     engine.ok(&[
         "run", "-d", "--name", "auto", "--expose", "80", "-P", "fixture", "sh", "-c", HTTPD,

@@ -172,6 +172,7 @@ impl Daemon {
                         "recovery: {}: monitor alive, reconnected",
                         crate::ids::short(&id)
                     );
+                    self.hold_again(&id);
                     tokio::spawn(self.clone().watch_exit(id, conn));
                 }
                 Err(_) => {

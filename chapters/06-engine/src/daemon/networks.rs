@@ -398,45 +398,36 @@ impl Daemon {
                 }
             }
         }
-        let mut held = Vec::new();
-        let mut maps = Vec::new();
-        for (host_ip, hport, proto, cport) in wanted {
-            let addr: Ipv4Addr = if host_ip.is_empty() {
-                Ipv4Addr::UNSPECIFIED
-            } else {
-                host_ip.parse().map_err(|_| {
-                    ApiError::bad_request(format!("invalid host IP {host_ip:?}: an IPv4 address"))
-                })?
-            };
-            let taken = |e: std::io::Error| {
-                ApiError::conflict(format!(
-                    "Bind for {}:{hport} failed: port is already allocated ({e})",
-                    if host_ip.is_empty() {
-                        "0.0.0.0"
-                    } else {
-                        &host_ip
-                    }
-                ))
-            };
-            let (socket, port) = if proto == "udp" {
-                let s = std::net::UdpSocket::bind((addr, hport)).map_err(taken)?;
-                let p = s.local_addr()?.port();
-                (Held::Udp(s), p)
-            } else {
-                let s = bind_tcp(addr, hport).map_err(taken)?;
-                let p = s.local_addr()?.port();
-                (Held::Tcp(s), p)
-            };
-            held.push(socket);
-            maps.push(PortMap {
+        let wanted: Vec<PortMap> = wanted
+            .into_iter()
+            .map(|(host_ip, host_port, proto, container_port)| PortMap {
                 proto,
                 host_ip,
-                host_port: port,
-                container_port: cport,
-            });
-        }
+                host_port,
+                container_port,
+            })
+            .collect();
+        let (held, maps) = bind_ports(&wanted)?;
         self.held_ports.lock().unwrap().insert(c.id.clone(), held);
         Ok(maps)
+    }
+
+    /// A restarted daemon holds the published ports of the containers that
+    /// kept running while it was away.
+    pub fn hold_again(&self, id: &str) {
+        let Ok(ep) = read_json::<Endpoint>(&self.paths.container(id).join("endpoint.json")) else {
+            return;
+        };
+        match bind_ports(&ep.ports) {
+            Ok((held, _)) => {
+                self.held_ports.lock().unwrap().insert(id.to_string(), held);
+            }
+            Err(e) => eprintln!(
+                "recovery: {}: cannot hold its published ports again: {}",
+                crate::ids::short(id),
+                e.message
+            ),
+        }
     }
 
     /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
@@ -563,6 +554,48 @@ impl Daemon {
             );
         }
     }
+}
+
+/// Binds every host port of `ports` (port 0: a free one), so nobody else
+/// can take it; returns the sockets and the ports as bound.
+fn bind_ports(ports: &[PortMap]) -> Result<(Vec<Held>, Vec<PortMap>), ApiError> {
+    let mut held = Vec::new();
+    let mut maps = Vec::new();
+    for p in ports {
+        let addr: Ipv4Addr = if p.host_ip.is_empty() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            p.host_ip.parse().map_err(|_| {
+                ApiError::bad_request(format!("invalid host IP {:?}: an IPv4 address", p.host_ip))
+            })?
+        };
+        let taken = |e: std::io::Error| {
+            let shown = if p.host_ip.is_empty() {
+                "0.0.0.0"
+            } else {
+                &p.host_ip
+            };
+            ApiError::conflict(format!(
+                "Bind for {shown}:{} failed: port is already allocated ({e})",
+                p.host_port
+            ))
+        };
+        let (socket, port) = if p.proto == "udp" {
+            let s = std::net::UdpSocket::bind((addr, p.host_port)).map_err(taken)?;
+            let port = s.local_addr()?.port();
+            (Held::Udp(s), port)
+        } else {
+            let s = bind_tcp(addr, p.host_port).map_err(taken)?;
+            let port = s.local_addr()?.port();
+            (Held::Tcp(s), port)
+        };
+        held.push(socket);
+        maps.push(PortMap {
+            host_port: port,
+            ..p.clone()
+        });
+    }
+    Ok((held, maps))
 }
 
 /// Names for one /etc/hosts line, each once.
