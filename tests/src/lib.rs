@@ -73,6 +73,29 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The mount points of this mount namespace, in mount order
+/// (`/proc/self/mountinfo`, field 5).
+pub fn mount_points() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+        .collect()
+}
+
+/// Unmounts (lazily) everything mounted under `dir`, deepest first.
+pub fn unmount_below(dir: &std::path::Path) {
+    let prefix = format!("{}/", dir.display());
+    let mut mounts: Vec<String> = mount_points()
+        .into_iter()
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = nix::mount::umount2(std::path::Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Waits (up to `limit`) until no podman or conmon process is left: podman
 /// runs cleanup processes after each container, which write host state
 /// (/run/libpod, cgroups) after `podman run` itself has returned.

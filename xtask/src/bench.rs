@@ -373,22 +373,6 @@ fn wait_for_socket(path: &Path, what: &str) -> Result<()> {
     bail!("{what} did not answer on {}", path.display())
 }
 
-/// Everything mounted below `dir` (the daemons' overlays), unmounted
-/// deepest first, before the tmpfs itself goes.
-fn unmount_below(dir: &Path) {
-    let prefix = format!("{}/", dir.display());
-    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
-        .filter(|m| m.starts_with(&prefix))
-        .collect();
-    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mounts {
-        let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 fn start(runs: u32) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the start benchmark needs root (every engine in it does)");
@@ -403,7 +387,8 @@ fn start(runs: u32) -> Result<()> {
     let fs = TmpFs::mount(&dir.join("start-tmpfs"), "2g")?;
     let t = fs.path().to_path_buf();
     let result = start_in(runs, &rel, &rootfs, &t, &dir);
-    unmount_below(&t);
+    // The daemons' overlays, before the tmpfs itself goes.
+    testkit::unmount_below(&t);
     testkit::janitor::sweep_cgroups("mini-docker-bench-");
     drop(fs);
     // podman's cleanup processes (conmon, `podman container cleanup`) run

@@ -99,6 +99,18 @@ impl Security {
     }
 }
 
+impl Security {
+    /// Runs the command as `uid:gid` (with `gid` as its only group); root
+    /// stays root, with Docker's capabilities.
+    pub fn run_as(&mut self, uid: u32, gid: u32) {
+        self.user = (uid != 0 || gid != 0).then(|| User {
+            uid,
+            gid,
+            groups: vec![gid],
+        });
+    }
+}
+
 /// A capability set as the kernel shows it in `/proc/PID/status`.
 pub fn caps_mask(caps: impl IntoIterator<Item = u32>) -> u64 {
     caps.into_iter().fold(0, |mask, cap| mask | (1u64 << cap))

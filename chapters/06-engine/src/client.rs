@@ -15,20 +15,7 @@ pub struct Client {
     pub socket: PathBuf,
 }
 
-/// An API error reply: status and Docker's message.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}
+pub use crate::api::ApiError;
 
 /// `unix:///run/mini-docker.sock` or a plain path → the socket path.
 pub fn socket_path(host: &str) -> Result<PathBuf> {
@@ -41,15 +28,25 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
     }
 }
 
+impl ApiError {
+    /// An error reply: Docker's `{"message": …}`, else the body as text,
+    /// else `fallback`.
+    fn from_reply(status: StatusCode, bytes: &[u8], fallback: impl FnOnce() -> String) -> ApiError {
+        let message = serde_json::from_slice::<Value>(bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(String::from))
+            .or_else(|| (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned()))
+            .unwrap_or_else(fallback);
+        ApiError { status, message }
+    }
+}
+
 impl Client {
     pub fn new(socket: PathBuf) -> Client {
         Client { socket }
     }
 
-    async fn send(
-        &self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, Option<tokio::task::JoinHandle<()>>)> {
+    async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
             anyhow!(
                 "cannot connect to mini-dockerd at unix://{} ({e}). Is the daemon running? Start it with `sudo mini-dockerd` (or `cargo run -p chapter-06 --bin mini-dockerd`), or point -H / MINI_DOCKER_HOST at its socket",
@@ -58,18 +55,16 @@ impl Client {
         })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        let response = sender
+        sender
             .send_request(req)
             .await
-            .context("talking to mini-dockerd")?;
-        Ok((response, Some(task)))
+            .context("talking to mini-dockerd")
     }
 
-    fn build(method: &str, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
-        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    fn build(method: &str, path: &str, body: Bytes, content_type: &str) -> Request<Full<Bytes>> {
         Request::builder()
             .method(method)
             .uri(format!(
@@ -77,30 +72,44 @@ impl Client {
                 crate::api::API_VERSION
             ))
             .header("Host", "mini-docker")
-            .header("Content-Type", "application/json")
-            .body(Full::new(bytes))
+            .header("Content-Type", content_type)
+            .body(Full::new(body))
             .expect("a valid request")
     }
 
-    /// A request whose whole reply is read; an error status becomes an
-    /// [`ApiError`] with the daemon's message.
+    fn build_json(method: &str, path: &str, body: Option<&Value>) -> Request<Full<Bytes>> {
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        Self::build(method, path, bytes, "application/json")
+    }
+
+    /// Sends a request and reads the whole reply; an error status becomes
+    /// an [`ApiError`] with the daemon's message.
+    async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes)> {
+        let response = self.send(req).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if status.is_client_error() || status.is_server_error() {
+            return Err(ApiError::from_reply(status, &bytes, || status.to_string()).into());
+        }
+        Ok((status, bytes))
+    }
+
+    /// A JSON request whose whole reply is read.
     pub async fn call(
         &self,
         method: &str,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Bytes)> {
-        let (response, _) = self.send(Self::build(method, path, body)).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        if status.is_client_error() || status.is_server_error() {
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(String::from))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ApiError { status, message }.into());
-        }
-        Ok((status, bytes))
+        self.exchange(Self::build_json(method, path, body)).await
+    }
+
+    /// A POST whose body is not JSON (an image archive for `load`).
+    pub async fn post_bytes(&self, path: &str, body: Vec<u8>, content_type: &str) -> Result<Bytes> {
+        let (_, reply) = self
+            .exchange(Self::build("POST", path, Bytes::from(body), content_type))
+            .await?;
+        Ok(reply)
     }
 
     pub async fn json(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
@@ -113,15 +122,11 @@ impl Client {
 
     /// A request whose reply body arrives over time (pull, logs, wait).
     pub async fn stream(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Incoming> {
-        let (response, _) = self.send(Self::build(method, path, body)).await?;
+        let response = self.send(Self::build_json(method, path, body)).await?;
         let status = response.status();
         if status.is_client_error() || status.is_server_error() {
             let bytes = response.into_body().collect().await?.to_bytes();
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(String::from))
-                .unwrap_or_default();
-            return Err(ApiError { status, message }.into());
+            return Err(ApiError::from_reply(status, &bytes, || status.to_string()).into());
         }
         Ok(response.into_body())
     }
@@ -133,18 +138,17 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
-        let mut req = Self::build("POST", path, body);
+        let mut req = Self::build_json("POST", path, body);
         req.headers_mut().insert("Connection", "Upgrade".parse()?);
         req.headers_mut().insert("Upgrade", "tcp".parse()?);
-        let (mut response, _) = self.send(req).await?;
+        let mut response = self.send(req).await?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status();
             let bytes = response.into_body().collect().await?.to_bytes();
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(String::from))
-                .unwrap_or_else(|| format!("the daemon did not upgrade the connection ({status})"));
-            return Err(ApiError { status, message }.into());
+            return Err(ApiError::from_reply(status, &bytes, || {
+                format!("the daemon did not upgrade the connection ({status})")
+            })
+            .into());
         }
         let upgraded = hyper::upgrade::on(&mut response).await?;
         Ok(TokioIo::new(upgraded))

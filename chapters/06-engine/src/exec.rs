@@ -64,13 +64,7 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     let mut security = chapter_01::security::Security::docker_default();
     security.masked_paths.clear(); // the container's mounts already hide them
     security.readonly_paths.clear();
-    if spec.uid != 0 || spec.gid != 0 {
-        security.user = Some(chapter_01::security::User {
-            uid: spec.uid,
-            gid: spec.gid,
-            groups: vec![spec.gid],
-        });
-    }
+    security.run_as(spec.uid, spec.gid);
     let mut ops = Vec::new();
     if spec.tty {
         ops.push(chapter_01::ops::Op::ControllingTerminal);

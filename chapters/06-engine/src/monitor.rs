@@ -178,13 +178,7 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
     spec.console = c.config.tty;
     spec.readonly_rootfs = c.host_config.readonly_rootfs;
     let mut security = chapter_01::security::Security::docker_default();
-    if c.uid != 0 || c.gid != 0 {
-        security.user = Some(chapter_01::security::User {
-            uid: c.uid,
-            gid: c.gid,
-            groups: vec![c.gid],
-        });
-    }
+    security.run_as(c.uid, c.gid);
     spec.security = Some(security);
     spec
 }

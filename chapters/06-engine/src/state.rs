@@ -139,6 +139,10 @@ impl Paths {
     pub fn log(&self, id: &str) -> PathBuf {
         self.container(id).join(format!("{id}-json.log"))
     }
+    /// The container's place on a network while it runs.
+    pub fn endpoint(&self, id: &str) -> PathBuf {
+        self.container(id).join("endpoint.json")
+    }
     pub fn socket(&self, id: &str) -> PathBuf {
         self.root.join("sock").join(crate::ids::short(id))
     }

@@ -42,10 +42,8 @@ fn engine_with_volume_image() -> Engine {
 /// The host's mount points, apart from the engines' own overlays (tests
 /// run in parallel, each with an engine under /tmp/mini-docker-test-*).
 fn host_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(String::from))
+    testkit::mount_points()
+        .into_iter()
         .filter(|m| !m.starts_with("/tmp/mini-docker-test-"))
         .collect()
 }

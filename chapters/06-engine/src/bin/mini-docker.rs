@@ -377,7 +377,9 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
         Command::Load { input } => {
             let bytes =
                 std::fs::read(&input).map_err(|e| anyhow!("reading {}: {e}", input.display()))?;
-            let (_, reply) = client_post_bytes(client, "/images/load", bytes).await?;
+            let reply = client
+                .post_bytes("/images/load", bytes, "application/x-tar")
+                .await?;
             for line in String::from_utf8_lossy(&reply).lines() {
                 if let Ok(v) = serde_json::from_str::<Value>(line) {
                     print!("{}", v["stream"].as_str().unwrap_or(""));
@@ -835,34 +837,6 @@ async fn volume(client: &Client, command: VolumeCommand) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-async fn client_post_bytes(
-    client: &Client,
-    path: &str,
-    bytes: Vec<u8>,
-) -> Result<(hyper::StatusCode, bytes::Bytes)> {
-    // The archive is the body; the JSON helper would quote it.
-    let stream = tokio::net::UnixStream::connect(&client.socket).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::post(format!("http://mini-docker{path}"))
-        .header("Host", "mini-docker")
-        .header("Content-Type", "application/x-tar")
-        .body(http_body_util::Full::new(bytes::Bytes::from(bytes)))?;
-    let response = sender.send_request(req).await?;
-    let status = response.status();
-    use http_body_util::BodyExt;
-    let body = response.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(String::from))
-            .unwrap_or_default();
-        return Err(ApiError { status, message }.into());
-    }
-    Ok((status, body))
 }
 
 fn ago(unix: i64) -> String {

@@ -450,7 +450,7 @@ impl Daemon {
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
-    fn is_running(&self, id: &str) -> bool {
+    pub fn is_running(&self, id: &str) -> bool {
         self.entry(id, |e| e.state.status == Status::Running)
             .unwrap_or(false)
     }
@@ -567,7 +567,10 @@ impl Daemon {
     /// `GET /containers/{id}/json`
     pub fn inspect(&self, query: &str) -> ApiResult {
         let id = self.find(query)?;
-        let v = self.entry(&id, |e| inspect_json(&self.paths.container(&id), e))?;
+        let endpoint = read_json(&self.paths.endpoint(&id)).ok();
+        let v = self.entry(&id, |e| {
+            inspect_json(&self.paths.container(&id), endpoint.as_ref(), e)
+        })?;
         Ok(json(StatusCode::OK, &v))
     }
 
@@ -581,7 +584,7 @@ impl Daemon {
             .map(|e| {
                 (
                     e.c.created.clone(),
-                    list_json(&self.paths.container(&e.c.id), e),
+                    list_json(read_json(&self.paths.endpoint(&e.c.id)).ok().as_ref(), e),
                 )
             })
             .collect();
@@ -772,7 +775,7 @@ fn effective_config(c: &Container) -> ContainerConfig {
     config
 }
 
-fn inspect_json(dir: &Path, e: &Entry) -> Value {
+fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
     let c = &e.c;
     let lower: Vec<String> = c.layers.iter().map(|l| l.display().to_string()).collect();
     j!({
@@ -790,7 +793,7 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
         "HostConfig": c.host_config,
         "Config": effective_config(c),
         "Mounts": mounts_json(&c.mounts),
-        "NetworkSettings": network_settings(dir),
+        "NetworkSettings": network_settings(endpoint),
         "GraphDriver": {
             "Name": "overlay2",
             "Data": {
@@ -804,8 +807,8 @@ fn inspect_json(dir: &Path, e: &Entry) -> Value {
 }
 
 /// `NetworkSettings` from the endpoint a running container has.
-fn network_settings(dir: &Path) -> Value {
-    let Ok(ep) = read_json::<crate::net::Endpoint>(&dir.join("endpoint.json")) else {
+fn network_settings(endpoint: Option<&crate::net::Endpoint>) -> Value {
+    let Some(ep) = endpoint else {
         return j!({"Networks": {}, "Ports": {}, "IPAddress": "", "Gateway": ""});
     };
     let mut ports = serde_json::Map::new();
@@ -837,8 +840,8 @@ fn network_settings(dir: &Path) -> Value {
     })
 }
 
-fn ports_json(dir: &Path) -> Value {
-    let Ok(ep) = read_json::<crate::net::Endpoint>(&dir.join("endpoint.json")) else {
+fn ports_json(endpoint: Option<&crate::net::Endpoint>) -> Value {
+    let Some(ep) = endpoint else {
         return j!([]);
     };
     ep.ports
@@ -869,7 +872,7 @@ fn mounts_json(mounts: &[crate::state::MountPoint]) -> Value {
         .collect()
 }
 
-fn list_json(dir: &Path, e: &Entry) -> Value {
+fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
     let c = &e.c;
     let s = &e.state;
     let since = |t: &str| {
@@ -898,7 +901,7 @@ fn list_json(dir: &Path, e: &Entry) -> Value {
         "ImageID": c.image_id,
         "Command": c.args.join(" "),
         "Created": created,
-        "Ports": ports_json(dir),
+        "Ports": ports_json(endpoint),
         "Labels": c.config.labels.clone().unwrap_or_default(),
         "State": s.status.as_str(),
         "Status": status,

@@ -196,7 +196,7 @@ impl Daemon {
             .map(|(id, _)| id.clone())
             .collect();
         for id in exited {
-            if self.paths.container(&id).join("endpoint.json").exists() {
+            if self.paths.endpoint(&id).exists() {
                 self.network_detach(&id).await;
             }
         }

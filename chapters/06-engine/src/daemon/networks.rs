@@ -17,7 +17,7 @@ use super::Daemon;
 use crate::net::ipam::{self, Allocations, Subnet};
 use crate::net::links::Netlink;
 use crate::net::{files, nat, Endpoint, PortMap};
-use crate::state::{read_json, write_json, Container, Status};
+use crate::state::{read_json, write_json, Container};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -185,8 +185,7 @@ impl Daemon {
         let ids: Vec<String> = self.containers.lock().unwrap().keys().cloned().collect();
         ids.into_iter()
             .filter_map(|id| {
-                let ep: Endpoint =
-                    read_json(&self.paths.container(&id).join("endpoint.json")).ok()?;
+                let ep: Endpoint = read_json(&self.paths.endpoint(&id)).ok()?;
                 Some((id, ep))
             })
             .collect()
@@ -353,7 +352,7 @@ impl Daemon {
             veth: format!("ve{}", &c.id[..10]),
             ports,
         };
-        write_json(&dir.join("endpoint.json"), &endpoint)?;
+        write_json(&self.paths.endpoint(&c.id), &endpoint)?;
         let names = host_names(&[&c.hostname, &c.name]);
         std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names)), &[]))?;
         Ok(Some(endpoint))
@@ -415,7 +414,7 @@ impl Daemon {
     /// A restarted daemon holds the published ports of the containers that
     /// kept running while it was away.
     pub fn hold_again(&self, id: &str) {
-        let Ok(ep) = read_json::<Endpoint>(&self.paths.container(id).join("endpoint.json")) else {
+        let Ok(ep) = read_json::<Endpoint>(&self.paths.endpoint(id)) else {
             return;
         };
         match bind_ports(&ep.ports) {
@@ -479,7 +478,7 @@ impl Daemon {
     /// address, its held ports; and when no container is left on any
     /// bridge, the NAT table and the bridges.
     pub async fn network_detach(&self, id: &str) {
-        let path = self.paths.container(id).join("endpoint.json");
+        let path = self.paths.endpoint(id);
         let Ok(ep) = read_json::<Endpoint>(&path) else {
             self.held_ports.lock().unwrap().remove(id);
             return;
@@ -499,7 +498,7 @@ impl Daemon {
         let anyone_left = self
             .endpoints()
             .iter()
-            .any(|(other, _)| other != id && self.is_running_now(other));
+            .any(|(other, _)| other != id && self.is_running(other));
         if !anyone_left {
             let _ = nat::delete_table(&self.net);
             if let Ok(host) = Netlink::host() {
@@ -508,14 +507,6 @@ impl Daemon {
                 }
             }
         }
-    }
-
-    fn is_running_now(&self, id: &str) -> bool {
-        self.containers
-            .lock()
-            .unwrap()
-            .get(id)
-            .is_some_and(|e| e.state.status == Status::Running)
     }
 
     /// On a user-defined network, every container's /etc/hosts lists the

@@ -179,10 +179,8 @@ impl Engine {
     /// Mounts under this engine's root, and its containers' cgroups.
     pub fn leftovers(&self) -> Vec<String> {
         let root = self.root.to_string_lossy().into_owned();
-        let mut left: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
+        let mut left: Vec<String> = testkit::mount_points()
+            .into_iter()
             .filter(|mp| mp.starts_with(&root))
             .map(|mp| format!("mount {mp}"))
             .collect();
@@ -276,16 +274,7 @@ impl Drop for Engine {
                     .status();
             }
         }
-        let root = self.root.to_string_lossy().into_owned();
-        let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(String::from))
-            .filter(|mp| mp.starts_with(&root))
-            .collect();
-        for mp in mounts.iter().rev() {
-            let _ = nix::mount::umount2(Path::new(mp), nix::mount::MntFlags::MNT_DETACH);
-        }
+        testkit::unmount_below(&self.root);
     }
 }
 
