@@ -47,6 +47,43 @@ pub fn privileged(what: &str) -> bool {
     false
 }
 
+/// Whether this process may create user namespaces (`unshare -U` works for
+/// an ordinary user): then the chapter 01–04 tests run without root, with
+/// a user namespace around what needs privilege.
+pub fn userns_available() -> bool {
+    let number = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    number("/proc/sys/user/max_user_namespaces").unwrap_or(0) > 0
+        && number("/proc/sys/kernel/unprivileged_userns_clone").unwrap_or(1) == 1
+}
+
+/// True when the test can use the kernel features it needs: as root, or as
+/// an ordinary user who may create user namespaces (the test then adds one:
+/// see [`with_userns`]). Elsewhere it skips like [`privileged`].
+pub fn kernel(what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() || userns_available() {
+        return true;
+    }
+    privileged(what)
+}
+
+/// A namespace list for the chapter binaries, with `user` added when this
+/// process is not root (an ordinary user creates the others inside it).
+pub fn with_userns(namespaces: &str) -> String {
+    // `none` needs no privilege: it stays as it is.
+    let needs_no_user = nix::unistd::geteuid().is_root()
+        || namespaces == "none"
+        || namespaces.split(',').any(|n| n == "user");
+    if needs_no_user {
+        namespaces.to_string()
+    } else {
+        format!("{namespaces},user")
+    }
+}
+
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,16 +3,24 @@
 //! A region is the body of the function right below a marker:
 //!
 //! ```text
-//! // exercise 1.3: mount a fresh /proc for the new PID namespace
-//! // hint: first hint line
-//! // hint: more hint
+//! // exercise 1.11: mount a /proc that shows the new PID namespace
+//! // builds on: 1.10
+//! // hint: the idea (a hint may go on over lines that start
+//! //   with two more spaces)
+//! // hint: the trap, and the shape of the answer
+//! // hint: the man page or spec section
 //! /// doc comments and attributes may sit between marker and fn
-//! pub fn proc_ops(root: &str) -> Vec<Op> { ... }
+//! pub fn mount_proc(sys: &mut impl Sys, target: &CStr) -> Result<(), Errno> { ... }
 //! ```
 //!
-//! Stubbing replaces the body with `todo!("exercise 1.3: …")`, which always
+//! Stubbing replaces the body with `todo!("exercise 1.11: …")`, which always
 //! type-checks. The function is found by parsing the file with `syn`, so
 //! braces in strings, chars, raw strings and comments cannot confuse it.
+//!
+//! Two kinds of stub: the learner's ([`stub`]: the body is gone, and the file
+//! allows the imports and helpers only the solution used), and verify's
+//! ([`stub_switchable`]: the body stays, behind a run-time check, so one build
+//! can stub any set of exercises).
 
 use anyhow::{bail, Context, Result};
 use proc_macro2::LineColumn;
@@ -26,6 +34,9 @@ pub struct Exercise {
     /// `"1.3"`: chapter, then number.
     pub id: String,
     pub title: String,
+    /// The exercises whose code this one's tests also run.
+    pub builds_on: Vec<String>,
+    /// From the idea to the man page; each may span several lines.
     pub hints: Vec<String>,
     pub file: PathBuf,
     /// 1-based line of the marker.
@@ -54,6 +65,15 @@ impl Exercise {
 
 const MARKER: &str = "// exercise ";
 const HINT: &str = "// hint:";
+const BUILDS_ON: &str = "// builds on:";
+const CONTINUATION: &str = "//   ";
+
+fn valid_id(id: &str) -> bool {
+    id.split('.').count() == 2
+        && id
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
 
 /// Finds every exercise region in one file's source.
 pub fn find(file: &Path, src: &str) -> Result<Vec<Exercise>> {
@@ -71,23 +91,42 @@ pub fn find(file: &Path, src: &str) -> Result<Vec<Exercise>> {
             );
         };
         let id = id.trim().to_string();
-        let valid_id = id.split('.').count() == 2
-            && id
-                .split('.')
-                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-        if !valid_id {
+        if !valid_id(&id) {
             bail!(
                 "{}:{}: exercise id {id:?} is not of the form N.M",
                 file.display(),
                 i + 1
             );
         }
-        let hints: Vec<String> = lines[i + 1..]
-            .iter()
-            .map_while(|l| l.trim_start().strip_prefix(HINT))
-            .map(|h| h.trim().to_string())
-            .collect();
-        markers.push((i + 1, id, title.trim().to_string(), hints));
+        let mut hints: Vec<String> = Vec::new();
+        let mut builds_on = Vec::new();
+        let mut used = 0;
+        for (j, line) in lines[i + 1..].iter().enumerate() {
+            let line = line.trim_start();
+            if let Some(deps) = line.strip_prefix(BUILDS_ON) {
+                for dep in deps.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+                    if !valid_id(dep) {
+                        bail!(
+                            "{}:{}: `builds on:` lists exercise ids like 1.2, not {dep:?}",
+                            file.display(),
+                            i + j + 2
+                        );
+                    }
+                    builds_on.push(dep.to_string());
+                }
+            } else if let Some(h) = line.strip_prefix(HINT) {
+                hints.push(h.trim().to_string());
+            } else if let (Some(more), Some(last)) =
+                (line.strip_prefix(CONTINUATION), hints.last_mut())
+            {
+                last.push(' ');
+                last.push_str(more.trim());
+            } else {
+                break;
+            }
+            used = j + 1;
+        }
+        markers.push((i + 1, id, title.trim().to_string(), builds_on, hints, used));
     }
     if markers.is_empty() {
         return Ok(Vec::new());
@@ -99,8 +138,8 @@ pub fn find(file: &Path, src: &str) -> Result<Vec<Exercise>> {
 
     let offsets = LineOffsets::new(src);
     let mut found = Vec::new();
-    for (line, id, title, hints) in markers {
-        let first_after = line + hints.len() + 1;
+    for (line, id, title, builds_on, hints, used) in markers {
+        let first_after = line + used + 1;
         let Some(f) = fns.fns.iter().find(|f| f.start_line == first_after) else {
             bail!(
                 "{}:{line}: exercise {id} must sit directly above a function with a body \
@@ -115,6 +154,7 @@ pub fn find(file: &Path, src: &str) -> Result<Vec<Exercise>> {
         found.push(Exercise {
             id,
             title,
+            builds_on,
             hints,
             file: file.to_path_buf(),
             line,
@@ -125,18 +165,72 @@ pub fn find(file: &Path, src: &str) -> Result<Vec<Exercise>> {
     Ok(found)
 }
 
-/// Replaces the bodies of `exercises` (all from `src`) with `todo!()` stubs.
+fn stub_message(ex: &Exercise) -> String {
+    format!("exercise {}: {}", ex.id, ex.title)
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+/// The learner's stubs: the bodies of `exercises` (all from `src`) become
+/// `todo!()`. Parameters, imports and helpers that only the solution used
+/// would draw warnings from a fresh workspace, so the stub allows unused
+/// variables and the file, where it has a stub, unused imports and dead code.
 pub fn stub(src: &str, exercises: &[&Exercise]) -> String {
     let mut sorted: Vec<&&Exercise> = exercises.iter().collect();
     sorted.sort_by_key(|e| std::cmp::Reverse(e.body.start));
     let mut out = src.to_string();
-    for ex in sorted {
-        let message = format!("exercise {}: {}", ex.id, ex.title)
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"");
-        let body = format!("{{\n{0}    todo!(\"{message}\")\n{0}}}", ex.indent);
+    for ex in &sorted {
+        let body = format!(
+            "{{\n{0}    #![allow(unused_variables)]\n{0}    todo!(\"{1}\")\n{0}}}",
+            ex.indent,
+            stub_message(ex)
+        );
         out.replace_range(ex.body.clone(), &body);
     }
+    if !sorted.is_empty() {
+        out = allow_unused_in_file(&out);
+    }
+    out
+}
+
+/// Verify's stubs: each body starts with a check of `COURSE_STUBS` (see
+/// `chapter_01::course::stubbed`), so one build stubs any set at run time.
+pub fn stub_switchable(src: &str, exercises: &[&Exercise]) -> String {
+    let mut sorted: Vec<&&Exercise> = exercises.iter().collect();
+    sorted.sort_by_key(|e| std::cmp::Reverse(e.body.start));
+    let mut out = src.to_string();
+    for ex in sorted {
+        let check = format!(
+            "\n{0}    if ::chapter_01::course::stubbed(\"{1}\") {{ todo!(\"{2}\") }}",
+            ex.indent,
+            ex.id,
+            stub_message(ex)
+        );
+        // Right after the opening brace: the rest of the body stays as it was.
+        out.insert_str(ex.body.start + 1, &check);
+    }
+    out
+}
+
+/// `#![allow(unused_imports, dead_code)]` after the file's inner doc
+/// comments and attributes (inner attributes must come first).
+fn allow_unused_in_file(src: &str) -> String {
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("//!") || t.starts_with("#![") || (t.is_empty() && at == 0) {
+            at += line.len();
+        } else {
+            break;
+        }
+    }
+    let mut out = src.to_string();
+    out.insert_str(
+        at,
+        "// A learner workspace: until its exercises are written, some imports\n\
+         // and helpers of this file are used by nothing.\n\
+         #![allow(unused_imports, dead_code)]\n",
+    );
     out
 }
 
@@ -279,12 +373,14 @@ mod tests {
         (found, out)
     }
 
+    const ALLOW: &str = "// A learner workspace: until its exercises are written, some imports\n// and helpers of this file are used by nothing.\n#![allow(unused_imports, dead_code)]\n";
+
     #[test]
     fn nested_braces_are_replaced_whole() {
         let src = "// exercise 1.1: do it\nfn f(x: u8) -> u8 {\n    if x > 0 { match x { _ => { x } } } else { 0 }\n}\nfn g() {}\n";
         let (found, out) = stub_all(src);
         assert_eq!(found.len(), 1);
-        assert_eq!(out, "// exercise 1.1: do it\nfn f(x: u8) -> u8 {\n    todo!(\"exercise 1.1: do it\")\n}\nfn g() {}\n");
+        assert_eq!(out, format!("{ALLOW}// exercise 1.1: do it\nfn f(x: u8) -> u8 {{\n    #![allow(unused_variables)]\n    todo!(\"exercise 1.1: do it\")\n}}\nfn g() {{}}\n"));
         syn::parse_file(&out).unwrap();
     }
 
@@ -309,11 +405,39 @@ fn after() -> u8 { 1 }
     }
 
     #[test]
+    fn hints_span_lines_and_dependencies_are_listed() {
+        let src = "// exercise 3.2: two lines\n// builds on: 3.1, 2.5\n// hint: the idea\n//   goes on here\n// hint: the man page\nfn f() {}\n";
+        let found = find(Path::new("t.rs"), src).unwrap();
+        assert_eq!(found[0].builds_on, ["3.1", "2.5"]);
+        assert_eq!(found[0].hints, ["the idea goes on here", "the man page"]);
+        let err = find(
+            Path::new("t.rs"),
+            "// exercise 3.2: x\n// builds on: three\nfn f() {}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("t.rs:2"), "{err}");
+    }
+
+    #[test]
     fn regions_in_impl_blocks_keep_their_indentation() {
         let src = "struct S;\nimpl S {\n    // exercise 3.1: method \"quoted\"\n    /// docs\n    #[inline]\n    pub fn m(&self) -> u32 {\n        { 7 }\n    }\n}\n";
         let (found, out) = stub_all(src);
         assert_eq!(found[0].indent, "    ");
-        assert!(out.contains("    pub fn m(&self) -> u32 {\n        todo!(\"exercise 3.1: method \\\"quoted\\\"\")\n    }\n}"), "{out}");
+        assert!(out.contains("    pub fn m(&self) -> u32 {\n        #![allow(unused_variables)]\n        todo!(\"exercise 3.1: method \\\"quoted\\\"\")\n    }\n}"), "{out}");
+        syn::parse_file(&out).unwrap();
+    }
+
+    #[test]
+    fn the_allowance_goes_after_inner_docs_and_attributes() {
+        let src = "//! Module docs.\n//! More.\n#![allow(clippy::all)]\nuse std::fmt;\n// exercise 1.1: a\nfn a() -> u8 { 1 }\n";
+        let (_, out) = stub_all(src);
+        assert!(
+            out.starts_with(&format!(
+                "//! Module docs.\n//! More.\n#![allow(clippy::all)]\n{ALLOW}use std::fmt;"
+            )),
+            "{out}"
+        );
         syn::parse_file(&out).unwrap();
     }
 
@@ -342,9 +466,18 @@ fn after() -> u8 { 1 }
     }
 
     #[test]
+    fn switchable_stubs_keep_the_body_behind_a_check() {
+        let src = "// exercise 1.1: a\nfn a() -> u8 { 1 }\n";
+        let found = find(Path::new("t.rs"), src).unwrap();
+        let out = stub_switchable(src, &[&found[0]]);
+        assert_eq!(out, "// exercise 1.1: a\nfn a() -> u8 {\n    if ::chapter_01::course::stubbed(\"1.1\") { todo!(\"exercise 1.1: a\") } 1 }\n");
+        syn::parse_file(&out).unwrap();
+    }
+
+    #[test]
     fn multibyte_text_before_a_body_keeps_offsets_right() {
         let src = "// exercise 1.1: ünïcödé\nfn f() -> &'static str { \"→{\" }\n";
         let (_, out) = stub_all(src);
-        assert_eq!(out, "// exercise 1.1: ünïcödé\nfn f() -> &'static str {\n    todo!(\"exercise 1.1: ünïcödé\")\n}\n");
+        assert_eq!(out, format!("{ALLOW}// exercise 1.1: ünïcödé\nfn f() -> &'static str {{\n    #![allow(unused_variables)]\n    todo!(\"exercise 1.1: ünïcödé\")\n}}\n"));
     }
 }

@@ -2,7 +2,7 @@
 //! ("EINVAL") is the kernel's whole answer; the hint table below turns the
 //! classic failures into the sentence a learner needs.
 
-use crate::ops::Call;
+use crate::sys::Kind;
 use nix::errno::Errno;
 use std::fmt;
 use std::io;
@@ -18,7 +18,7 @@ pub enum Error {
     /// A setup step in the child failed; `step` describes it.
     Setup {
         step: String,
-        call: Call,
+        kind: Kind,
         errno: Errno,
     },
     /// The command could not be executed inside the container.
@@ -44,9 +44,9 @@ impl Error {
 }
 
 /// The classic failures and what they usually mean.
-pub fn hint(call: Call, errno: Errno) -> Option<&'static str> {
-    use Call::*;
+pub fn hint(call: Kind, errno: Errno) -> Option<&'static str> {
     use Errno::*;
+    use Kind::*;
     Some(match (call, errno) {
         (Clone, EPERM) => {
             "creating namespaces needs CAP_SYS_ADMIN: run as root, or add the user \
@@ -97,20 +97,20 @@ impl fmt::Display for Error {
             Error::InvalidSpec(msg) => write!(f, "{msg}"),
             Error::Clone { namespaces, errno } => {
                 write!(f, "clone(2) with new namespaces [{namespaces}]: {errno}")?;
-                with_hint(f, Call::Clone, *errno)
+                with_hint(f, Kind::Clone, *errno)
             }
             Error::IdMap(e) => write!(
                 f,
                 "user namespace ID map: {e} (a map file accepts one write; without \
                  CAP_SETUID a process may map only its own ID)"
             ),
-            Error::Setup { step, call, errno } => {
+            Error::Setup { step, kind, errno } => {
                 write!(f, "container setup failed: {step}: {errno}")?;
-                with_hint(f, *call, *errno)
+                with_hint(f, *kind, *errno)
             }
             Error::Exec { command, errno } => {
                 write!(f, "cannot run {command:?} in the container: {errno}")?;
-                with_hint(f, Call::Execve, *errno)
+                with_hint(f, Kind::Execve, *errno)
             }
             Error::Io { what, errno } => write!(f, "{what}: {errno}"),
         }

@@ -92,6 +92,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    chapter_01::course::install_hook();
     chapter_01::cli_exit("chapter-01", dispatch(Cli::parse().command))
 }
 
@@ -176,7 +177,10 @@ fn run_command(args: RunArgs) -> Result<i32> {
     }
     if args.dry_run {
         spec.validate()?;
-        print!("{}", chapter_01::plan::build(&spec).describe());
+        print!(
+            "{}",
+            chapter_01::setup::describe(&chapter_01::plan::build(&spec))
+        );
         return Ok(0);
     }
     Ok(chapter_01::run(&spec)?)

@@ -159,10 +159,15 @@ impl fmt::Display for Namespaces {
 }
 
 // ANCHOR: clone_flags
-// exercise 1.1: map each namespace to its clone(2) flag
-// hint: namespaces(7) lists them: CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID,
-// hint: CLONE_NEWNET, CLONE_NEWNS (the mount namespace kept its 2002 name),
-// hint: CLONE_NEWUSER and CLONE_NEWCGROUP. Start from CloneFlags::empty().
+// exercise 1.1: map each namespace to the clone(2) flag that asks for a new one
+// hint: A container is one process that the kernel shows a private view of
+//   some things. Each kind of view is asked for with one CLONE_NEW* bit in the
+//   flags of clone(2); a set of namespaces is those bits ORed together, and
+//   no namespaces is no bits.
+// hint: The mount namespace was the first (2002), before anyone expected
+//   more: its flag is CLONE_NEWNS, not CLONE_NEWMNT. nix names the bits
+//   CloneFlags::CLONE_NEW…; the cgroup namespace has one too.
+// hint: namespaces(7), the table "Namespace types"; clone(2) DESCRIPTION.
 pub fn clone_flags(namespaces: &Namespaces) -> CloneFlags {
     let mut flags = CloneFlags::empty();
     for ns in namespaces.iter() {

@@ -6,11 +6,16 @@
 use std::io;
 
 // ANCHOR: loopback_up
-// exercise 1.6: bring up `lo` in the new network namespace
-// hint: Any socket works as a handle for interface ioctls: socket(AF_INET, SOCK_DGRAM).
-// hint: Read the flags with SIOCGIFFLAGS into a libc::ifreq naming "lo", OR in
-// hint: IFF_UP, write them back with SIOCSIFFLAGS, close the socket.
-// hint: This runs in the child: no allocation, only system calls.
+// exercise 1.14: bring up `lo` in the new network namespace
+// hint: A new network namespace has one interface, lo, and even that is down:
+//   nothing inside could reach 127.0.0.1. Setting a flag on an interface is
+//   an ioctl on any socket (an AF_INET datagram socket will do), with a
+//   struct ifreq that names the interface.
+// hint: Read the flags first (SIOCGIFFLAGS), OR in IFF_UP, write them back
+//   (SIOCSIFFLAGS): writing IFF_UP alone would clear the others. ifr_name is a
+//   fixed array of c_char ending in NUL; close the socket on every path. This
+//   runs in the cloned child: no allocation, only system calls.
+// hint: netdevice(7) "SIOCGIFFLAGS, SIOCSIFFLAGS"; network_namespaces(7).
 /// Sets `IFF_UP` on `lo`. Async-signal-safe: it runs in the cloned child.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: plain system calls on a socket we own; `ifreq` is a C struct for

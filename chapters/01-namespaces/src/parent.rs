@@ -21,6 +21,7 @@ use crate::spec::Spec;
 use crate::user::{self, IdMap};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
@@ -55,6 +56,9 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 pub struct Child {
     pid: Pid,
     plan: Plan,
+    /// The setup's calls, as recorded before the clone: a failure report
+    /// names one of them by number.
+    calls: Vec<crate::sys::Call>,
     id_map: Option<IdMap>,
     forward_signals: bool,
     go: Option<OwnedFd>,
@@ -62,6 +66,28 @@ pub struct Child {
     saved_actions: Vec<(Signal, SigAction)>,
     reaped: bool,
 }
+
+// ANCHOR: clone_child
+// exercise 1.2: clone the child into its new namespaces
+// builds on: 1.1
+// hint: clone(2) is fork with a say in what the child shares: each CLONE_NEW*
+//   flag gives it a new namespace of that kind. The child starts by calling
+//   `entry` on a stack of its own, which you allocate (STACK_SIZE bytes).
+// hint: Without CLONE_VM the child gets a copy of the parent's memory, the
+//   stack included, so the parent may drop its Vec after the call. The
+//   signal sent to the parent when the child ends must be SIGCHLD, or
+//   waitpid(2) will not see the child without __WALL. nix::sched::clone
+//   takes the entry boxed.
+// hint: clone(2) DESCRIPTION ("The child termination signal") and NOTES;
+//   namespaces(7) for the flags.
+/// Starts `entry` in a new process with `flags`; returns its PID.
+pub fn clone_child(flags: CloneFlags, entry: Box<dyn FnMut() -> isize + '_>) -> Result<Pid, Errno> {
+    let mut stack = vec![0u8; STACK_SIZE];
+    // SAFETY: without CLONE_VM the child runs on its own copy of `stack`
+    // and of everything `entry` borrows.
+    unsafe { nix::sched::clone(entry, &mut stack, flags, Some(libc::SIGCHLD)) }
+}
+// ANCHOR_END: clone_child
 
 /// Clones the container's process into its new namespaces. The child waits
 /// for [`Child::start`].
@@ -73,28 +99,28 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
             .clone()
             .unwrap_or_else(IdMap::for_current_process)
     });
+    // The whole setup once on paper, here in the parent: any step that
+    // cannot work shows before a process exists.
+    let calls = crate::setup::calls(&plan);
 
     let pipe = |what| pipe2(OFlag::O_CLOEXEC).map_err(|errno| Error::Io { what, errno });
     let (go_read, go_write) = pipe("creating the start pipe")?;
     let (report_read, report_write) = pipe("creating the report pipe")?;
 
     // ANCHOR: clone
-    let mut stack = vec![0u8; STACK_SIZE];
     let (go_r, rep_w) = (go_read.as_raw_fd(), report_write.as_raw_fd());
     let unused = [go_write.as_raw_fd(), report_read.as_raw_fd()];
     let child_plan = &plan;
-    // SAFETY: without CLONE_VM the child gets a copy of this address space,
-    // so `plan` stays valid for it; child_main is async-signal-safe and never
-    // returns (see the child module).
-    let pid = unsafe {
-        nix::sched::clone(
-            Box::new(move || child::child_main(child_plan, go_r, rep_w, unused)),
-            &mut stack,
-            plan.flags,
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(|errno| Error::Clone {
+    let entry = Box::new(move || {
+        // An unsolved exercise panics: its line is printed (course::install_hook)
+        // and the child ends here instead of unwinding out of clone's callback.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child::child_main(child_plan, go_r, rep_w, unused)
+        }));
+        // SAFETY: _exit(2) ends the child without running the parent's code.
+        unsafe { libc::_exit(125) }
+    });
+    let pid = clone_child(plan.flags, entry).map_err(|errno| Error::Clone {
         namespaces: spec.namespaces.to_string(),
         errno,
     })?;
@@ -104,6 +130,7 @@ pub fn spawn(spec: &Spec) -> Result<Child, Error> {
     Ok(Child {
         pid,
         plan,
+        calls,
         id_map,
         forward_signals: spec.forward_signals,
         go: Some(go_write),
@@ -119,12 +146,27 @@ impl Child {
         self.pid
     }
 
+    // ANCHOR: start
+    // exercise 1.5: the parent's half of the handshake: maps, go, then the report
+    // builds on: 1.2, 1.3, 1.4
+    // hint: The child waits (1.3) until the parent has done what only it can do
+    //   from outside: write the ID maps when there is a user namespace
+    //   (user::write_id_maps with user::proc_writer), install signal forwarding
+    //   when asked. Then one byte on `go`, and the go end closed.
+    // hint: Then read the report pipe until EOF. Both ends are close-on-exec, so
+    //   EOF with nothing read means execve succeeded; 8 bytes are a failure
+    //   record (child::decode_failure) from a child that is exiting: reap it
+    //   and return self.describe_failure(step, errno). Retry a read cut by
+    //   EINTR; fewer than 8 bytes is a broken record.
+    // hint: pipe(7) ("If all file descriptors referring to the write end of a
+    //   pipe have been closed, then an attempt to read(2) from the pipe will
+    //   see end-of-file"); open(2) O_CLOEXEC; execve(2) on close-on-exec.
     /// Writes the ID maps (if there is a user namespace), lets the child run
     /// its setup, and returns once the command is executing. A setup or exec
     /// failure comes back as an error describing the step.
     pub fn start(&mut self) -> Result<(), Error> {
         if let Some(map) = &self.id_map {
-            user::write_id_maps(self.pid, map).map_err(Error::IdMap)?;
+            user::write_id_maps(map, &mut user::proc_writer(self.pid)).map_err(Error::IdMap)?;
         }
         if self.forward_signals {
             self.install_forwarding();
@@ -166,16 +208,18 @@ impl Child {
             }),
         }
     }
+    // ANCHOR_END: start
 
-    fn describe_failure(&self, step: u32, errno: Errno) -> Error {
+    /// The child's failure record as an error that names the step.
+    pub fn describe_failure(&self, step: u32, errno: Errno) -> Error {
         if step == STEP_EXEC {
             let command = self.plan.argv[0].to_string_lossy().into_owned();
             return Error::Exec { command, errno };
         }
-        match self.plan.ops.get(step as usize) {
-            Some(op) => Error::Setup {
-                step: op.to_string(),
-                call: op.call(),
+        match self.calls.get(step as usize) {
+            Some(call) => Error::Setup {
+                step: call.to_string(),
+                kind: call.kind(),
                 errno,
             },
             None => Error::Io {
@@ -185,9 +229,20 @@ impl Child {
         }
     }
 
+    // ANCHOR: wait
+    // exercise 1.6: wait for PID 1 to end, and say how it ended as a shell would
+    // builds on: 1.5
+    // hint: waitpid(2) on the child's PID until it has *ended*: exited, or been
+    //   killed by a signal. A stop or a continue is not an end (keep waiting),
+    //   and an interrupted wait (EINTR) is tried again. Then mark the child
+    //   reaped and put the signal actions back (restore_signals).
+    // hint: The code is what a shell's $? shows: exit(N) gives N; death by
+    //   signal S gives 128 + S (SIGKILL is 9, so 137; SIGTERM 143).
+    // hint: waitpid(2) and wait(2) "wstatus" (WIFEXITED, WIFSIGNALED); bash(1)
+    //   "EXIT STATUS". nix::sys::wait::WaitStatus has a variant for each.
     /// Waits for the container's PID 1 to end and returns its exit code.
     pub fn wait(mut self) -> Result<i32, Error> {
-        let status = loop {
+        let code = loop {
             match waitpid(self.pid, None) {
                 Err(Errno::EINTR) => continue,
                 Err(errno) => {
@@ -196,15 +251,29 @@ impl Child {
                         errno,
                     })
                 }
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => break status,
+                Ok(WaitStatus::Exited(_, code)) => break code,
+                Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
                 Ok(_) => continue,
             }
         };
         self.reaped = true;
         self.restore_signals();
-        Ok(exit_code(status))
+        Ok(code)
     }
+    // ANCHOR_END: wait
 
+    // ANCHOR: forwarding
+    // exercise 1.15: forward the signals the runtime gets to the container's PID 1
+    // builds on: 1.6
+    // hint: `docker stop` signals the runtime, not the container: the runtime
+    //   passes SIGTERM (and the others in FORWARDED) on to PID 1. Install
+    //   `forward_signal` (given: it calls kill(2) on FORWARD_TO) as the handler
+    //   for each, after storing the child's PID in FORWARD_TO.
+    // hint: Keep every previous action in self.saved_actions, so that
+    //   restore_signals puts them back after the wait. Use SA_RESTART, or the
+    //   parent's own waitpid and reads would fail with EINTR at every signal.
+    // hint: sigaction(2) (sa_flags SA_RESTART); signal-safety(7) for what a
+    //   handler may do; nix::sys::signal::sigaction.
     fn install_forwarding(&mut self) {
         FORWARD_TO.store(self.pid.as_raw(), Ordering::SeqCst);
         let action = SigAction::new(
@@ -219,6 +288,7 @@ impl Child {
             }
         }
     }
+    // ANCHOR_END: forwarding
 
     fn restore_signals(&mut self) {
         for (sig, old) in self.saved_actions.drain(..) {
@@ -244,17 +314,3 @@ impl Drop for Child {
         self.restore_signals();
     }
 }
-
-// ANCHOR: exit_code
-// exercise 1.8: turn a wait status into the exit code a shell reports
-// hint: WaitStatus::Exited(_, code) gives code itself; WaitStatus::Signaled(_, sig, _)
-// hint: gives 128 + the signal number (SIGKILL = 9, so 137). Anything else
-// hint: (stopped, continued) is not an end: give 255.
-pub fn exit_code(status: WaitStatus) -> i32 {
-    match status {
-        WaitStatus::Exited(_, code) => code,
-        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-        _ => 255,
-    }
-}
-// ANCHOR_END: exit_code

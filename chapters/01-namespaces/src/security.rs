@@ -18,7 +18,9 @@
 //!   survives into the container is a path out of it (runc's CVE-2024-21626
 //!   leaked one and a `WORKDIR /proc/self/fd/N` walked through it).
 
-use crate::ops::{cstr, Op};
+use crate::sys::Sys;
+use nix::errno::Errno;
+use std::ffi::CString;
 
 /// Docker's default capabilities, by number (see capabilities(7)).
 pub const DOCKER_DEFAULT_CAPS: [(u32, &str); 14] = [
@@ -124,44 +126,64 @@ pub fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
-/// The steps, run inside the new root after everything that needs full
+/// [`Security`] with its strings made and the kernel's last capability
+/// read, before the clone (the child may not allocate or read files).
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    masked_paths: Vec<CString>,
+    readonly_paths: Vec<CString>,
+    no_new_privs: bool,
+    keep_bounding: u64,
+    last_cap: u32,
+    user: Option<User>,
+    /// Permitted and effective capabilities after the user switch.
+    keep: u64,
+}
+
+impl Prepared {
+    pub fn new(security: &Security) -> Prepared {
+        let c = |p: &String| CString::new(p.as_str()).expect("validated: no NUL in paths");
+        // A process that is not root holds no capabilities (as Docker since
+        // 20.10): the bounding set stays, the rest is empty.
+        let keep = match &security.user {
+            Some(user) if user.uid != 0 => 0,
+            _ => security.capabilities,
+        };
+        Prepared {
+            masked_paths: security.masked_paths.iter().map(c).collect(),
+            readonly_paths: security.readonly_paths.iter().map(c).collect(),
+            no_new_privs: security.no_new_privs,
+            keep_bounding: security.capabilities,
+            last_cap: last_cap(),
+            user: security.user.clone(),
+            keep,
+        }
+    }
+}
+
+// ANCHOR: apply
+/// The hardening, run inside the new root after everything that needs full
 /// root is done, in this order: hide paths, then lock privileges down
 /// (bounding set first: dropping needs CAP_SETPCAP; the user switch next;
 /// the capability sets last), then mark every inherited descriptor
 /// close-on-exec.
-pub fn ops(security: &Security) -> Vec<Op> {
-    let mut ops: Vec<Op> = security
-        .masked_paths
-        .iter()
-        .map(|p| Op::MaskPath(cstr(p)))
-        .collect();
-    ops.extend(
-        security
-            .readonly_paths
-            .iter()
-            .map(|p| Op::ReadOnlyPath(cstr(p))),
-    );
-    if security.no_new_privs {
-        ops.push(Op::NoNewPrivs);
+pub fn apply(sys: &mut impl Sys, p: &Prepared) -> Result<(), Errno> {
+    for path in &p.masked_paths {
+        sys.mask_path(path)?;
     }
-    ops.push(Op::DropBoundingCaps {
-        keep: security.capabilities,
-        last: last_cap(),
-    });
-    let mut keep = security.capabilities;
-    if let Some(user) = &security.user {
-        ops.push(Op::SetUser {
-            uid: user.uid,
-            gid: user.gid,
-            groups: user.groups.clone(),
-        });
-        // A process that is not root holds no capabilities (as Docker
-        // since 20.10): the bounding set stays, the rest is empty.
-        if user.uid != 0 {
-            keep = 0;
-        }
+    for path in &p.readonly_paths {
+        sys.readonly_path(path)?;
     }
-    ops.push(Op::SetCaps { keep });
-    ops.push(Op::CloseInheritedFds);
-    ops
+    if p.no_new_privs {
+        sys.no_new_privs()?;
+    }
+    sys.drop_bounding_caps(p.keep_bounding, p.last_cap)?;
+    if let Some(user) = &p.user {
+        sys.setgroups(&user.groups)?;
+        sys.setresgid(user.gid)?;
+        sys.setresuid(user.uid)?;
+    }
+    sys.set_caps(p.keep)?;
+    sys.close_inherited_fds()
 }
+// ANCHOR_END: apply

@@ -74,6 +74,10 @@ pub struct Spec {
     pub readonly_rootfs: bool,
 }
 
+/// The most arguments (and, separately, environment variables) passed on:
+/// the child builds their pointer arrays on its stack.
+pub const MAX_ARGS: usize = 256;
+
 /// The `PATH` a container gets, as Docker sets it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -108,7 +112,7 @@ impl Spec {
         if self.command.is_empty() {
             return invalid("no command given: say what to run, e.g. `-- /bin/sh`".into());
         }
-        let max = crate::child::MAX_ARGS;
+        let max = MAX_ARGS;
         if self.command.len() > max || self.env.len() > max {
             return invalid(format!(
                 "at most {max} arguments and {max} environment variables"

@@ -4,7 +4,8 @@
 //! into `/proc/PID/uid_map` and `gid_map` after the clone; until then the
 //! child is the overflow user `nobody` and must wait. See user_namespaces(7).
 
-use crate::ops::Op;
+use crate::sys::Sys;
+use nix::errno::Errno;
 use nix::unistd::Pid;
 use std::fmt;
 use std::io;
@@ -103,29 +104,32 @@ impl fmt::Display for IdMap {
     }
 }
 
-/// The child's first step in a new user namespace. Its credentials still
-/// hold the host IDs it was cloned with; for root those are not inside the
-/// map (0 outside is not mapped when 0 inside is 100000 outside), so the
-/// child would act as the overflow user `nobody` until it switches to the
-/// namespace's uid 0. Supplementary groups can be dropped only where
-/// setgroups(2) was not denied.
-pub fn become_root_ops(map: &IdMap) -> Vec<Op> {
-    vec![Op::BecomeRoot {
-        drop_groups: !map.deny_setgroups,
-    }]
-}
-
-// ANCHOR: write_id_maps
-// exercise 1.7: write the user namespace's ID maps for the child `pid`
-// hint: Three files under /proc/PID/: uid_map, then setgroups ("deny", only when
-// hint: map.deny_setgroups), then gid_map. Each map is written in ONE write(2)
-// hint: (the kernel accepts a map file once); map_file_text builds the text.
-pub fn write_id_maps(pid: Pid, map: &IdMap) -> io::Result<()> {
-    let write = |file: &str, text: &str| {
+/// Where the parent writes a child's maps: `/proc/PID/FILE`, each file in
+/// one `write(2)`; the error names the file and the text.
+pub fn proc_writer(pid: Pid) -> impl FnMut(&str, &str) -> io::Result<()> {
+    move |file, text| {
         let path = format!("/proc/{pid}/{file}");
         std::fs::write(&path, text)
             .map_err(|e| io::Error::new(e.kind(), format!("writing {text:?} to {path}: {e}")))
-    };
+    }
+}
+
+// ANCHOR: write_id_maps
+// exercise 1.7: write the user namespace's ID maps for the child
+// hint: From outside, the parent tells the kernel what the child's IDs mean: one
+//   "inside outside count" line per range, for users and for groups. Until
+//   then the child is the overflow user nobody. `write(file, text)` writes one
+//   file of /proc/CHILD/ (see proc_writer); map_file_text makes the text.
+// hint: A map file accepts exactly one write, so all its lines go in one call.
+//   An unprivileged writer may only map gids after "deny" went into setgroups
+//   (else a dropped group could grant it access): order is uid_map, setgroups
+//   (only when map.deny_setgroups), gid_map.
+// hint: user_namespaces(7), sections "User and group ID mappings: uid_map and
+//   gid_map" and "Interaction with system calls that change process UIDs or GIDs".
+pub fn write_id_maps(
+    map: &IdMap,
+    write: &mut dyn FnMut(&str, &str) -> io::Result<()>,
+) -> io::Result<()> {
     write("uid_map", &map_file_text(&map.uids))?;
     if map.deny_setgroups {
         write("setgroups", "deny")?;
@@ -133,6 +137,28 @@ pub fn write_id_maps(pid: Pid, map: &IdMap) -> io::Result<()> {
     write("gid_map", &map_file_text(&map.gids))
 }
 // ANCHOR_END: write_id_maps
+
+// ANCHOR: become_root
+// exercise 1.8: become root of the new user namespace
+// builds on: 1.7
+// hint: After clone(2) the child still holds the IDs it was copied with. For
+//   root those are not in the map (0 outside is not mapped when 0 inside is
+//   100000 outside), so the child acts as nobody until it takes the
+//   namespace's uid 0 and gid 0 for itself.
+// hint: Groups first, then the gid, the uid last: once the uid is no longer
+//   0 nothing else may be changed. Supplementary groups can be dropped only
+//   where setgroups was not denied (`drop_groups`); there it is an empty list.
+// hint: user_namespaces(7) "Capabilities"; setresuid(2), setgroups(2). The
+//   calls are sys.setgroups, sys.setresgid, sys.setresuid.
+/// The child's first step in a new user namespace.
+pub fn become_root(sys: &mut impl Sys, drop_groups: bool) -> Result<(), Errno> {
+    if drop_groups {
+        sys.setgroups(&[])?;
+    }
+    sys.setresgid(0)?;
+    sys.setresuid(0)
+}
+// ANCHOR_END: become_root
 
 #[cfg(test)]
 mod tests {

@@ -126,6 +126,7 @@ impl LimitArgs {
 }
 
 fn main() -> ExitCode {
+    chapter_01::course::install_hook();
     chapter_01::cli_exit("chapter-02", dispatch(Cli::parse().command))
 }
 

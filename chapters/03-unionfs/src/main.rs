@@ -43,6 +43,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    chapter_01::course::install_hook();
     if let Err(e) = run(Cli::parse().command) {
         eprintln!("chapter-03: {e:#}");
         return std::process::ExitCode::from(125);

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    chapter_01::course::install_hook();
     let cli = Cli::parse();
     let store = cli.store.unwrap_or_else(chapter_04::store::default_dir);
     match run(&store, cli.command) {

@@ -65,11 +65,8 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     security.masked_paths.clear(); // the container's mounts already hide them
     security.readonly_paths.clear();
     security.run_as(spec.uid, spec.gid);
-    let mut ops = Vec::new();
-    if spec.tty {
-        ops.push(chapter_01::ops::Op::ControllingTerminal);
-    }
-    ops.extend(chapter_01::security::ops(&security));
+    let hardening = chapter_01::security::Prepared::new(&security);
+    let tty = spec.tty;
     let mut command = std::process::Command::new(&spec.args[0]);
     command
         .args(&spec.args[1..])
@@ -80,12 +77,20 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
             command.env(k, v);
         }
     }
-    // SAFETY: perform_all only makes async-signal-safe system calls on
+    // SAFETY: the kernel calls are async-signal-safe system calls on
     // memory prepared before the fork.
     unsafe {
         command.pre_exec(move || {
-            chapter_01::child::perform_all(&ops)
-                .map_err(|(_, errno)| std::io::Error::from_raw_os_error(errno as i32))
+            use chapter_01::sys::Sys;
+            let mut kernel = chapter_01::sys::Kernel::default();
+            let result = if tty {
+                kernel.controlling_terminal()
+            } else {
+                Ok(())
+            };
+            result
+                .and_then(|()| chapter_01::security::apply(&mut kernel, &hardening))
+                .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
         });
     }
     let program = &spec.args[0];

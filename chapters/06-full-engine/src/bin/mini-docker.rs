@@ -293,6 +293,7 @@ struct RunArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    chapter_01::course::install_hook();
     let cli = Cli::parse();
     let host = cli
         .host

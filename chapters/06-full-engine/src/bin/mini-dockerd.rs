@@ -48,6 +48,7 @@ enum Internal {
 }
 
 fn main() -> std::process::ExitCode {
+    chapter_01::course::install_hook();
     let cli = Cli::parse();
     match cli.internal {
         Some(Internal::Monitor { engine_root, id }) => {
