@@ -181,7 +181,7 @@ pub fn stub(src: &str, exercises: &[&Exercise]) -> String {
     let mut out = src.to_string();
     for ex in &sorted {
         let body = format!(
-            "{{\n{0}    #![allow(unused_variables)]\n{0}    todo!(\"{1}\")\n{0}}}",
+            "{{\n{0}    #![allow(unused_variables, unused_mut)]\n{0}    todo!(\"{1}\")\n{0}}}",
             ex.indent,
             stub_message(ex)
         );
@@ -380,7 +380,7 @@ mod tests {
         let src = "// exercise 1.1: do it\nfn f(x: u8) -> u8 {\n    if x > 0 { match x { _ => { x } } } else { 0 }\n}\nfn g() {}\n";
         let (found, out) = stub_all(src);
         assert_eq!(found.len(), 1);
-        assert_eq!(out, format!("{ALLOW}// exercise 1.1: do it\nfn f(x: u8) -> u8 {{\n    #![allow(unused_variables)]\n    todo!(\"exercise 1.1: do it\")\n}}\nfn g() {{}}\n"));
+        assert_eq!(out, format!("{ALLOW}// exercise 1.1: do it\nfn f(x: u8) -> u8 {{\n    #![allow(unused_variables, unused_mut)]\n    todo!(\"exercise 1.1: do it\")\n}}\nfn g() {{}}\n"));
         syn::parse_file(&out).unwrap();
     }
 
@@ -424,7 +424,7 @@ fn after() -> u8 { 1 }
         let src = "struct S;\nimpl S {\n    // exercise 3.1: method \"quoted\"\n    /// docs\n    #[inline]\n    pub fn m(&self) -> u32 {\n        { 7 }\n    }\n}\n";
         let (found, out) = stub_all(src);
         assert_eq!(found[0].indent, "    ");
-        assert!(out.contains("    pub fn m(&self) -> u32 {\n        #![allow(unused_variables)]\n        todo!(\"exercise 3.1: method \\\"quoted\\\"\")\n    }\n}"), "{out}");
+        assert!(out.contains("    pub fn m(&self) -> u32 {\n        #![allow(unused_variables, unused_mut)]\n        todo!(\"exercise 3.1: method \\\"quoted\\\"\")\n    }\n}"), "{out}");
         syn::parse_file(&out).unwrap();
     }
 
@@ -478,6 +478,6 @@ fn after() -> u8 { 1 }
     fn multibyte_text_before_a_body_keeps_offsets_right() {
         let src = "// exercise 1.1: ünïcödé\nfn f() -> &'static str { \"→{\" }\n";
         let (_, out) = stub_all(src);
-        assert_eq!(out, format!("{ALLOW}// exercise 1.1: ünïcödé\nfn f() -> &'static str {{\n    #![allow(unused_variables)]\n    todo!(\"exercise 1.1: ünïcödé\")\n}}\n"));
+        assert_eq!(out, format!("{ALLOW}// exercise 1.1: ünïcödé\nfn f() -> &'static str {{\n    #![allow(unused_variables, unused_mut)]\n    todo!(\"exercise 1.1: ünïcödé\")\n}}\n"));
     }
 }

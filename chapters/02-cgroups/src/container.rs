@@ -1,9 +1,11 @@
 //! A chapter 01 container, now inside a cgroup. The cgroup is joined in the
 //! gap chapter 01 left for it: after `clone(2)`, before the child is told
 //! to go. So the command never runs a single instruction unlimited.
+//!
+//! It also chooses the driver: v1 for v1 and hybrid hosts, v2 for unified ones.
 
-use crate::cgroup::{self, Cgroup, Stats};
-use crate::layout::{parse_own_cgroups, Layout};
+use crate::cgroup::{Cgroup, Stats};
+use crate::layout::{parse_own_cgroups, Layout, Mode, OwnCgroups};
 use crate::limits::Limits;
 use anyhow::{anyhow, Context, Result};
 use chapter_01::Spec;
@@ -38,13 +40,36 @@ impl Drop for CgroupGuard {
     }
 }
 
+/// Creates the cgroup `name` under this process's own cgroup(s).
+pub fn create(layout: &Layout, own: &OwnCgroups, name: &str) -> Result<Box<dyn Cgroup>, String> {
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(format!("invalid cgroup name {name:?}"));
+    }
+    match layout.mode {
+        Mode::V1 | Mode::Hybrid => Ok(Box::new(crate::v1::V1Cgroup::create(
+            &layout.v1_mounts,
+            own,
+            name,
+        )?)),
+        Mode::V2 => {
+            let mount = layout.v2_mount.as_deref().expect("v2 layout has a mount");
+            Ok(Box::new(crate::v2::V2Cgroup::create(
+                mount,
+                own.v2.as_deref().unwrap_or("/"),
+                name,
+                true,
+            )?))
+        }
+    }
+}
+
 /// Creates a cgroup named `name` under this process's own cgroup, with the
 /// limits applied.
 pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<String>)> {
     limits.validate().map_err(|e| anyhow!(e))?;
     let layout = Layout::detect().map_err(|e| anyhow!(e))?;
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup")?);
-    let guard = CgroupGuard(cgroup::create(&layout, &own, name).map_err(|e| anyhow!(e))?);
+    let guard = CgroupGuard(create(&layout, &own, name).map_err(|e| anyhow!(e))?);
     let warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
     Ok((guard, warnings))
 }

@@ -7,19 +7,16 @@
 pub const CPU_PERIOD_US: u64 = 100_000;
 
 // ANCHOR: cpus_to_quota
-// exercise 2.2: turn `--cpus 1.5` into a CFS quota and period (microseconds)
-// hint: The period is CPU_PERIOD_US; the quota is how much of it the group may run,
-// hint: summed over all CPUs: cpus * period, rounded. 0.5 → (50000, 100000).
+/// `--cpus 1.5` as a CFS quota and period, in microseconds: the quota is
+/// how much of each period the group may run, summed over all CPUs.
 pub fn cpus_to_quota(cpus: f64) -> (u64, u64) {
     ((cpus * CPU_PERIOD_US as f64).round() as u64, CPU_PERIOD_US)
 }
 // ANCHOR_END: cpus_to_quota
 
 // ANCHOR: shares_to_weight
-// exercise 2.3: convert v1 cpu.shares to v2 cpu.weight (crun's formula)
-// hint: shares run 2..262144 (default 1024), weights 1..10000 (default 100).
-// hint: crun's formula: weight = 1 + ((shares - 2) * 9999) / 262142, in integers.
-// hint: Clamp the input to the v1 range first (shares below 2 act as 2).
+/// v1 `cpu.shares` [2, 262144] to v2 `cpu.weight` [1, 10000], with crun's
+/// formula; out-of-range shares act as the nearest end.
 pub fn shares_to_weight(shares: u64) -> u64 {
     let shares = shares.clamp(2, 262_144);
     1 + ((shares - 2) * 9999) / 262_142

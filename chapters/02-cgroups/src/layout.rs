@@ -33,11 +33,17 @@ impl Mode {
 }
 
 // ANCHOR: mode_from_magic
-// exercise 2.4: tell the cgroup layout from filesystem types
-// hint: `root` is the statfs type of /sys/fs/cgroup, `unified` that of
-// hint: /sys/fs/cgroup/unified (None if absent). cgroup2 at the root: V2. A tmpfs
-// hint: root with cgroup2 at unified: Hybrid. A tmpfs root otherwise: V1. Anything
-// hint: else: None (no cgroups mounted where we look).
+// exercise 2.2: tell the cgroup layout from filesystem types
+// hint: Three layouts exist: v1 (a tmpfs at /sys/fs/cgroup holding one mount
+//   per controller), hybrid (the same, plus a cgroup2 mount at
+//   /sys/fs/cgroup/unified that holds no controllers), and v2 (cgroup2 itself
+//   at /sys/fs/cgroup). What is mounted where tells them apart.
+// hint: `root` is the filesystem type (the statfs magic) of /sys/fs/cgroup,
+//   `unified` that of /sys/fs/cgroup/unified, None when it does not exist. A
+//   root that is neither cgroup2 nor tmpfs means no cgroups where we look:
+//   None. Hybrid is driven as v1 (runc does the same), but it is its own mode.
+// hint: statfs(2) "f_type" (CGROUP2_SUPER_MAGIC, TMPFS_MAGIC); cgroups(7)
+//   "Cgroups version 2", and runc's libcontainer/cgroups "IsCgroup2UnifiedMode".
 pub fn mode_from_magic(root: FsType, unified: Option<FsType>) -> Option<Mode> {
     if root == CGROUP2_SUPER_MAGIC {
         Some(Mode::V2)

@@ -10,16 +10,21 @@
 //! - [`size`], [`limits`]: Docker's flags (`--memory 100m`, `--cpus 0.5`,
 //!   ...) parsed and checked against the host.
 //! - [`convert`]: v1 values to v2 ones, with crun's formulas.
-//! - [`cgroup`]: the interface both versions implement, and shared file
-//!   handling; [`v1`] and [`v2`]: the two drivers.
-//! - [`container`]: a chapter 01 container joined to a cgroup before its
-//!   command runs, and cleaned up after.
+//! - [`files`]: reading and writing cgroup files, with the kernel's
+//!   refusals said in words.
+//! - [`cgroup`]: the interface both versions implement, and the life both
+//!   share: join, kill everything, remove; [`v1`] and [`v2`]: the two
+//!   drivers, each creating its directories and writing its limit files.
+//! - [`container`]: the driver chosen for this host, and a chapter 01
+//!   container joined to its cgroup before its command runs, cleaned up
+//!   after.
 //!
 //! The book page: `book/src/ch02-cgroups.md`.
 
 pub mod cgroup;
 pub mod container;
 pub mod convert;
+pub mod files;
 pub mod layout;
 pub mod limits;
 pub mod size;

@@ -12,10 +12,14 @@ const UNITS: [(&str, u64); 6] = [
 
 // ANCHOR: parse_size
 // exercise 2.1: parse a size such as 100m, 1.5g or 4096 into bytes
-// hint: Split the text into a number (digits, at most one '.') and a unit; the unit
-// hint: is case-insensitive, may end in "b" or "ib" (1mb = 1mib = 1m), and is one of
-// hint: UNITS. Refuse negatives, empty numbers, "1.5.3", unknown units ("10ZB"),
-// hint: and anything that overflows u64, with a message naming the input.
+// hint: Docker's sizes are a number, maybe with a fraction, and a unit from
+//   UNITS (b, k, m, g, t, p: powers of 1024). Split the text where the digits
+//   and the one '.' end; the rest is the unit, the empty unit meaning bytes.
+// hint: Units are case-insensitive and may carry a "b" or "ib" (1mb = 1mib =
+//   1m). Refuse with a message that quotes the input: a sign, an empty
+//   number, two dots, an unknown unit ("10ZB"), and a result past u64 (use
+//   checked arithmetic; a fraction is multiplied as f64, then rounded).
+// hint: Docker's go-units (RAMInBytes) is the model; docker-run(1) "--memory".
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let bad = |why: &str| {
         Err(format!("invalid size {text:?}: {why} (use a number with an optional unit b, k, m, g, t or p, e.g. 512m)"))

@@ -9,7 +9,8 @@
 //!   children may not itself hold processes (the root excepted). Enabling
 //!   controllers in our own cgroup fails with EBUSY while we sit in it.
 
-use crate::cgroup::{self, keyed, read, read_u64, write, Cgroup, Stats};
+use crate::cgroup::{self, Cgroup, Stats};
+use crate::files::{keyed, make_dir, read, read_u64, write};
 use crate::convert::{blkio_weight_to_io_weight, shares_to_weight, swap_only};
 use crate::layout::under;
 use crate::limits::{Limits, Swap};
@@ -24,6 +25,21 @@ pub struct V2Cgroup {
 }
 
 impl V2Cgroup {
+    // ANCHOR: v2_create
+    // exercise 2.4: create a v2 cgroup: controllers handed down the tree, then one directory
+    // builds on: 2.2
+    // hint: v2 has one tree and one directory per cgroup, but a controller works
+    //   in a cgroup only if its parent lists it in cgroup.subtree_control, and
+    //   so on up to the root. So at every level from the mount down to this
+    //   process's own cgroup (`own_path`), enable ours (when `enable`); then
+    //   make `name` below own_path.
+    // hint: enable_controllers(level) does one level: it asks only for what
+    //   that level's cgroup.controllers offers (asking for more is EINVAL). The
+    //   levels of "/a/b" are the mount itself, mount/a and mount/a/b. Our own
+    //   cgroup may refuse with EBUSY if it holds processes (the "no internal
+    //   processes" rule): that error is worth passing on as it is.
+    // hint: The kernel's Documentation/admin-guide/cgroup-v2.rst, "Enabling and
+    //   Disabling" and "No Internal Process Constraint".
     /// Creates `name` under `own_path` in the v2 tree at `mount`, first
     /// enabling the controllers at every level above it (when asked).
     pub fn create(
@@ -32,22 +48,19 @@ impl V2Cgroup {
         name: &str,
         enable: bool,
     ) -> Result<V2Cgroup, String> {
-        let parent = under(mount, own_path);
         if enable {
             let mut level = mount.to_path_buf();
-            let mut levels = vec![level.clone()];
+            enable_controllers(&level)?;
             for part in own_path.split('/').filter(|p| !p.is_empty()) {
                 level = level.join(part);
-                levels.push(level.clone());
-            }
-            for level in levels {
                 enable_controllers(&level)?;
             }
         }
-        let dir = parent.join(name);
-        cgroup::make_dir(&dir)?;
+        let dir = under(mount, own_path).join(name);
+        make_dir(&dir)?;
         Ok(V2Cgroup { dir })
     }
+    // ANCHOR_END: v2_create
 
     /// A cgroup that already exists (for tests and `exec`).
     pub fn open(dir: PathBuf) -> V2Cgroup {
@@ -76,6 +89,22 @@ fn enable_controllers(level: &Path) -> Result<(), String> {
 }
 
 impl Cgroup for V2Cgroup {
+    // ANCHOR: v2_apply
+    // exercise 2.12: write every limit in v2's files and units
+    // builds on: 2.4
+    // hint: One directory holds every controller's files, with v2's names and
+    //   scales: memory.max (bytes), memory.swap.max (swap *alone*), cpu.max
+    //   ("QUOTA PERIOD" in one file), cpu.weight (1..10000, not shares),
+    //   cpuset.cpus, pids.max, io.weight ("default W"), io.max (one line per
+    //   device: "MAJOR:MINOR rbps=N", with rbps, wbps, riops, wiops).
+    // hint: Docker's flags speak v1: --memory-swap is memory plus swap, so the
+    //   swap file gets the difference (convert::swap_only), and only when a
+    //   memory limit is set; unlimited is "max". Shares and the blkio weight go
+    //   through convert's formulas (crun's). Nothing here warns: v2 always has
+    //   swap accounting and io.weight. Each limit only when asked for.
+    // hint: The kernel's Documentation/admin-guide/cgroup-v2.rst "Memory
+    //   Interface Files", "CPU Interface Files", "IO Interface Files"; crun(1)
+    //   "CGROUP v2" for the conversions.
     fn apply(&self, limits: &Limits) -> Result<Vec<String>, String> {
         let d = &self.dir;
         if let Some(m) = limits.memory {
@@ -122,6 +151,7 @@ impl Cgroup for V2Cgroup {
         }
         Ok(Vec::new())
     }
+    // ANCHOR_END: v2_apply
 
     fn add(&self, pid: Pid) -> Result<(), String> {
         cgroup::join(std::slice::from_ref(&self.dir), pid)
@@ -137,7 +167,7 @@ impl Cgroup for V2Cgroup {
                 .and_then(|t| keyed(&t, "usage_usec"))
                 .unwrap_or(0)
                 * 1000,
-            pids: read_u64(&d.join("pids.current")).unwrap_or(cgroup::procs(d).len() as u64),
+            pids: read_u64(&d.join("pids.current")).unwrap_or(crate::files::procs(d).len() as u64),
             oom_kills: opt("memory.events").map_or(0, |t| cgroup::oom_kills(&t)),
             pids_limit_hits: opt("pids.events")
                 .and_then(|t| keyed(&t, "max"))
@@ -146,7 +176,7 @@ impl Cgroup for V2Cgroup {
     }
 
     fn pids(&self) -> Vec<Pid> {
-        cgroup::procs(&self.dir)
+        crate::files::procs(&self.dir)
     }
 
     fn kill_all(&self) -> Result<(), String> {
