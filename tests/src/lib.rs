@@ -70,6 +70,38 @@ pub fn kernel(what: &str) -> bool {
     privileged(what)
 }
 
+/// For a test that needs root's powers over its own files (mounting an
+/// overlay, making a whiteout, chowning): true as root, where the test runs
+/// on. As an ordinary user who may create user namespaces, the test binary
+/// runs this one test again as root of a new user namespace with its own
+/// mount namespace (`unshare --user --map-root-user --mount`), checks that
+/// it passed, and returns false: the caller returns, its work done in there.
+/// Elsewhere it skips like [`privileged`].
+pub fn root_or_userns(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if !userns_available() {
+        return privileged(test);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let out = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .output()
+        .expect("running unshare (util-linux)");
+    // Through print!, so the test harness captures it like our own output.
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    let ran = String::from_utf8_lossy(&out.stdout).contains(&format!("test {test} ... ok"));
+    assert!(
+        out.status.success() && ran,
+        "{test} failed as root of a user namespace (see its output above)"
+    );
+    false
+}
+
 /// A namespace list for the chapter binaries, with `user` added when this
 /// process is not root (an ordinary user creates the others inside it).
 pub fn with_userns(namespaces: &str) -> String {

@@ -10,8 +10,8 @@
 //!   controllers in our own cgroup fails with EBUSY while we sit in it.
 
 use crate::cgroup::{self, Cgroup, Stats};
-use crate::files::{keyed, make_dir, read, read_u64, write};
 use crate::convert::{blkio_weight_to_io_weight, shares_to_weight, swap_only};
+use crate::files::{keyed, make_dir, read, read_u64, write};
 use crate::layout::under;
 use crate::limits::{Limits, Swap};
 use nix::unistd::Pid;

@@ -189,7 +189,11 @@ fn ex2_3_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
         .map(|d| r.join(d).join("a/box"))
         .collect();
     expected.sort();
-    assert_eq!(cg.dirs(), expected, "one directory per tree, shared trees once");
+    assert_eq!(
+        cg.dirs(),
+        expected,
+        "one directory per tree, shared trees once"
+    );
     for d in &expected {
         assert!(d.is_dir(), "{} was not made", d.display());
     }
@@ -199,7 +203,9 @@ fn ex2_3_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
     // A name taken in one tree: the error names it, and nothing is left.
     let (root, mounts, own) = v1_scratch();
     std::fs::create_dir(root.path().join("cpuset/a/taken")).unwrap();
-    let err = V1Cgroup::create(&mounts, &own, "taken").err().expect("refused");
+    let err = V1Cgroup::create(&mounts, &own, "taken")
+        .err()
+        .expect("refused");
     assert!(err.contains("cpuset/a/taken"), "{err}");
     for d in ["memory", "cpu,cpuacct"] {
         assert!(
@@ -210,7 +216,9 @@ fn ex2_3_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
     // Without a memory tree there is nothing to limit memory with.
     let (_root, mut mounts, own) = v1_scratch();
     mounts.remove("memory");
-    let err = V1Cgroup::create(&mounts, &own, "box").err().expect("refused");
+    let err = V1Cgroup::create(&mounts, &own, "box")
+        .err()
+        .expect("refused");
     assert!(err.contains("memory"), "{err}");
 }
 
@@ -228,7 +236,10 @@ fn ex2_3_a_real_v1_cgroup_appears_in_each_hierarchy() {
     let n = name("v1create");
     let cg = V1Cgroup::create(&layout.v1_mounts, &own, &n).unwrap();
     let dirs = cg.dirs();
-    let made: Vec<bool> = dirs.iter().map(|d| d.join("cgroup.procs").exists()).collect();
+    let made: Vec<bool> = dirs
+        .iter()
+        .map(|d| d.join("cgroup.procs").exists())
+        .collect();
     for d in &dirs {
         let _ = std::fs::remove_dir(d);
     }
@@ -248,8 +259,14 @@ fn ex2_4_v2_enables_controllers_at_every_level_then_makes_one_directory() {
     std::fs::write(r.join("a/cgroup.controllers"), "cpu memory pids\n").unwrap();
     std::fs::write(r.join("a/b/cgroup.controllers"), "memory pids\n").unwrap();
     let cg = V2Cgroup::create(r, "/a/b", "box", true).unwrap();
-    assert_eq!(read(&r.join("cgroup.subtree_control")), "+cpu +memory +pids");
-    assert_eq!(read(&r.join("a/cgroup.subtree_control")), "+cpu +memory +pids");
+    assert_eq!(
+        read(&r.join("cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
+    assert_eq!(
+        read(&r.join("a/cgroup.subtree_control")),
+        "+cpu +memory +pids"
+    );
     assert_eq!(read(&r.join("a/b/cgroup.subtree_control")), "+memory +pids");
     let dir = r.join("a/b/box");
     assert!(dir.is_dir());
@@ -297,9 +314,15 @@ fn ex2_5_a_joined_process_is_listed_in_the_real_cgroup() {
         let _ = std::fs::remove_dir(d);
     }
     joined.unwrap();
-    let lines = seen.lines().filter(|l| l.ends_with(&format!("/{n}"))).count();
+    let lines = seen
+        .lines()
+        .filter(|l| l.ends_with(&format!("/{n}")))
+        .count();
     let expected = if layout.mode.uses_v1() { 4 } else { 1 };
-    assert!(lines >= expected, "the process is not in every tree: {seen}");
+    assert!(
+        lines >= expected,
+        "the process is not in every tree: {seen}"
+    );
 }
 
 // ---- 2.6 killing what is left ----------------------------------------------------------
@@ -439,7 +462,10 @@ fn ex2_7_the_v2_lifecycle_runs_on_the_real_cgroup2_hierarchy() {
     cg.add(Pid::from_raw(sleeper.id() as i32)).unwrap();
     assert_eq!(cg.pids(), [Pid::from_raw(sleeper.id() as i32)]);
     cg.kill_all().unwrap();
-    assert!(sleeper.wait().unwrap().code().is_none(), "killed by a signal");
+    assert!(
+        sleeper.wait().unwrap().code().is_none(),
+        "killed by a signal"
+    );
     cg.remove().unwrap();
     assert!(!dir.exists(), "the cgroup was not removed");
 }
@@ -484,7 +510,10 @@ fn ex2_8_a_real_run_reports_the_cpu_time_it_used() {
         return;
     }
     let out = run_limited(
-        &spec("pid,mnt", &["/bin/sh", "-c", "exec /bin/facts spin 1 >/dev/null"]),
+        &spec(
+            "pid,mnt",
+            &["/bin/sh", "-c", "exec /bin/facts spin 1 >/dev/null"],
+        ),
         &Limits::default(),
         &name("stats"),
         None,
@@ -578,7 +607,10 @@ fn ex2_10_cpus_become_period_then_quota_and_shares_are_written() {
     let dir = tempfile::tempdir().unwrap();
     apply_cpu(dir.path(), Some(0.01), None).unwrap();
     assert_eq!(read(&dir.path().join("cpu.cfs_quota_us")), "1000");
-    assert!(!dir.path().join("cpu.shares").exists(), "shares not asked for");
+    assert!(
+        !dir.path().join("cpu.shares").exists(),
+        "shares not asked for"
+    );
     // The period is written first: a quota file that refuses leaves the period set.
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("cpu.cfs_quota_us")).unwrap();
@@ -648,7 +680,13 @@ fn ex2_11_pids_max_weight_and_one_throttle_write_per_device() {
         ..Default::default()
     };
     let mut warnings = Vec::new();
-    apply_pids_io(Some(pids.path()), Some(blkio.path()), &limits, &mut warnings).unwrap();
+    apply_pids_io(
+        Some(pids.path()),
+        Some(blkio.path()),
+        &limits,
+        &mut warnings,
+    )
+    .unwrap();
     assert_eq!(read(&pids.path().join("pids.max")), "20");
     assert_eq!(read(&blkio.path().join("blkio.weight")), "300");
     assert_eq!(reader.join().unwrap(), "8:0 1048576254:1 5242880");

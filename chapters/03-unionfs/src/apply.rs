@@ -60,25 +60,34 @@ fn bad(entry: &Path, rule: &str) -> io::Error {
     )
 }
 
-/// The entry's path made relative and checked: no absolute paths, no `..`.
-pub fn clean_path(path: &Path) -> io::Result<PathBuf> {
-    let mut out = PathBuf::new();
-    for part in path.components() {
+// ANCHOR: resolve_entry
+// exercise 3.8: resolve an entry's path inside the layer, never through a symlink
+// hint: A layer tar names its entries with paths, and a hostile one names
+//   "../../etc/passwd", "/etc/passwd", or plants a symlink "d -> /etc" and
+//   then writes "d/passwd". The path must stay under `dest` whatever it says:
+//   return it made relative (the empty path for the root itself), or refuse.
+// hint: Walk the components: a normal name is kept, "." is dropped, ".." and
+//   a root or prefix are refused (InvalidData, naming the entry: `bad`). Then
+//   every parent on the way must be a real directory under dest: look at each
+//   with symlink_metadata (never metadata: that follows the link), create the
+//   ones that do not exist, refuse one that is a symlink or a file.
+// hint: path_resolution(7); the OCI image spec, layer.md "Changeset over
+//   existing files"; CVE-2018-15664 and Go's archive/tar notes on "insecure
+//   paths" for what goes wrong otherwise. std::path::Component names the kinds.
+/// The entry path `raw` as a path relative to `dest` whose parents are real
+/// directories inside it (made where missing).
+pub fn resolve_entry(dest: &Path, raw: &Path) -> io::Result<PathBuf> {
+    let mut rel = PathBuf::new();
+    for part in raw.components() {
         match part {
-            Component::Normal(p) => out.push(p),
+            Component::Normal(p) => rel.push(p),
             Component::CurDir => {}
-            Component::ParentDir => return Err(bad(path, "`..` would leave the layer")),
+            Component::ParentDir => return Err(bad(raw, "`..` would leave the layer")),
             Component::RootDir | Component::Prefix(_) => {
-                return Err(bad(path, "absolute paths are not allowed"))
+                return Err(bad(raw, "absolute paths are not allowed"))
             }
         }
     }
-    Ok(out)
-}
-
-/// Refuses a path whose parents are not real directories inside `dest`
-/// (a symlink planted by an earlier entry would lead outside).
-fn check_parents(dest: &Path, rel: &Path) -> io::Result<()> {
     let mut at = dest.to_path_buf();
     if let Some(parent) = rel.parent() {
         for part in parent.components() {
@@ -87,17 +96,18 @@ fn check_parents(dest: &Path, rel: &Path) -> io::Result<()> {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
                     return Err(bad(
-                        rel,
+                        &rel,
                         "a parent is not a directory (a symlink would lead out)",
                     ))
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(&at)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir(&at)?,
                 Err(e) => return Err(e),
             }
         }
     }
-    Ok(())
+    Ok(rel)
 }
+// ANCHOR_END: resolve_entry
 
 /// Removes whatever is at `path` (file, link, or directory tree), never
 /// following a symlink.
@@ -111,11 +121,19 @@ pub fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 // ANCHOR: apply_marker
-// exercise 3.5: turn OCI whiteout markers into overlayfs's format
-// hint: classify(name): Opaque → set_opaque(parent), count it, return true.
-// hint: Whiteout(target) → remove whatever is at parent/target, then
-// hint: make_overlay_whiteout there, count it, return true. Normal → false (the
-// hint: caller creates the entry). `parent` is the entry's directory in the layer.
+// exercise 3.7: turn OCI whiteout markers into overlayfs's form
+// builds on: 3.4
+// hint: The inverse of 3.6. A layer directory that overlayfs stacks must say
+//   "deleted" its own way: a 0:0 character device where the deleted entry was
+//   (make_overlay_whiteout), and the xattr that makes a directory opaque
+//   (set_opaque). `name` is an entry's file name, `parent` the directory (in
+//   the layer being unpacked) it belongs in.
+// hint: classify(name) says which. For a whiteout, whatever this layer has
+//   already created under that name goes first (remove_any), then the
+//   whiteout takes its place. Count each in `applied`; return true when the
+//   name was a marker (nothing more to create), false for a Normal name.
+// hint: overlayfs.rst "whiteouts and opaque directories"; mknod(2) (a
+//   whiteout needs no CAP_MKNOD since Linux 5.8); the OCI layer.md "Whiteouts".
 pub fn apply_marker(name: &str, parent: &Path, applied: &mut Applied) -> io::Result<bool> {
     match classify(name) {
         OciName::Opaque => {
@@ -149,7 +167,7 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
     for entry in archive.entries()? {
         let mut entry = entry?;
         let raw = entry.path()?.into_owned();
-        let rel = clean_path(&raw)?;
+        let rel = resolve_entry(dest, &raw)?;
         if rel.as_os_str().is_empty() {
             continue; // the root itself
         }
@@ -173,7 +191,6 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
                 ),
             ));
         }
-        check_parents(dest, &rel)?;
         let name = rel
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -183,89 +200,10 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
             continue;
         }
         let path = dest.join(&rel);
-        let h = entry.header().clone();
-        let mode = h.mode()? & 0o7777;
-        let kind = h.entry_type();
-        // lstat, never stat: a symlink planted earlier under this name must be
-        // replaced, not followed (chmod through it would reach outside).
-        let is_real_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
-        if kind != EntryType::Directory || !is_real_dir {
-            remove_any(&path)?;
-        }
-        match kind {
-            EntryType::Directory => {
-                if !is_real_dir {
-                    std::fs::create_dir(&path)?;
-                }
-                dir_times.push((path.clone(), numeric(h.mtime()) as i64));
-            }
-            EntryType::Regular | EntryType::Continuous => {
-                let mut file = std::fs::File::create(&path)?;
-                applied.bytes += io::copy(&mut (&mut entry).take(size), &mut file)?;
-            }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name()?
-                    .ok_or_else(|| bad(&rel, "symlink without a target"))?;
-                std::os::unix::fs::symlink(target, &path)?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name()?
-                    .ok_or_else(|| bad(&rel, "hard link without a target"))?;
-                let target = clean_path(&target)?;
-                check_parents(dest, &target)?;
-                let source = dest.join(&target);
-                if std::fs::symlink_metadata(&source).map(|m| m.is_file()).ok() != Some(true) {
-                    return Err(bad(&rel, "hard link to a file this layer has not created"));
-                }
-                std::fs::hard_link(source, &path)?;
-                continue; // shares the first name's metadata
-            }
-            EntryType::Char | EntryType::Block if policy.devices == Devices::Skip => {
-                applied.skipped_devices += 1;
-                continue;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let sflag = match kind {
-                    EntryType::Char => nix::sys::stat::SFlag::S_IFCHR,
-                    EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
-                    _ => nix::sys::stat::SFlag::S_IFIFO,
-                };
-                // A fifo may carry empty device fields: they mean 0.
-                let number = |v: io::Result<Option<u32>>| v.ok().flatten().unwrap_or(0);
-                let dev = libc::makedev(number(h.device_major()), number(h.device_minor()));
-                nix::sys::stat::mknod(
-                    &path,
-                    sflag,
-                    nix::sys::stat::Mode::from_bits_truncate(mode),
-                    dev,
-                )?;
-            }
-            other => return Err(bad(&rel, &format!("unsupported entry type {other:?}"))),
-        }
-        if let Some(extensions) = entry.pax_extensions()? {
-            for ext in extensions {
-                let ext = ext?;
-                let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
-                else {
-                    continue;
-                };
-                if name.starts_with("trusted.") {
-                    return Err(bad(
-                        &rel,
-                        &format!("refusing the xattr {name}: trusted.* would steer overlayfs"),
-                    ));
-                }
-                xattr::set(&path, name, ext.value_bytes())?;
-            }
-        }
-        set_owner(&path, numeric(h.uid()) as u32, numeric(h.gid()) as u32)?;
-        if kind != EntryType::Symlink {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-        }
-        if kind != EntryType::Directory {
-            set_mtime(&path, numeric(h.mtime()) as i64)?;
+        match create_entry(&mut entry, dest, &rel, &path, policy)? {
+            Created::Directory(mtime) => dir_times.push((path, mtime)),
+            Created::SkippedDevice => applied.skipped_devices += 1,
+            Created::Other(bytes) => applied.bytes += bytes,
         }
     }
     dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
@@ -274,6 +212,128 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
     }
     Ok(applied)
 }
+
+/// What [`create_entry`] made.
+pub enum Created {
+    /// A directory, whose time is set last (its contents change it).
+    Directory(i64),
+    /// A device node the policy left out.
+    SkippedDevice,
+    /// Anything else, with the bytes of content written.
+    Other(u64),
+}
+
+// ANCHOR: create_entry
+// exercise 3.9: create one layer entry with its metadata
+// builds on: 3.8
+// hint: `path` is where the entry goes (its parents are checked real
+//   directories); make it by its kind: a directory (one that is a real
+//   directory already stays: a layer may list it again), a regular file with
+//   its content copied from `entry`, a symlink to its target, a hard link to
+//   an earlier entry of this layer, a device node or fifo with mknod(2). Then
+//   its metadata: xattrs (PAX SCHILY.xattr.*), owner, mode; the mtime last.
+// hint: Whatever is at `path` and is not a real directory goes first
+//   (remove_any, which never follows a symlink: chmod through a planted link
+//   would reach outside). A hard link's target goes through resolve_entry and
+//   must be a file this layer made; it shares that file's metadata (nothing
+//   more to set). Refuse trusted.* xattrs (they would steer overlayfs). The
+//   policy may skip devices. A symlink has no mode of its own; a directory's
+//   time is set by the caller, last (Created::Directory). Unknown kinds: error.
+// hint: tar(5) for the entry types; fchownat(2) AT_SYMLINK_NOFOLLOW,
+//   utimensat(2); set_owner, set_mtime and numeric are here for you.
+pub fn create_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    dest: &Path,
+    rel: &Path,
+    path: &Path,
+    policy: &Policy,
+) -> io::Result<Created> {
+    let h = entry.header().clone();
+    let mode = h.mode()? & 0o7777;
+    let kind = h.entry_type();
+    let size = h.size()?;
+    // lstat, never stat: a symlink planted earlier under this name must be
+    // replaced, not followed (chmod through it would reach outside).
+    let is_real_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if kind != EntryType::Directory || !is_real_dir {
+        remove_any(path)?;
+    }
+    let mut written = 0;
+    match kind {
+        EntryType::Directory => {
+            if !is_real_dir {
+                std::fs::create_dir(path)?;
+            }
+        }
+        EntryType::Regular | EntryType::Continuous => {
+            let mut file = std::fs::File::create(path)?;
+            written = io::copy(&mut entry.take(size), &mut file)?;
+        }
+        EntryType::Symlink => {
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| bad(rel, "symlink without a target"))?;
+            std::os::unix::fs::symlink(target, path)?;
+        }
+        EntryType::Link => {
+            let target = entry
+                .link_name()?
+                .ok_or_else(|| bad(rel, "hard link without a target"))?;
+            let target = resolve_entry(dest, &target)?;
+            let source = dest.join(&target);
+            if std::fs::symlink_metadata(&source).map(|m| m.is_file()).ok() != Some(true) {
+                return Err(bad(rel, "hard link to a file this layer has not created"));
+            }
+            std::fs::hard_link(source, path)?;
+            return Ok(Created::Other(0)); // shares the first name's metadata
+        }
+        EntryType::Char | EntryType::Block if policy.devices == Devices::Skip => {
+            return Ok(Created::SkippedDevice);
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            let sflag = match kind {
+                EntryType::Char => nix::sys::stat::SFlag::S_IFCHR,
+                EntryType::Block => nix::sys::stat::SFlag::S_IFBLK,
+                _ => nix::sys::stat::SFlag::S_IFIFO,
+            };
+            // A fifo may carry empty device fields: they mean 0.
+            let number = |v: io::Result<Option<u32>>| v.ok().flatten().unwrap_or(0);
+            let dev = libc::makedev(number(h.device_major()), number(h.device_minor()));
+            nix::sys::stat::mknod(
+                path,
+                sflag,
+                nix::sys::stat::Mode::from_bits_truncate(mode),
+                dev,
+            )?;
+        }
+        other => return Err(bad(rel, &format!("unsupported entry type {other:?}"))),
+    }
+    if let Some(extensions) = entry.pax_extensions()? {
+        for ext in extensions {
+            let ext = ext?;
+            let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) else {
+                continue;
+            };
+            if name.starts_with("trusted.") {
+                return Err(bad(
+                    rel,
+                    &format!("refusing the xattr {name}: trusted.* would steer overlayfs"),
+                ));
+            }
+            xattr::set(path, name, ext.value_bytes())?;
+        }
+    }
+    set_owner(path, numeric(h.uid()) as u32, numeric(h.gid()) as u32)?;
+    if kind != EntryType::Symlink {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    if kind == EntryType::Directory {
+        return Ok(Created::Directory(numeric(h.mtime()) as i64));
+    }
+    set_mtime(path, numeric(h.mtime()) as i64)?;
+    Ok(Created::Other(written))
+}
+// ANCHOR_END: create_entry
 
 /// Sets owner and group of `path` itself (a symlink is not followed).
 pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
@@ -289,7 +349,7 @@ pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
 
 /// A numeric header field; empty (as some writers leave uid, gid or mtime)
 /// reads as 0, as Go's archive/tar, Docker's reader, takes it.
-fn numeric(field: io::Result<u64>) -> u64 {
+pub fn numeric(field: io::Result<u64>) -> u64 {
     field.unwrap_or(0)
 }
 

@@ -91,6 +91,20 @@ fn copy_entry(
     Ok(())
 }
 
+// ANCHOR: merge_layer
+// exercise 3.10: the copy fallback: lay one layer over a directory as overlayfs would show it
+// builds on: 3.4
+// hint: Without overlayfs the union is made by copying: each layer, bottom
+//   first, onto one directory. Walk layer `src` in name order: what it has
+//   replaces what `dst` had, an overlay whiteout (is_overlay_whiteout) removes
+//   it, a directory merges into the one below (copy_entry, then recurse).
+// hint: An opaque directory (is_opaque) hides everything below it: remove the
+//   directory in `dst` before copying it. A directory's own time is the
+//   layer's: merging its contents changes it, so set it back afterwards.
+//   Anything that is not a directory replaces what was there (remove_any,
+//   then copy_entry). `links` keeps a layer's hard links linked.
+// hint: overlayfs.rst "Directories" and "whiteouts and opaque directories";
+//   Docker's vfs storage driver does this; utimensat(2).
 /// Merges layer `src` onto `dst`, as overlayfs would show it.
 fn merge_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>) -> io::Result<()> {
     let mut names: Vec<_> = std::fs::read_dir(src)?
@@ -126,6 +140,7 @@ fn merge_layer(src: &Path, dst: &Path, links: &mut HashMap<(u64, u64), PathBuf>)
     }
     Ok(())
 }
+// ANCHOR_END: merge_layer
 
 /// Copies the layers (bottom first) into `target` and returns the record
 /// of what is there, for finding changes later.
@@ -154,6 +169,21 @@ pub fn record(root: &Path) -> io::Result<BTreeMap<PathBuf, Stamp>> {
     Ok(out)
 }
 
+// ANCHOR: changes_as_upper
+// exercise 3.11: the copy fallback's diff: what changed, written as an overlay upper dir
+// builds on: 3.10
+// hint: A copied root has no upper dir recording what the container changed,
+//   so compare: `before` is the record made when the layers were copied
+//   (record: type, mode, owner, size, mtime per path), `record(merged)` the
+//   tree now. Write into `upper` what overlayfs would have: every entry that
+//   is new or whose stamp differs (with copy_entry), every entry that is gone
+//   as a whiteout (make_overlay_whiteout). 3.6 then makes the layer.
+// hint: overlayfs copies a changed file's directories up too: create each
+//   missing parent in `upper` from `merged` first. A directory already in
+//   upper is not copied again. Only the top of a deleted subtree gets a
+//   whiteout (its parent still exists); what was below it needs none.
+// hint: Docker's "naive diff" (daemon/graphdriver/fsdiff.go) is this
+//   comparison; overlayfs.rst "whiteouts and opaque directories".
 /// Writes into `upper` what turns the recorded tree into `merged`: changed
 /// and new entries copied, deleted ones as whiteouts.
 pub fn changes_as_upper(
@@ -199,3 +229,4 @@ pub fn changes_as_upper(
     }
     Ok(())
 }
+// ANCHOR_END: changes_as_upper

@@ -96,6 +96,43 @@ impl<W: Write> Walk<W> {
         Ok(())
     }
 
+    /// A device node or fifo (the layer keeps its numbers).
+    fn special(&mut self, rel: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
+        let kind = meta.file_type();
+        let entry_type = if kind.is_char_device() {
+            EntryType::Char
+        } else if kind.is_block_device() {
+            EntryType::Block
+        } else {
+            EntryType::Fifo
+        };
+        let mut h = header(entry_type, meta);
+        let (major, minor) = if kind.is_fifo() {
+            (0, 0)
+        } else {
+            (libc::major(meta.rdev()), libc::minor(meta.rdev()))
+        };
+        h.set_device_major(major)?;
+        h.set_device_minor(minor)?;
+        self.builder.append_data(&mut h, rel, io::empty())
+    }
+
+    // ANCHOR: entry
+    // exercise 3.6: write one entry of the upper dir into the layer, whiteouts in OCI's form
+    // builds on: 3.4, 3.5
+    // hint: The upper dir speaks overlayfs, the layer speaks OCI. An overlay
+    //   whiteout (is_overlay_whiteout) becomes an empty `.wh.NAME` entry
+    //   (`marker(meta)` makes its header); an opaque directory (is_opaque)
+    //   is written as a directory, then a `.wh..wh..opq` marker inside it.
+    //   Everything else is itself.
+    // hint: Per kind: a directory is its header (header(EntryType::Directory,
+    //   ..)) and then its contents (self.dir); a symlink keeps its target
+    //   (append_link); devices and fifos go to self.special; a socket is left
+    //   out (a tar cannot hold one); a regular file is its content, or a hard
+    //   link when first_name says so. Every kind but a whiteout carries its
+    //   xattrs first (self.xattrs). Read metadata with symlink_metadata: a
+    //   symlink is never followed.
+    // hint: The OCI image spec, layer.md "Change Types", "Whiteouts"; tar(5).
     fn entry(&mut self, abs: &Path, rel: &Path) -> io::Result<()> {
         let meta = std::fs::symlink_metadata(abs)?;
         let kind = meta.file_type();
@@ -109,8 +146,11 @@ impl<W: Write> Walk<W> {
                 .builder
                 .append_data(&mut marker(&meta), path, io::empty());
         }
+        if kind.is_socket() {
+            return Ok(());
+        }
+        self.xattrs(abs)?;
         if kind.is_dir() {
-            self.xattrs(abs)?;
             self.builder
                 .append_data(&mut header(EntryType::Directory, &meta), rel, io::empty())?;
             if is_opaque(abs) {
@@ -122,33 +162,14 @@ impl<W: Write> Walk<W> {
             }
             return self.dir(abs, rel);
         }
-        if kind.is_socket() {
-            return Ok(());
-        }
-        self.xattrs(abs)?;
         if kind.is_symlink() {
             let target = std::fs::read_link(abs)?;
             return self
                 .builder
                 .append_link(&mut header(EntryType::Symlink, &meta), rel, target);
         }
-        if kind.is_char_device() || kind.is_block_device() || kind.is_fifo() {
-            let entry_type = if kind.is_char_device() {
-                EntryType::Char
-            } else if kind.is_block_device() {
-                EntryType::Block
-            } else {
-                EntryType::Fifo
-            };
-            let mut h = header(entry_type, &meta);
-            let (major, minor) = if kind.is_fifo() {
-                (0, 0)
-            } else {
-                (libc::major(meta.rdev()), libc::minor(meta.rdev()))
-            };
-            h.set_device_major(major)?;
-            h.set_device_minor(minor)?;
-            return self.builder.append_data(&mut h, rel, io::empty());
+        if !kind.is_file() {
+            return self.special(rel, &meta);
         }
         // A regular file. One with several names in this layer is stored once.
         if let Some(first) = first_name(&mut self.first_names, rel, &meta) {
@@ -161,13 +182,19 @@ impl<W: Write> Walk<W> {
         self.builder
             .append_data(&mut h, rel, std::fs::File::open(abs)?)
     }
+    // ANCHOR_END: entry
 }
 
 // ANCHOR: first_name
-// exercise 3.4: store a file with several names in this layer only once
-// hint: A file with nlink > 1 may have other names in this layer. Key it by (device,
-// hint: inode): the first time, remember `rel` under the key and return None (write
-// hint: the file); later, return the remembered path (write a hard link to it).
+// exercise 3.5: store a file with several names in this layer only once
+// hint: A tar can say "this name is a hard link to that earlier name". A file
+//   whose link count is above 1 may have other names in this layer: the
+//   first name met in the walk stores the content, the later ones become
+//   links to it. Files are told apart by (device, inode).
+// hint: Return None to write the file itself (and remember `rel` under its
+//   key the first time), Some(first) to write a link to `first`. A file with
+//   nlink 1 has no other name: never remember it.
+// hint: tar(5) "LNKTYPE"; stat(2) st_nlink, st_dev, st_ino.
 pub fn first_name(
     first_names: &mut HashMap<(u64, u64), PathBuf>,
     rel: &Path,

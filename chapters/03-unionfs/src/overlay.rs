@@ -35,10 +35,15 @@ pub struct Layers {
 }
 
 // ANCHOR: lowerdir_option
-// exercise 3.3: the mount options for a stack of layers
-// hint: overlayfs wants lowerdir=TOP:...:BOTTOM, the topmost layer FIRST, while
-// hint: `lower` lists them bottom first. Then upperdir= and workdir=, all comma-
-// hint: separated: "lowerdir=/l2:/l1,upperdir=/u,workdir=/w".
+// exercise 3.1: the mount options for a stack of layers
+// hint: overlayfs takes its layers in the option string of mount(2):
+//   lowerdir= the read-only layers, separated by ':', upperdir= the writable
+//   layer, workdir= its scratch directory, the three separated by ','.
+// hint: Lookups go through lowerdir from left to right, so the topmost layer
+//   comes FIRST, while `lower` lists them the other way, base first (as an
+//   image lists its layers). "lowerdir=/l2:/l1,upperdir=/u,workdir=/w".
+// hint: The kernel's Documentation/filesystems/overlayfs.rst, "Multiple lower
+//   layers" and "Upper and Lower".
 pub fn mount_options(layers: &Layers) -> String {
     let lower: Vec<String> = layers
         .lower
@@ -124,30 +129,45 @@ impl Drop for OverlayMount {
     }
 }
 
-/// Mounts `layers` at `target`: with `lowerdir+` where the kernel has it,
-/// else with `mount(2)` if the options fit in a page.
+/// Mounts `layers` at `target`: with `mount(2)` when the options fit in
+/// its one page, else with the new mount API's `lowerdir+` (Linux 6.8).
 pub fn mount(layers: &Layers, target: &Path) -> Result<OverlayMount, String> {
     check(layers)?;
-    match mount_new_api(layers, target) {
-        Ok(()) => {
-            return Ok(OverlayMount {
-                target: target.to_path_buf(),
-                method: "fsconfig lowerdir+",
-            })
-        }
-        // EINVAL on lowerdir+ (before 6.8) or ENOSYS (no new API): fall back.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {}
-        Err(e) => {
-            return Err(format!(
-                "mounting overlay on {}: {e}{}",
-                target.display(),
-                hint(&e)
-            ))
-        }
+    if mount_options(layers).len() <= PAGE_LIMIT {
+        return mount_legacy(layers, target);
     }
-    mount_legacy(layers, target)
+    mount_new_api(layers, target).map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                " (this kernel has no lowerdir+, Linux 6.8: use shorter layer paths or fewer layers)"
+            }
+            _ => hint(&e),
+        };
+        format!(
+            "mounting {} layers on {} with the new mount API: {e}{why}",
+            layers.lower.len(),
+            target.display()
+        )
+    })?;
+    Ok(OverlayMount {
+        target: target.to_path_buf(),
+        method: "fsconfig lowerdir+",
+    })
 }
 
+// ANCHOR: mount_legacy
+// exercise 3.2: mount the stack with mount(2)
+// builds on: 3.1
+// hint: One mount(2) call: source "overlay" (any name: it shows in
+//   /proc/mounts), filesystem type "overlay", no flags, and the option string
+//   of 3.1 as the data. The layers are checked first (`check`: they exist, the
+//   upper and work dirs share a filesystem and are not on an overlay).
+// hint: mount(2) reads at most one page of options (4096 bytes with the NUL):
+//   a longer string is cut, and a cut path fails strangely. Refuse an option
+//   string over PAGE_LIMIT before trying, and say what to do. A failed mount
+//   is reported with the target and `hint(errno)`.
+// hint: mount(2) "data" argument; overlayfs.rst "Multiple lower layers" (the
+//   page limit). Return an OverlayMount: its Drop unmounts.
 /// Mounts with `mount(2)` and a `lowerdir=` option string (every kernel;
 /// limited to one page of options).
 pub fn mount_legacy(layers: &Layers, target: &Path) -> Result<OverlayMount, String> {
@@ -155,8 +175,8 @@ pub fn mount_legacy(layers: &Layers, target: &Path) -> Result<OverlayMount, Stri
     let options = mount_options(layers);
     if options.len() > PAGE_LIMIT {
         return Err(format!(
-            "{} layers make a {}-byte option string, over mount(2)'s one-page limit, and this kernel \
-             has no lowerdir+ (Linux 6.8): use shorter layer paths or fewer layers",
+            "{} layers make a {}-byte option string, over mount(2)'s one-page limit: \
+             use the new mount API (lowerdir+, Linux 6.8), shorter layer paths, or fewer layers",
             layers.lower.len(),
             options.len()
         ));
@@ -177,6 +197,7 @@ pub fn mount_legacy(layers: &Layers, target: &Path) -> Result<OverlayMount, Stri
         method: "mount(2) lowerdir=",
     })
 }
+// ANCHOR_END: mount_legacy
 
 fn hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
@@ -197,6 +218,21 @@ fn cstring(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in a path"))
 }
 
+// ANCHOR: mount_new_api
+// exercise 3.3: mount a stack of any length with the new mount API
+// builds on: 3.2
+// hint: Since Linux 5.2 a mount can be built step by step: fsopen("overlay")
+//   gives a filesystem context, fsconfig sets its options one at a time,
+//   FSCONFIG_CMD_CREATE makes the superblock, fsmount turns it into a
+//   detached mount, move_mount puts that on `target`. Each step is a raw
+//   syscall (libc::SYS_fsopen, ...) returning a descriptor or -1.
+// hint: Since 6.8 overlayfs takes "lowerdir+" once per layer, in the same
+//   order as lowerdir= (top first), with no page limit on the whole; then
+//   "upperdir" and "workdir" (FSCONFIG_SET_STRING). move_mount of the mount
+//   descriptor itself needs an empty path and MOVE_MOUNT_F_EMPTY_PATH. Own
+//   every descriptor you get (OwnedFd), so errors close them.
+// hint: fsopen(2), fsconfig(2), fsmount(2), move_mount(2); overlayfs.rst
+//   "Multiple lower layers" (lowerdir+, datadir+).
 /// `fsopen("overlay")`, one `lowerdir+` per layer (top first), upper, work,
 /// create, `fsmount`, `move_mount` onto the target.
 fn mount_new_api(layers: &Layers, target: &Path) -> io::Result<()> {
@@ -260,3 +296,4 @@ fn mount_new_api(layers: &Layers, target: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: mount_new_api

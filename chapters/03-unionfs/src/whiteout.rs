@@ -33,10 +33,15 @@ pub enum OciName<'a> {
 }
 
 // ANCHOR: classify
-// exercise 3.2: tell what an OCI layer entry's file name means
-// hint: ".wh..wh..opq" marks the directory opaque; any other ".wh.NAME" deletes
-// hint: NAME (an empty NAME, ".wh.", is malformed: treat it as Normal so the applier
-// hint: refuses it as an ordinary bad name); everything else is Normal.
+// exercise 3.4: tell what an OCI layer entry's file name means
+// hint: An OCI layer is a tar, and a tar cannot hold "this was deleted": the
+//   image format spells deletions as names. `.wh.NAME` deletes the sibling
+//   NAME from the layers below; `.wh..wh..opq` says its directory hides
+//   everything below it. Any other name is a file to create.
+// hint: Check the opaque marker first (it starts with the whiteout prefix
+//   too). An empty NAME (".wh." alone) is malformed: call it Normal, so the
+//   applier refuses it as an ordinary bad name instead of deleting "".
+// hint: The OCI image spec, layer.md "Whiteouts" and "Opaque Whiteout".
 pub fn classify(name: &str) -> OciName<'_> {
     if name == OPAQUE_MARKER {
         OciName::Opaque
@@ -50,9 +55,7 @@ pub fn classify(name: &str) -> OciName<'_> {
 // ANCHOR_END: classify
 
 // ANCHOR: is_overlay_whiteout
-// exercise 3.1: recognise an overlayfs whiteout
-// hint: A whiteout is a character device whose device number is 0:0. The
-// hint: metadata's file_type() tells a char device; rdev() holds the number.
+/// An overlayfs whiteout: a character device numbered 0:0.
 pub fn is_overlay_whiteout(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }

@@ -7,11 +7,10 @@ mod common;
 use chapter_03::apply::apply_layer;
 use chapter_03::diff::{listing, write_layer};
 use chapter_03::overlay::{self, Layers};
-use chapter_03::Driver;
 use common::stack;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use testkit::privileged;
 use testkit::tree::describe;
@@ -202,50 +201,6 @@ fn a_known_change_has_a_known_layer() {
 }
 
 #[test]
-fn a_128_layer_stack_mounts() {
-    if !privileged("a_128_layer_stack_mounts") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    // Long names: 128 of them cannot fit in mount(2)'s one-page option string.
-    let long = dir
-        .path()
-        .join("layers-with-a-rather-long-directory-name-to-make-the-point");
-    let lower: Vec<PathBuf> = (0..128)
-        .map(|i| long.join(format!("layer-{i:03}-of-the-image-stack")))
-        .collect();
-    for (i, l) in lower.iter().enumerate() {
-        fs::create_dir_all(l).unwrap();
-        fs::write(l.join(format!("from-{i}")), "").unwrap();
-        fs::write(l.join("winner"), i.to_string()).unwrap();
-    }
-    let layers = Layers {
-        lower,
-        upper: dir.path().join("upper"),
-        work: dir.path().join("work"),
-    };
-    for d in [&layers.upper, &layers.work, &dir.path().join("merged")] {
-        fs::create_dir_all(d).unwrap();
-    }
-    assert!(
-        overlay::mount_options(&layers).len() > 4096,
-        "the test must exceed the page limit"
-    );
-    let merged = dir.path().join("merged");
-    let err = overlay::mount_legacy(&layers, &merged).unwrap_err();
-    assert!(err.contains("one-page limit"), "{err}");
-    let mount = overlay::mount(&layers, &merged).unwrap();
-    assert_eq!(mount.method, "fsconfig lowerdir+");
-    assert_eq!(
-        fs::read_to_string(merged.join("winner")).unwrap(),
-        "127",
-        "the top layer must win"
-    );
-    assert!(merged.join("from-0").exists() && merged.join("from-127").exists());
-    drop(mount);
-}
-
-#[test]
 fn bad_stacks_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut layers = stack(dir.path(), 1);
@@ -279,121 +234,4 @@ fn bad_stacks_are_refused_with_the_reason() {
     let err = overlay::check(&nested).unwrap_err();
     assert!(err.contains("itself on overlayfs"), "{err}");
     drop(mount);
-}
-
-fn tar_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, kind, link) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(*kind);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(0);
-        if link.is_empty() {
-            // Bypass the builder's path checks: write the raw name.
-            let name = path.as_bytes();
-            h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
-            h.set_cksum();
-            b.append(&h, std::io::empty()).unwrap();
-        } else {
-            b.append_link(&mut h, path, link).unwrap();
-        }
-    }
-    b.into_inner().unwrap()
-}
-
-#[test]
-fn apply_refuses_entries_that_leave_the_layer() {
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("layer");
-    fs::create_dir(&dest).unwrap();
-    use tar::EntryType::*;
-    let cases: Vec<(Vec<u8>, &str)> = vec![
-        (tar_of(&[("../escape", Regular, "")]), "`..`"),
-        (tar_of(&[("/etc/evil", Regular, "")]), "absolute"),
-        (
-            tar_of(&[("up", Symlink, ".."), ("up/evil", Regular, "")]),
-            "not a directory",
-        ),
-        (tar_of(&[("h", Link, "../../etc/passwd")]), "`..`"),
-        (tar_of(&[("h", Link, "not-yet")]), "has not created"),
-    ];
-    for (tar, rule) in cases {
-        let err = apply_layer(tar.as_slice(), &dest).unwrap_err().to_string();
-        assert!(err.contains(rule), "expected {rule:?}: {err}");
-    }
-    assert!(!dir.path().join("escape").exists());
-    assert!(!dir.path().join("evil").exists());
-}
-
-#[test]
-fn a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let outside = dir.path().join("outside");
-    fs::create_dir(&outside).unwrap();
-    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
-    let dest = dir.path().join("layer");
-    fs::create_dir(&dest).unwrap();
-    let target = outside.to_str().unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Symlink);
-    h.set_mode(0o777);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(0);
-    b.append_link(&mut h, "d", target).unwrap();
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o777);
-    h.set_uid(nix::unistd::getuid().as_raw() as u64);
-    h.set_gid(nix::unistd::getgid().as_raw() as u64);
-    h.set_mtime(0);
-    h.set_size(0);
-    b.append_data(&mut h, "d", std::io::empty()).unwrap();
-    apply_layer(b.into_inner().unwrap().as_slice(), &dest).unwrap();
-    assert!(
-        fs::symlink_metadata(dest.join("d")).unwrap().is_dir(),
-        "d is now a real directory"
-    );
-    assert_eq!(
-        fs::metadata(&outside).unwrap().mode() & 0o7777,
-        0o700,
-        "chmod went through the symlink"
-    );
-}
-
-#[test]
-fn the_copy_driver_records_the_same_change_as_overlay() {
-    if !privileged("the_copy_driver_records_the_same_change_as_overlay") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base");
-    fs::create_dir_all(base.join("keep/inner")).unwrap();
-    fs::create_dir_all(base.join("gone-dir/x")).unwrap();
-    fs::write(base.join("keep/inner/file"), "v1").unwrap();
-    fs::write(base.join("gone-file"), "x").unwrap();
-    fs::write(base.join("same"), "same").unwrap();
-    let script = "echo v2 > keep/inner/file && rm gone-file && rm -r gone-dir && mkdir -p new/dir && echo n > new/dir/f && ln -s same link";
-    let mut listings = Vec::new();
-    for driver in [Driver::Overlay, Driver::Copy] {
-        let cdir = dir.path().join(format!("{driver:?}"));
-        let mounted = driver.mount(std::slice::from_ref(&base), &cdir).unwrap();
-        sh(mounted.merged(), script);
-        let tar = mounted.write_diff(Vec::new()).unwrap();
-        listings.push(listing(&tar).unwrap());
-    }
-    assert_eq!(
-        listings[0], listings[1],
-        "overlay and copy disagree about the change"
-    );
-    assert!(
-        listings[0].contains(".wh.gone-file") && listings[0].contains(".wh.gone-dir"),
-        "{}",
-        listings[0]
-    );
 }

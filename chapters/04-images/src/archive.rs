@@ -294,7 +294,7 @@ pub fn load_docker(store: &Store, archive: impl Read) -> io::Result<Vec<String>>
     };
     chapter_03::apply::apply_layer_with(archive, dir.path(), &policy)?;
     let read_inside = |rel: &str| -> io::Result<std::fs::File> {
-        let path = chapter_03::apply::clean_path(Path::new(rel))?;
+        let path = chapter_03::apply::resolve_entry(dir.path(), Path::new(rel))?;
         let full = dir.path().join(&path);
         if std::fs::symlink_metadata(&full)?.file_type().is_symlink() {
             return Err(invalid(format!("{rel} is a symlink in the archive")));

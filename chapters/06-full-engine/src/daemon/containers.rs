@@ -681,7 +681,7 @@ impl Daemon {
         let (dirs, name) = self.entry(&id, |e| (e.state.cgroup_dirs.clone(), e.c.name.clone()))?;
         let read = |file: &str| -> u64 {
             dirs.iter()
-                .find_map(|d| chapter_02::cgroup::read_u64(&d.join(file)).ok())
+                .find_map(|d| chapter_02::files::read_u64(&d.join(file)).ok())
                 .unwrap_or(0)
         };
         let memory = read("memory.usage_in_bytes").max(read("memory.current"));
