@@ -18,9 +18,14 @@ fn hex(bytes: &[u8]) -> String {
 impl Digest {
     // ANCHOR: parse_digest
     // exercise 4.1: accept only well-formed sha256 digests
-    // hint: The form is "sha256:" followed by exactly 64 characters, each 0-9 or a-f
-    // hint: (lowercase only: the spec makes the encoding canonical, so one blob has
-    // hint: exactly one name). Anything else is an error that quotes the input.
+    // hint: A digest is a content address: the algorithm, a colon, and the hash
+    //   in hex. This store speaks sha256 only: "sha256:" and exactly 64 hex
+    //   digits. Everything that names a blob passes through here first.
+    // hint: Only lowercase a-f: the spec makes the encoding canonical, so one
+    //   blob has exactly one name (and one file in blobs/). An error says what
+    //   was wrong and quotes the input.
+    // hint: The OCI image spec, descriptor.md "Digests" (the grammar, and
+    //   "SHA-256" under "Registered algorithms").
     pub fn parse(text: &str) -> Result<Digest, String> {
         let bad = |why: &str| Err(format!("invalid digest {text:?}: {why}"));
         let Some(hex) = text.strip_prefix("sha256:") else {
@@ -113,12 +118,23 @@ impl<R: Read> HashingReader<R> {
 }
 
 impl<R: Read> Read for HashingReader<R> {
+    // ANCHOR: hashing_read
+    // exercise 4.2: hash a stream while it passes, without holding it
+    // hint: A layer is hundreds of megabytes; it is never held in memory to be
+    //   hashed. Instead every read passes through: read from the inner reader
+    //   into `buf`, feed exactly the bytes that came to the hasher, count them,
+    //   and hand the same count on. At the end, finish() has the digest of all.
+    // hint: A read may fill less than `buf`: hash &buf[..n], not the whole
+    //   buffer. An error is passed on as it is; 0 means the end.
+    // hint: std::io::Read::read's contract; sha2's Digest::update. The OCI
+    //   image spec, descriptor.md "Verification".
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }
+    // ANCHOR_END: hashing_read
 }
 
 /// A writer that hashes and counts what passes through it.
@@ -155,10 +171,14 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 // ANCHOR: chain_ids
-// exercise 4.2: compute the ChainIDs of a layer stack
-// hint: The bottom layer's ChainID is its DiffID. Every next one is the digest of the
-// hint: text "<ChainID of the stack below> <DiffID of this layer>" (one space), so it
-// hint: names the whole stack up to here, not the layer alone.
+// exercise 4.4: compute the ChainIDs of a layer stack
+// hint: A DiffID names one layer's content; a ChainID names a *stack*: this
+//   layer on top of exactly those below. An unpacked layer is only valid on
+//   the stack it was unpacked on, so snapshots are kept by ChainID.
+// hint: The bottom layer's ChainID is its DiffID. Every next one is the
+//   digest of the text "<ChainID of the stack below> <DiffID of this layer>",
+//   one space between (Digest::of on the bytes of that text).
+// hint: The OCI image spec, config.md "Layer ChainID".
 /// The ChainID of a layer stack (OCI image spec, config.md): the first
 /// layer's is its DiffID; each next one is the digest of the text
 /// "<ChainID below> <DiffID>". It names a *stack*, so a layer unpacked on

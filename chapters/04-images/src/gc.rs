@@ -20,12 +20,18 @@ pub struct Report {
 }
 
 // ANCHOR: mark
-// exercise 4.6: mark everything a descriptor keeps alive
-// hint: The descriptor's own blob is live. An index (OCI_INDEX or DOCKER_LIST) keeps
-// hint: each of its manifests alive (recurse); a manifest keeps its config and its
-// hint: layers, and the snapshots of its layer stack: chain_ids of the config's
-// hint: DiffIDs. A blob that is missing or unreadable marks nothing more.
-fn mark(
+// exercise 4.12: mark everything a descriptor keeps alive
+// builds on: 4.4
+// hint: Garbage collection by reachability: what a tag reaches stays. A
+//   descriptor's own blob is live; an index (OCI_INDEX, DOCKER_LIST) keeps
+//   each of its manifests (recurse); a manifest keeps its config and its
+//   layers, and the snapshots of its stack: chain_ids of the config's DiffIDs.
+// hint: Mark each blob once (a second visit returns at once: indexes can
+//   share manifests). A blob that is missing or unreadable marks nothing more
+//   (a half-pulled image must not stop the collection).
+// hint: The OCI image spec, image-index.md, manifest.md; containerd's
+//   "garbage collection" docs (mark and sweep over labels and references).
+pub fn mark(
     store: &Store,
     d: &Descriptor,
     blobs: &mut BTreeSet<Digest>,
@@ -62,6 +68,18 @@ fn mark(
 }
 // ANCHOR_END: mark
 
+// ANCHOR: collect
+// exercise 4.13: sweep what no tag reaches
+// builds on: 4.12
+// hint: Mark from every entry of index.json (the tags), then sweep: every
+//   file in blobs/sha256 whose name is not a marked digest goes (count it and
+//   its bytes), every snapshot directory whose name is not a marked ChainID
+//   goes (remove_dir_all).
+// hint: Two things are in use without being reachable: unpacks in progress
+//   (snapshots/.unpack-*) and files in ingest/ being written. Leave those; of
+//   ingest/ remove only files older than 10 minutes (a crashed writer's).
+// hint: The OCI image-layout.md "Blobs"; mark-and-sweep, e.g. containerd's
+//   gc (docs/garbage-collection.md).
 /// Removes every blob and snapshot no tag reaches.
 pub fn collect(store: &Store) -> io::Result<Report> {
     let mut blobs = BTreeSet::new();
@@ -99,3 +117,4 @@ pub fn collect(store: &Store) -> io::Result<Report> {
     }
     Ok(report)
 }
+// ANCHOR_END: collect

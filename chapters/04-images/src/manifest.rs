@@ -131,6 +131,61 @@ pub enum Compression {
     Zstd,
 }
 
+// ANCHOR: select_platform
+// exercise 4.5: choose the manifest for a platform from an index
+// hint: A multi-platform image is an index: a list of manifests, one per
+//   platform (os, architecture, variant). A run wants the one for this
+//   machine (unpack::host_platform), so look for a descriptor whose platform
+//   has the wanted os and architecture, and the variant when one is asked for.
+// hint: Indexes also list attestations (build provenance, SBOMs): their
+//   platform is unknown/unknown, or an annotation "vnd.docker.reference.type"
+//   marks them. Never choose one, and leave them out of the error, which lists
+//   what the index offers ("linux/arm64, linux/amd64") and says --platform.
+// hint: The OCI image spec, image-index.md "platform"; Docker's attestation
+//   manifests (buildkit docs, "Attestation storage").
+pub fn select_platform(index: &Index, wanted: &Platform) -> Result<Descriptor, String> {
+    let is_attestation = |d: &Descriptor| {
+        d.annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
+            || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
+    };
+    let matches = |p: &Platform| {
+        p.os == wanted.os
+            && p.architecture == wanted.architecture
+            && (wanted.variant.is_none() || p.variant == wanted.variant)
+    };
+    if let Some(d) = index
+        .manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .find(|d| d.platform.as_ref().is_some_and(matches))
+    {
+        return Ok(d.clone());
+    }
+    let offered: Vec<String> = index
+        .manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .filter_map(|d| {
+            d.platform
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+        })
+        .collect();
+    Err(format!(
+        "no image for {}/{}; this image offers: {} (choose one with --platform)",
+        wanted.os,
+        wanted.architecture,
+        if offered.is_empty() {
+            "nothing".into()
+        } else {
+            offered.join(", ")
+        }
+    ))
+}
+// ANCHOR_END: select_platform
+
 pub fn layer_compression(media_type: &str) -> Result<Compression, String> {
     Ok(match media_type {
         OCI_LAYER | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,

@@ -32,11 +32,16 @@ pub struct RunConfig {
 }
 
 // ANCHOR: command_line
-// exercise 4.3: merge entrypoint and cmd as Docker does
-// hint: The command is ENTRYPOINT followed by CMD. --entrypoint replaces the image's
-// hint: entrypoint AND drops the image's cmd (only the user's args remain); args
-// hint: after the image name replace the image's cmd. Nothing at all to run is an
-// hint: error saying how to give a command.
+// exercise 4.9: merge entrypoint and cmd as Docker does
+// hint: The image says what to run in two parts: ENTRYPOINT (the program)
+//   and CMD (its default arguments, or the whole command without an
+//   entrypoint). The command line is the entrypoint followed by the cmd.
+// hint: Arguments after the image name replace the image's cmd; --entrypoint
+//   replaces the image's entrypoint AND drops its cmd (only the user's
+//   arguments remain: Some(vec![]) is `--entrypoint ""`, none at all). Nothing
+//   to run at all is an error saying how to give a command.
+// hint: Docker's Dockerfile reference, "Understand how CMD and ENTRYPOINT
+//   interact" (the table); docker-run(1) --entrypoint.
 pub fn command_line(image: &ContainerConfig, o: &Overrides) -> Result<Vec<String>, String> {
     let (entrypoint, cmd) = match &o.entrypoint {
         Some(ep) => (ep.clone(), o.cmd.clone().unwrap_or_default()),
@@ -58,6 +63,15 @@ pub fn command_line(image: &ContainerConfig, o: &Overrides) -> Result<Vec<String
 }
 // ANCHOR_END: command_line
 
+// ANCHOR: environment
+// exercise 4.10: the container's environment: the image's, with the user's on top
+// hint: The image's Env is a list of "KEY=value"; each -e replaces the
+//   image's entry of the same key (or adds one). `-e KEY` without '=' takes
+//   KEY's value from this process's environment, and drops it if unset.
+// hint: Keys compare up to the first '='. The order is the image's, then new
+//   keys in the order given. A container always has a PATH: if neither side
+//   set one, put Docker's default first.
+// hint: docker-run(1) "-e, --env"; the OCI image spec, config.md "Env".
 /// The image's environment with the user's on top; PATH always set.
 pub fn environment(image: &ContainerConfig, o: &Overrides) -> Vec<String> {
     let mut env: Vec<String> = image.env.clone().unwrap_or_default();
@@ -79,6 +93,7 @@ pub fn environment(image: &ContainerConfig, o: &Overrides) -> Vec<String> {
     }
     env
 }
+// ANCHOR_END: environment
 
 /// Reads a file of the image (`etc/passwd`) without following a symlink
 /// out of the rootfs: a link anywhere on the path counts as no file.
@@ -95,12 +110,16 @@ fn read_image_file(rootfs: &Path, rel: &str) -> Option<String> {
 }
 
 // ANCHOR: resolve_user
-// exercise 4.4: resolve `-u` / the image's User into numeric IDs
-// hint: "" means 0:0. "uid" or "name", then optionally ":gid" or ":group". A number is
-// hint: used as is; a name is looked up in the image's etc/passwd (name:x:uid:gid:...)
-// hint: or etc/group (name:x:gid:...), read with read_image_file. Without a group,
-// hint: the gid is the user's primary group from passwd (0 if the uid has no entry).
-// hint: An unknown name is an error naming it and the file.
+// exercise 4.11: resolve `-u` / the image's User into numeric IDs
+// hint: The kernel knows only numbers; "nginx" or "1000:staff" is resolved
+//   by the image's own files: etc/passwd (name:x:uid:gid:…) and etc/group
+//   (name:x:gid:…), read with read_image_file (which never follows a symlink
+//   out of the rootfs). "" means root, 0:0.
+// hint: "user" or "user:group", each a number (used as is) or a name (looked
+//   up). Without a group the gid is the user's primary group from passwd (0 if
+//   the uid has no entry). An unknown name is an error naming it and the file.
+// hint: passwd(5), group(5); docker-run(1) "-u, --user"; the OCI image spec,
+//   config.md "User".
 pub fn resolve_user(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
     if spec.is_empty() {
         return Ok((0, 0));

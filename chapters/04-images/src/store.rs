@@ -129,11 +129,20 @@ impl Store {
     }
 
     // ANCHOR: ingest
-    // exercise 4.5: ingest a blob atomically
-    // hint: Write into a NamedTempFile in ingest/ through a HashingWriter (bounded by
-    // hint: the expected size + 1), check size and digest against `expect` (errors
-    // hint: name both values), keep an existing blob as it is (dedupe), else fsync
-    // hint: the file, persist (rename) it to blob_path(digest), and fsync blobs/sha256.
+    // exercise 4.3: ingest a blob atomically: hashed on the way in, checked, renamed
+    // hint: A blob must appear under its name complete and right, or not at
+    //   all: a reader of blobs/sha256/HEX never sees half a file. So write it
+    //   elsewhere first (a NamedTempFile in ingest/, on the same filesystem),
+    //   hashing as it goes (HashingWriter), and rename it into place at the end:
+    //   rename(2) is atomic.
+    // hint: Check before the rename: the size and the digest against `expect`
+    //   (an error names both values: "expected …, got …"). A known size also
+    //   bounds the copy (take(size + 1)), so a source that never ends fails
+    //   instead of filling the disk. A blob that is there already stays as it
+    //   is (same name, same bytes). fsync the file before the rename and the
+    //   directory after it, or a crash can still lose the rename.
+    // hint: The OCI image-layout.md "Blobs"; rename(2), fsync(2) (the
+    //   directory); tempfile's NamedTempFile::persist.
     /// Streams `source` into the store as one blob; returns its digest and
     /// size. The bytes are hashed as they are written to `ingest/`, flushed,
     /// checked against `expect`, and renamed into `blobs/` in one step.
@@ -208,6 +217,20 @@ impl Store {
         write_atomic(&self.root.join("index.json"), &bytes)
     }
 
+    // ANCHOR: tag
+    // exercise 4.6: point a tag at a manifest in index.json, atomically
+    // builds on: 4.3
+    // hint: An OCI layout names its images in index.json: each entry of
+    //   "manifests" is a descriptor, and its annotation
+    //   org.opencontainers.image.ref.name (REF_NAME) is the tag. Tagging is:
+    //   read the index, drop any entry with this name, add the manifest's
+    //   descriptor with the annotation, write the index back.
+    // hint: Two writers at once would lose one's change: hold the store's lock
+    //   (self.lock) from the read to the write. The write is write_index (temp
+    //   file and rename): a crash leaves the old index or the new one. Check
+    //   the name first (validate_tag): an error of kind InvalidInput.
+    // hint: The OCI image spec, image-layout.md "index.json file" and
+    //   annotations.md (org.opencontainers.image.ref.name).
     /// Points tag `name` (e.g. `fixture:latest`) at a manifest.
     pub fn tag(&self, name: &str, manifest: &Descriptor) -> io::Result<()> {
         validate_tag(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -221,6 +244,7 @@ impl Store {
         index.manifests.push(d);
         self.write_index(&index)
     }
+    // ANCHOR_END: tag
 
     /// Removes tag `name`; false if there was none.
     pub fn untag(&self, name: &str) -> io::Result<bool> {

@@ -17,8 +17,8 @@
 
 use crate::digest::{chain_ids, Digest, HashingReader};
 use crate::manifest::{
-    layer_compression, parse_json, Compression, Descriptor, ImageConfig, Index, Manifest, Platform,
-    DOCKER_LIST, MAX_JSON, OCI_INDEX,
+    layer_compression, parse_json, select_platform, Compression, Descriptor, ImageConfig, Index,
+    Manifest, Platform, DOCKER_LIST, MAX_JSON, OCI_INDEX,
 };
 use crate::store::Store;
 use chapter_03::apply::{apply_layer_with, Devices, Policy};
@@ -80,21 +80,7 @@ pub fn load_image(
     if descriptor.media_type == OCI_INDEX || descriptor.media_type == DOCKER_LIST {
         let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
         let index: Index = parse_json(&bytes, "image index").map_err(invalid)?;
-        descriptor = index
-            .manifests
-            .iter()
-            .find(|m| {
-                m.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
-            })
-            .cloned()
-            .ok_or_else(|| {
-                invalid(format!(
-                    "the image has no manifest for {}/{}",
-                    platform.os, platform.architecture
-                ))
-            })?;
+        descriptor = select_platform(&index, platform).map_err(invalid)?;
     }
     let bytes = store.read_blob(&descriptor.digest, MAX_JSON)?;
     let manifest: Manifest = parse_json(&bytes, "manifest").map_err(invalid)?;
@@ -122,6 +108,19 @@ pub fn unpack(store: &Store, image: &Image, limits: &Limits) -> io::Result<Vec<P
         .collect()
 }
 
+// ANCHOR: unpack_one
+// exercise 4.8: unpack a layer once per stack: its snapshot is named by its ChainID
+// builds on: 4.4, 4.7
+// hint: A layer is only meaningful on top of the exact layers below it, so
+//   its unpacked directory is named by the ChainID of the stack up to it:
+//   snapshots/CHAINID (the hex). Two images that share a base share its
+//   snapshots; a layer already unpacked on that stack is not unpacked again.
+// hint: The ChainIDs come from the config's DiffIDs up to layer i. Only when
+//   the directory does not exist, unpack_layer(…) makes it (it renames into
+//   place itself: a snapshot is complete or absent). Errors say which layer
+//   (its number from 1, its short digest).
+// hint: The OCI image spec, config.md "Layer ChainID"; containerd's
+//   snapshotter docs (a snapshot's key is its ChainID).
 /// Unpacks layer `i` (its blob must be in the store, and the layers below
 /// it unpacked) unless its snapshot exists; returns the snapshot directory.
 pub fn unpack_one(store: &Store, image: &Image, i: usize, limits: &Limits) -> io::Result<PathBuf> {
@@ -140,6 +139,7 @@ pub fn unpack_one(store: &Store, image: &Image, i: usize, limits: &Limits) -> io
     }
     Ok(dir)
 }
+// ANCHOR_END: unpack_one
 
 /// A reader that fails once more than `left` bytes pass.
 struct Capped<R> {
@@ -162,7 +162,23 @@ impl<R: Read> Read for Capped<R> {
 }
 
 // ANCHOR: unpack_layer
-fn unpack_layer(
+// exercise 4.7: unpack one layer in a single verified stream
+// builds on: 4.2
+// hint: One pass over the blob, nothing held whole: the blob file, hashed (it
+//   must equal the manifest's digest and size), decompressed by its media
+//   type (gzip, zstd, or none), hashed again (it must equal the config's
+//   DiffID), capped (a decompression bomb stops at limits.max_layer_bytes),
+//   and applied by chapter 03's apply_layer_with into a temporary directory
+//   in snapshots/. Only when both digests match is it renamed to `dir`.
+// hint: Read the uncompressed stream to its end (finish) before checking the
+//   DiffID: the tar may end before its padding. A failure must leave nothing:
+//   the TempDir removes itself when dropped; keep() it only to rename. If the
+//   rename loses a race to another unpack of the same layer, that is fine
+//   (same content). Without root, device nodes are skipped (Devices::Skip).
+// hint: The OCI image spec, layer.md "Distributable Format" and config.md
+//   "rootfs.diff_ids"; flate2::read::MultiGzDecoder (a layer may be several
+//   gzip members); zstd::Decoder.
+pub fn unpack_layer(
     store: &Store,
     layer: &Descriptor,
     diff_id: &Digest,

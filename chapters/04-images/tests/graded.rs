@@ -2,16 +2,16 @@
 
 mod common;
 use chapter_04::archive;
-use chapter_04::digest::{chain_ids, Digest};
+use chapter_04::digest::{chain_ids, Digest, HashingReader};
 use chapter_04::gc;
-use chapter_04::manifest::ContainerConfig;
-use chapter_04::runconfig::{command_line, resolve_user, Overrides};
+use chapter_04::manifest::{select_platform, ContainerConfig, Descriptor, Index, Platform};
+use chapter_04::runconfig::{command_line, environment, resolve_user, Overrides};
 use chapter_04::store::{Expect, Store};
-use chapter_04::unpack::{host_platform, load_image, unpack, Limits};
+use chapter_04::unpack::{host_platform, load_image, unpack, unpack_layer, unpack_one, Limits};
 use common::one_file_layer;
 use std::fs;
 use std::path::Path;
-use testkit::privileged;
+use testkit::root_or_userns;
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
@@ -45,7 +45,7 @@ fn ex4_1_digests_are_validated() {
 }
 
 #[test]
-fn ex4_2_chain_ids_name_the_stack_below() {
+fn ex4_4_chain_ids_name_the_stack_below() {
     let a = Digest::of(b"layer a");
     let b = Digest::of(b"layer b");
     let c = Digest::of(b"layer c");
@@ -63,7 +63,7 @@ fn ex4_2_chain_ids_name_the_stack_below() {
 }
 
 #[test]
-fn ex4_3_entrypoint_and_cmd_merge_like_docker() {
+fn ex4_9_entrypoint_and_cmd_merge_like_docker() {
     let image = ContainerConfig {
         entrypoint: Some(strings(&["/entry", "--flag"])),
         cmd: Some(strings(&["default-arg"])),
@@ -121,7 +121,7 @@ fn ex4_3_entrypoint_and_cmd_merge_like_docker() {
 }
 
 #[test]
-fn ex4_4_users_resolve_through_the_images_own_passwd_and_group() {
+fn ex4_11_users_resolve_through_the_images_own_passwd_and_group() {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir(root.path().join("etc")).unwrap();
     fs::write(
@@ -164,7 +164,7 @@ fn ex4_4_users_resolve_through_the_images_own_passwd_and_group() {
 }
 
 #[test]
-fn ex4_5_ingest_is_checked_atomic_and_deduplicated() {
+fn ex4_3_ingest_is_checked_atomic_and_deduplicated() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let data = b"some blob content".repeat(1000);
@@ -239,8 +239,8 @@ fn ex4_5_ingest_is_checked_atomic_and_deduplicated() {
 }
 
 #[test]
-fn ex4_6_gc_removes_exactly_what_no_tag_reaches() {
-    if !privileged("ex4_6_gc_removes_exactly_what_no_tag_reaches") {
+fn ex4_13_gc_removes_exactly_what_no_tag_reaches() {
+    if !root_or_userns("ex4_13_gc_removes_exactly_what_no_tag_reaches") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -291,4 +291,370 @@ fn ex4_6_gc_removes_exactly_what_no_tag_reaches() {
     gc::collect(&store).unwrap();
     assert_eq!((count("blobs/sha256"), count("snapshots")), (0, 0));
     assert!(Path::new(&dir.path().join("index.json")).exists());
+}
+
+// ---- 4.2 hashing while streaming ----------------------------------------------
+
+/// A reader that hands out at most `step` bytes per read.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn ex4_2_a_stream_is_hashed_and_counted_as_it_passes() {
+    use std::io::Read;
+    let data = b"layer bytes ".repeat(10_000);
+    let mut reader = HashingReader::new(Trickle {
+        data: &data,
+        step: 777,
+    });
+    let mut first = vec![0u8; 5000];
+    reader.read_exact(&mut first).unwrap();
+    assert_eq!(first, data[..5000], "the bytes pass through unchanged");
+    let (digest, count) = reader.finish().unwrap();
+    assert_eq!(
+        digest,
+        Digest::of(&data),
+        "short reads must hash only what came"
+    );
+    assert_eq!(count, data.len() as u64);
+    let (empty, n) = HashingReader::new(std::io::empty()).finish().unwrap();
+    assert_eq!((empty, n), (Digest::of(b""), 0));
+}
+
+// ---- 4.5 the platform's manifest -----------------------------------------------
+
+fn descriptor(n: u8, os: &str, arch: &str) -> Descriptor {
+    Descriptor {
+        media_type: chapter_04::manifest::OCI_MANIFEST.into(),
+        digest: Digest::of(&[n]),
+        size: 1,
+        annotations: None,
+        platform: Some(Platform {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: None,
+        }),
+    }
+}
+
+#[test]
+fn ex4_5_the_index_entry_for_the_platform_is_chosen_and_attestations_skipped() {
+    let mut attestation = descriptor(9, "unknown", "unknown");
+    attestation.annotations = Some(
+        [(
+            "vnd.docker.reference.type".to_string(),
+            "attestation-manifest".to_string(),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let mut arm_v7 = descriptor(3, "linux", "arm");
+    arm_v7.platform.as_mut().unwrap().variant = Some("v7".into());
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(chapter_04::manifest::OCI_INDEX.into()),
+        manifests: vec![
+            attestation,
+            descriptor(1, "linux", "arm64"),
+            descriptor(2, "linux", "amd64"),
+            arm_v7,
+        ],
+        annotations: None,
+    };
+    let want = |arch: &str, variant: Option<&str>| Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        variant: variant.map(String::from),
+    };
+    assert_eq!(
+        select_platform(&index, &want("amd64", None))
+            .unwrap()
+            .digest,
+        Digest::of(&[2])
+    );
+    assert_eq!(
+        select_platform(&index, &want("arm", Some("v7")))
+            .unwrap()
+            .digest,
+        Digest::of(&[3])
+    );
+    assert!(select_platform(&index, &want("arm", Some("v6"))).is_err());
+    let err = select_platform(&index, &want("s390x", None)).unwrap_err();
+    assert!(
+        err.contains("linux/arm64") && err.contains("linux/amd64") && !err.contains("unknown"),
+        "the error lists what is offered, attestations left out: {err}"
+    );
+    assert!(err.contains("--platform"), "{err}");
+}
+
+// ---- 4.6 tags ---------------------------------------------------------------------
+
+#[test]
+fn ex4_6_tags_live_in_index_json_and_retagging_replaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let a = store
+        .put_bytes(chapter_04::manifest::OCI_MANIFEST, b"{\"a\":1}")
+        .unwrap();
+    let b = store
+        .put_bytes(chapter_04::manifest::OCI_MANIFEST, b"{\"b\":2}")
+        .unwrap();
+    store.tag("app:1", &a).unwrap();
+    store.tag("app:2", &a).unwrap();
+    store.tag("app:1", &b).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "a tag names one manifest: {index}");
+    let named = |tag: &str| {
+        entries
+            .iter()
+            .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == tag)
+            .unwrap_or_else(|| panic!("no {tag} in {index}"))["digest"]
+            .clone()
+    };
+    assert_eq!(named("app:1"), b.digest.as_str());
+    assert_eq!(named("app:2"), a.digest.as_str());
+    assert_eq!(store.resolve("app:1").unwrap().digest, b.digest);
+    let err = store.tag("Bad Name", &a).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    // Many taggers at once: no tag is lost.
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let (store, a) = (&store, &a);
+            s.spawn(move || store.tag(&format!("many:{i}"), a).unwrap());
+        }
+    });
+    assert_eq!(store.tags().unwrap().len(), 10);
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("index.json") && n != "index.json")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+// ---- 4.7 one verified layer ----------------------------------------------------------
+
+fn imported(store: &Store, name: &str, file: &str) -> chapter_04::unpack::Image {
+    let cfg = ContainerConfig {
+        cmd: Some(strings(&["/bin/sh"])),
+        ..Default::default()
+    };
+    archive::import_rootfs_tar(
+        store,
+        one_file_layer(file, b"content").as_slice(),
+        name,
+        cfg,
+    )
+    .unwrap();
+    load_image(store, &store.resolve(name).unwrap(), &host_platform()).unwrap()
+}
+
+fn snapshots(store: &Store) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(store.root().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn ex4_7_a_layer_is_unpacked_only_when_both_digests_match() {
+    if !root_or_userns("ex4_7_a_layer_is_unpacked_only_when_both_digests_match") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let image = imported(&store, "one:1", "hello");
+    let layer = &image.manifest.layers[0];
+    let diff_id = &image.config.rootfs.diff_ids[0];
+    let target = store.root().join("snapshots/by-hand");
+    unpack_layer(&store, layer, diff_id, &target, &Limits::default()).unwrap();
+    assert_eq!(fs::read(target.join("hello")).unwrap(), b"content");
+
+    // A DiffID that does not match: refused, nothing left.
+    let wrong = Digest::of(b"not this layer");
+    let target = store.root().join("snapshots/wrong-diff");
+    let err = unpack_layer(&store, layer, &wrong, &target, &Limits::default()).unwrap_err();
+    assert!(err.to_string().contains("DiffID"), "{err}");
+    // A cap below the layer's size: a bomb stops.
+    let tiny = Limits {
+        max_layer_bytes: 100,
+        ..Limits::default()
+    };
+    let err = unpack_layer(&store, layer, diff_id, &target, &tiny).unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    // A blob that changed in the store: refused.
+    let blob = store.blob_path(&layer.digest);
+    let mut bytes = fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&blob, &bytes).unwrap();
+    let err = unpack_layer(&store, layer, diff_id, &target, &Limits::default()).unwrap_err();
+    // The gzip trailer's own checksum may notice first; either way it fails.
+    let text = err.to_string();
+    assert!(text.contains("manifest says") || text.contains("gzip"), "{text}");
+    assert_eq!(
+        snapshots(&store),
+        ["by-hand"],
+        "a failed unpack left something"
+    );
+}
+
+// ---- 4.8 snapshots by ChainID ------------------------------------------------------------
+
+#[test]
+fn ex4_8_snapshots_are_named_by_chain_id_and_shared_between_images() {
+    if !root_or_userns("ex4_8_snapshots_are_named_by_chain_id_and_shared_between_images") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let base = imported(&store, "base:1", "base-file");
+    archive::add_layer(
+        &store,
+        "base:1",
+        one_file_layer("top-file", b"top").as_slice(),
+        "derived:1",
+        "add",
+    )
+    .unwrap();
+    let derived = load_image(
+        &store,
+        &store.resolve("derived:1").unwrap(),
+        &host_platform(),
+    )
+    .unwrap();
+    let chains = chain_ids(&derived.config.rootfs.diff_ids);
+    let bottom = unpack_one(&store, &derived, 0, &Limits::default()).unwrap();
+    assert_eq!(bottom, store.root().join("snapshots").join(chains[0].hex()));
+    let top = unpack_one(&store, &derived, 1, &Limits::default()).unwrap();
+    assert_eq!(top, store.root().join("snapshots").join(chains[1].hex()));
+    assert!(top.join("top-file").exists() && !top.join("base-file").exists());
+    // The base image's only layer is the same stack: already there.
+    fs::write(bottom.join("marker"), "unpacked once").unwrap();
+    let again = unpack_one(&store, &base, 0, &Limits::default()).unwrap();
+    assert_eq!(again, bottom);
+    assert!(
+        again.join("marker").exists(),
+        "the shared snapshot was unpacked again"
+    );
+    assert_eq!(snapshots(&store).len(), 2);
+}
+
+// ---- 4.10 the environment ----------------------------------------------------------------
+
+#[test]
+fn ex4_10_the_users_variables_replace_the_images_and_path_is_always_there() {
+    let image = ContainerConfig {
+        env: Some(strings(&["PATH=/image/bin", "LANG=C", "KEEP=1"])),
+        ..Default::default()
+    };
+    std::env::set_var("EX4_10_FROM_HOST", "host value");
+    std::env::remove_var("EX4_10_UNSET");
+    let o = Overrides {
+        env: strings(&[
+            "LANG=de_DE.UTF-8",
+            "NEW=x=y",
+            "EX4_10_FROM_HOST",
+            "KEEP",
+            "EX4_10_UNSET",
+        ]),
+        ..Default::default()
+    };
+    let keep_unset = std::env::var("KEEP").is_err();
+    let env = environment(&image, &o);
+    let got: Vec<&str> = env.iter().map(String::as_str).collect();
+    assert_eq!(got[0], "PATH=/image/bin");
+    assert!(
+        got.contains(&"LANG=de_DE.UTF-8") && !got.contains(&"LANG=C"),
+        "{got:?}"
+    );
+    assert!(got.contains(&"NEW=x=y"), "{got:?}");
+    assert!(got.contains(&"EX4_10_FROM_HOST=host value"), "{got:?}");
+    assert!(
+        !got.iter().any(|e| e.starts_with("EX4_10_UNSET")),
+        "{got:?}"
+    );
+    if keep_unset {
+        assert!(
+            !got.iter().any(|e| e.starts_with("KEEP")),
+            "-e KEY of an unset variable drops it: {got:?}"
+        );
+    }
+    let bare = environment(&ContainerConfig::default(), &Overrides::default());
+    assert_eq!(
+        bare,
+        ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    );
+}
+
+// ---- 4.12 marking -------------------------------------------------------------------------
+
+#[test]
+fn ex4_12_a_manifest_keeps_its_config_layers_and_snapshots_and_an_index_its_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cfg = ContainerConfig {
+        cmd: Some(strings(&["/bin/sh"])),
+        ..Default::default()
+    };
+    archive::import_rootfs_tar(&store, one_file_layer("f", b"x").as_slice(), "m:1", cfg).unwrap();
+    let d = store.resolve("m:1").unwrap();
+    let image = load_image(&store, &d, &host_platform()).unwrap();
+    let (mut blobs, mut snaps) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    gc::mark(&store, &d, &mut blobs, &mut snaps);
+    let mut want: std::collections::BTreeSet<Digest> =
+        [d.digest.clone(), image.manifest.config.digest.clone()].into();
+    want.extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
+    assert_eq!(blobs, want);
+    let chains = chain_ids(&image.config.rootfs.diff_ids);
+    assert_eq!(snaps, chains.iter().map(|c| c.hex().to_string()).collect());
+    // An index keeps its manifests; a missing blob marks only itself.
+    let missing = Descriptor {
+        media_type: chapter_04::manifest::OCI_MANIFEST.into(),
+        digest: Digest::of(b"never stored"),
+        size: 3,
+        annotations: None,
+        platform: None,
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(chapter_04::manifest::OCI_INDEX.into()),
+        manifests: vec![d.clone(), missing.clone()],
+        annotations: None,
+    };
+    let index_d = store
+        .put_bytes(
+            chapter_04::manifest::OCI_INDEX,
+            &serde_json::to_vec(&index).unwrap(),
+        )
+        .unwrap();
+    let (mut blobs, mut snaps) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    gc::mark(&store, &index_d, &mut blobs, &mut snaps);
+    assert!(blobs.contains(&index_d.digest) && blobs.contains(&missing.digest));
+    assert!(
+        want.is_subset(&blobs),
+        "the index's manifest keeps its blobs"
+    );
+    assert_eq!(blobs.len(), want.len() + 2);
 }

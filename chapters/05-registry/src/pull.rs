@@ -202,55 +202,6 @@ fn resolve_locally(client: &Client, store: &Store) -> Result<Option<Fetched>, St
     }))
 }
 
-// ANCHOR: select_platform
-// exercise 5.3: choose the manifest for a platform from an index
-// hint: Look through index.manifests for one whose platform has the wanted os and
-// hint: architecture (and variant, when one is wanted). Skip attestations: their
-// hint: platform is unknown/unknown, or their annotations have
-// hint: "vnd.docker.reference.type". None found: an error listing what the index offers.
-pub fn select_platform(index: &Index, wanted: &Platform) -> Result<Descriptor, String> {
-    let is_attestation = |d: &Descriptor| {
-        d.annotations
-            .as_ref()
-            .is_some_and(|a| a.contains_key("vnd.docker.reference.type"))
-            || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
-    };
-    let matches = |p: &Platform| {
-        p.os == wanted.os
-            && p.architecture == wanted.architecture
-            && (wanted.variant.is_none() || p.variant == wanted.variant)
-    };
-    if let Some(d) = index
-        .manifests
-        .iter()
-        .filter(|d| !is_attestation(d))
-        .find(|d| d.platform.as_ref().is_some_and(matches))
-    {
-        return Ok(d.clone());
-    }
-    let offered: Vec<String> = index
-        .manifests
-        .iter()
-        .filter(|d| !is_attestation(d))
-        .filter_map(|d| {
-            d.platform
-                .as_ref()
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-        })
-        .collect();
-    Err(format!(
-        "no image for {}/{}; this image offers: {} (choose one with --platform)",
-        wanted.os,
-        wanted.architecture,
-        if offered.is_empty() {
-            "nothing".into()
-        } else {
-            offered.join(", ")
-        }
-    ))
-}
-// ANCHOR_END: select_platform
-
 /// A blob download that picks up where it broke off, with `Range`.
 struct Resuming<'a> {
     client: &'a Client,
@@ -371,7 +322,7 @@ pub fn pull(
         .map_err(|e| e.to_string())?;
     let manifest = if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
         let index: Index = parse_json(&top.bytes, "image index")?;
-        let chosen = select_platform(&index, &options.platform)?;
+        let chosen = chapter_04::manifest::select_platform(&index, &options.platform)?;
         let fetched = fetch_manifest(client, chosen.digest.as_str(), Some(chosen.digest.as_str()))?;
         store
             .put_bytes(&fetched.media_type, &fetched.bytes)
