@@ -25,7 +25,8 @@ pub struct TestRun {
     pub output: String,
 }
 
-/// Runs `cargo test -p PACKAGE --test graded [FILTER]` in `workspace`.
+/// Runs `cargo test -p PACKAGE --tests [FILTER]` in `workspace`: graded
+/// tests live in any test file; their names start with their exercise id.
 pub fn run_graded(
     workspace: &Path,
     package: &str,
@@ -40,8 +41,7 @@ pub fn run_graded(
             "--quiet",
             "-p",
             package,
-            "--test",
-            "graded",
+            "--tests",
             "--no-fail-fast",
             "--",
         ])
@@ -78,7 +78,13 @@ pub fn run_graded(
             continue;
         };
         let outcome = match verdict.trim() {
-            "ok" if skipped.lines().any(|s| s == name) => Outcome::Skipped,
+            // A skip is logged by name, maybe followed by its reason.
+            "ok" if skipped
+                .lines()
+                .any(|s| s == name || s.starts_with(&format!("{name} "))) =>
+            {
+                Outcome::Skipped
+            }
             "ok" => Outcome::Passed,
             "FAILED" => Outcome::Failed,
             _ => continue,

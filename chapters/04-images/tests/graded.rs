@@ -506,7 +506,10 @@ fn ex4_7_a_layer_is_unpacked_only_when_both_digests_match() {
     let err = unpack_layer(&store, layer, diff_id, &target, &Limits::default()).unwrap_err();
     // The gzip trailer's own checksum may notice first; either way it fails.
     let text = err.to_string();
-    assert!(text.contains("manifest says") || text.contains("gzip"), "{text}");
+    assert!(
+        text.contains("manifest says") || text.contains("gzip"),
+        "{text}"
+    );
     assert_eq!(
         snapshots(&store),
         ["by-hand"],

@@ -24,10 +24,14 @@ pub struct Challenge {
 
 // ANCHOR: parse_challenge
 // exercise 5.2: parse a WWW-Authenticate challenge
-// hint: "Scheme key=value,key="quoted, with commas",…". The scheme is the first word
-// hint: (compare it lowercased). Then walk the rest character by character: a key up
-// hint: to '=', a value that is either "quoted" (with \" escapes, commas allowed
-// hint: inside) or runs to the next ','. Keys are case-insensitive: lowercase them.
+// hint: A registry says how to authenticate in one header: a scheme, then
+//   comma-separated key=value parameters: `Bearer realm="https://auth/token",
+//   service="registry",scope="repository:library/busybox:pull"`.
+// hint: Values may be "quoted", and a quoted value may hold commas and \"
+//   escapes: splitting on ',' breaks it, so walk the characters. Scheme and
+//   keys are case-insensitive (lowercase them); an unterminated quote is an
+//   error that quotes the header.
+// hint: RFC 7235 section 4.1 (WWW-Authenticate) and 2.1 (auth-param).
 pub fn parse_challenge(header: &str) -> Result<Challenge, String> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
@@ -94,9 +98,7 @@ pub struct Credentials {
 
 impl Credentials {
     // ANCHOR: basic_header
-    // exercise 5.4: the Authorization header for Basic authentication
-    // hint: "Basic " followed by the standard base64 (with padding) of "user:password".
-    // hint: base64::engine::general_purpose::STANDARD.encode does the encoding.
+    /// `Basic base64(user:password)` (RFC 7617).
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.secret);
         format!(

@@ -133,6 +133,23 @@ impl Client {
         .filter(|v: &String| !v.is_empty())
     }
 
+    // ANCHOR: authenticate
+    // exercise 5.3: answer a registry's challenge: Basic credentials, or a Bearer token
+    // builds on: 5.2
+    // hint: A 401 carries WWW-Authenticate. "Basic": the answer is the user's
+    //   credentials, Credentials::basic_header, sent on every request from now
+    //   on. "Bearer": ask the token server named by the challenge's realm for a
+    //   token: GET realm?scope=repository:REPO:ACTIONS&service=SERVICE
+    //   (anonymously, or with the Basic header when there are credentials), and
+    //   send "Bearer TOKEN" from now on.
+    // hint: The token is in "token" (or "access_token", OAuth2's name) of a JSON
+    //   reply; it lasts "expires_in" seconds (60 when absent): store the expiry
+    //   with it (renew a few seconds early), so current_authorization drops it
+    //   in time. Basic without credentials, a refusal, or an unknown scheme:
+    //   an error that says what to do.
+    // hint: The distribution spec's token authentication (Docker's
+    //   "token-authentication specification": "Requesting a Token", "Token
+    //   Response Fields"); RFC 7617 (Basic), RFC 6750 (Bearer).
     /// Answers a challenge: sets the Authorization to use from now on.
     fn authenticate(&self, challenge_header: &str) -> Result<(), String> {
         let challenge = parse_challenge(challenge_header)?;
@@ -205,6 +222,7 @@ impl Client {
             other => Err(format!("unsupported authentication scheme {other:?}")),
         }
     }
+    // ANCHOR_END: authenticate
 
     /// Sends a request, handling auth, redirects, retries and rate limits.
     pub fn send(

@@ -80,6 +80,23 @@ pub struct Fetched {
     pub digest: Digest,
 }
 
+// ANCHOR: fetch_manifest
+// exercise 5.5: fetch a manifest, and check that its bytes are what was named
+// builds on: 5.3
+// hint: GET /v2/REPO/manifests/REF (a tag or a digest) with an Accept header
+//   listing every manifest type this client reads (ACCEPT): a registry
+//   answers with the best type the client accepts, so a client that omits
+//   one gets a converted or older document. Keep the exact bytes: a
+//   manifest's digest is the digest of those bytes, not of any re-encoding.
+// hint: Check the digest two ways: the registry's Docker-Content-Digest
+//   header (when it is sha256) and, when the reference pinned one (`pinned`),
+//   that too. The media type is the document's own "mediaType", else the
+//   Content-Type (without parameters). 404 says "manifest unknown"; a
+//   schema 1 manifest (schemaVersion 1) is refused with the reason. Read at
+//   most MAX_JSON bytes.
+// hint: The OCI distribution spec, "Pulling manifests" and "Content
+//   Digests"; Docker's deprecation of "Pushing and pulling with image manifest
+//   v2 schema 1" (disabled by default since v26).
 pub fn fetch_manifest(
     client: &Client,
     reference: &str,
@@ -153,11 +170,26 @@ pub fn fetch_manifest(
         digest,
     })
 }
+// ANCHOR_END: fetch_manifest
 
+// ANCHOR: resolve_locally
+// exercise 5.4: resolve a tag with HEAD, and reuse the stored manifest
+// builds on: 5.3
+// hint: A tag moves; a digest does not. HEAD /v2/REPO/manifests/TAG (with
+//   the same Accept as a GET) answers with the current digest in
+//   Docker-Content-Digest and no body. When the store already has that blob,
+//   nothing needs downloading: return it, read from the store, as Fetched.
+// hint: Only for a reference with a tag and no digest (a digest needs no
+//   resolving). Anything short of a 200 with a parseable digest that the
+//   store has is Ok(None): the caller then fetches. The media type comes from
+//   the stored document, else the HEAD's Content-Type. Docker Hub does not
+//   count a HEAD against the pull limit, which is why clients do this.
+// hint: The OCI distribution spec, "Checking if content exists in the
+//   registry" (HEAD on manifests); Docker Hub's rate limit docs.
 /// Resolves a tag to a digest with `HEAD` (cheap: Docker Hub does not count
 /// it against the pull limit); when the store already has that manifest,
 /// its stored bytes are used and no manifest is downloaded.
-fn resolve_locally(client: &Client, store: &Store) -> Result<Option<Fetched>, String> {
+pub fn resolve_locally(client: &Client, store: &Store) -> Result<Option<Fetched>, String> {
     let Some(tag) = client
         .reference
         .tag
@@ -201,9 +233,10 @@ fn resolve_locally(client: &Client, store: &Store) -> Result<Option<Fetched>, St
         digest,
     }))
 }
+// ANCHOR_END: resolve_locally
 
 /// A blob download that picks up where it broke off, with `Range`.
-struct Resuming<'a> {
+pub struct Resuming<'a> {
     client: &'a Client,
     url: String,
     reader: Option<ureq::BodyReader<'static>>,
@@ -213,8 +246,40 @@ struct Resuming<'a> {
     on_bytes: &'a dyn Fn(u64),
 }
 
-impl Resuming<'_> {
-    fn connect(&mut self) -> io::Result<()> {
+impl<'a> Resuming<'a> {
+    /// A download of the `size` bytes at `url`, from the first byte.
+    pub fn new(client: &'a Client, url: String, size: u64, on_bytes: &'a dyn Fn(u64)) -> Self {
+        Resuming {
+            client,
+            url,
+            reader: None,
+            offset: 0,
+            size,
+            retries: 0,
+            on_bytes,
+        }
+    }
+
+    /// The same download, as if `offset` bytes had arrived already.
+    pub fn from_offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    // ANCHOR: connect
+    // exercise 5.6: (re)connect a blob download, from where it stopped
+    // builds on: 5.3
+    // hint: GET /v2/REPO/blobs/DIGEST. A download that broke off after
+    //   `offset` bytes asks for the rest only: a Range header "bytes=OFFSET-".
+    //   The answer to a plain GET is 200 with the whole blob; to a Range, 206
+    //   with the rest. Keep the body's reader in self.reader.
+    // hint: A registry (or the storage it redirects to) may ignore Range and
+    //   send 200 with everything: appending that would corrupt the blob. With
+    //   an offset, 200 is an error that says the registry cannot resume; any
+    //   other status is describe_error's. No Range header at offset 0.
+    // hint: The OCI distribution spec, "Pulling blobs" (Range); RFC 9110
+    //   section 14 (Range requests, 206 Partial Content).
+    pub fn connect(&mut self) -> io::Result<()> {
         let range = format!("bytes={}-", self.offset);
         let headers: Vec<(&str, &str)> = if self.offset > 0 {
             vec![("Range", range.as_str())]
@@ -247,9 +312,25 @@ impl Resuming<'_> {
         self.reader = Some(resp.into_body().into_reader());
         Ok(())
     }
+    // ANCHOR_END: connect
 }
 
 impl Read for Resuming<'_> {
+    // ANCHOR: resuming_read
+    // exercise 5.7: read a blob through breaks: resume where it stopped
+    // builds on: 5.6
+    // hint: Connect when there is no reader yet, read from it, count what came
+    //   (self.offset, and on_bytes for the progress bar). A connection that
+    //   breaks (an error), or ends (0 bytes) before `size` bytes came, is not
+    //   the end: drop the reader and go round again; connect resumes from the
+    //   offset with Range.
+    // hint: A blob that really ends is 0 at offset == size. Give up after 5
+    //   retries, sleeping a little longer each time (100 ms << retries): a
+    //   registry that keeps breaking is an error, and a short read then reads
+    //   as the end (the digest check will refuse it). A stalled connection ends
+    //   in an error too: the client's body timeout.
+    // hint: std::io::Read's contract (Ok(0) is end of file); the distribution
+    //   spec "Pulling blobs".
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.reader.is_none() {
@@ -273,8 +354,23 @@ impl Read for Resuming<'_> {
             }
         }
     }
+    // ANCHOR_END: resuming_read
 }
 
+// ANCHOR: fetch_blob
+// exercise 5.8: download a blob into the store, verified
+// builds on: 5.7
+// hint: A blob the store has is never downloaded again (report its size as
+//   arrived). Otherwise stream it: a Resuming download of
+//   client.url("blobs/DIGEST"), straight into Store::ingest with what the
+//   descriptor promises (Expect::exactly: size and digest), so nothing
+//   unchecked ever becomes a blob.
+// hint: The descriptor comes from a manifest whose bytes were checked (5.5):
+//   trusting it is trusting the digest chain. A registry that sends other
+//   bytes, or more, or fewer, fails the ingest; the error names the blob
+//   (its short digest).
+// hint: The OCI distribution spec, "Pulling blobs"; the image spec,
+//   descriptor.md "Verification".
 /// Downloads blob `d` into the store (checked), unless it is there.
 pub fn fetch_blob(
     client: &Client,
@@ -286,20 +382,18 @@ pub fn fetch_blob(
         on_bytes(d.size);
         return Ok(());
     }
-    let reader = Resuming {
+    let reader = Resuming::new(
         client,
-        url: client.url(&format!("blobs/{}", d.digest)),
-        reader: None,
-        offset: 0,
-        size: d.size,
-        retries: 0,
+        client.url(&format!("blobs/{}", d.digest)),
+        d.size,
         on_bytes,
-    };
+    );
     store
         .ingest(reader, &Expect::exactly(d))
         .map(|_| ())
         .map_err(|e| format!("blob {}: {e}", d.digest.short()))
 }
+// ANCHOR_END: fetch_blob
 
 /// Pulls `client.reference` into `store`.
 pub fn pull(

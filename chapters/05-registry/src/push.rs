@@ -60,6 +60,21 @@ fn with_query(url: &str, query: &str) -> String {
 }
 
 // ANCHOR: push_blob
+// exercise 5.9: push one blob: skip, mount, or upload
+// builds on: 5.3
+// hint: Three ways to get a blob into a repository, cheapest first. HEAD
+//   /v2/REPO/blobs/DIGEST: 200 means it is there already. Else POST
+//   /v2/REPO/blobs/uploads/, with ?mount=DIGEST&from=OTHER when the blob is
+//   known in another repository of the same registry (options.mount_from):
+//   201 means the registry linked it, nothing sent. 202 opens an upload whose
+//   Location (maybe relative: location()) is where the bytes go.
+// hint: Small blobs go in one PUT to Location?digest=DIGEST with the file
+//   as the body (201). Bigger ones (over options.chunk_size) go as PATCHes
+//   with Content-Range "START-END" (inclusive), each answered 202 with the
+//   Location to continue at, then an empty PUT ?digest=. Location may already
+//   have a query: with_query adds with '&'.
+// hint: The OCI distribution spec, "Pushing blobs" (monolithic, chunked) and
+//   "Mounting a blob from another repository".
 pub fn push_blob(
     client: &Client,
     store: &Store,
@@ -180,8 +195,26 @@ fn push_manifest(
     put_manifest(client, d, &bytes, name)
 }
 
+// ANCHOR: put_manifest
+// exercise 5.10: push a manifest, after its blobs, and check what the registry kept
+// builds on: 5.9
+// hint: The manifest goes last: a registry refuses one whose blobs it does
+//   not have. PUT /v2/REPO/manifests/NAME (a tag, or the manifest's own
+//   digest for an index's children) with the exact stored bytes as the body
+//   and their media type as Content-Type (the registry stores bytes, and the
+//   type decides how it reads them). 201 is success.
+// hint: The registry answers with the digest it stored in
+//   Docker-Content-Digest: when it is there and differs from ours, the
+//   bytes were changed on the way: an error. Errors name the manifest and the
+//   reference (describe_error has the registry's own message).
+// hint: The OCI distribution spec, "Pushing Manifests".
 /// `PUT /v2/REPO/manifests/NAME` with the exact bytes and their media type.
-fn put_manifest(client: &Client, d: &Descriptor, bytes: &[u8], name: &str) -> Result<(), String> {
+pub fn put_manifest(
+    client: &Client,
+    d: &Descriptor,
+    bytes: &[u8],
+    name: &str,
+) -> Result<(), String> {
     let resp = client.send(
         "PUT",
         &client.url(&format!("manifests/{name}")),
@@ -210,6 +243,7 @@ fn put_manifest(client: &Client, d: &Descriptor, bytes: &[u8], name: &str) -> Re
         _ => Ok(()),
     }
 }
+// ANCHOR_END: put_manifest
 
 /// Pushes image `local` (a tag in `store`) as `client.reference`. For an
 /// index, every platform's manifest goes first (by digest), the index last.

@@ -31,12 +31,17 @@ fn valid_component(c: &str) -> bool {
 impl Reference {
     // ANCHOR: parse_reference
     // exercise 5.1: parse and normalise an image reference like Docker
-    // hint: Split off "@sha256:…" (a digest) first, then ":tag" (a ':' after the last
-    // hint: '/'). The first path component is a registry only if it has '.' or ':' or
-    // hint: is "localhost"; else the registry is docker.io. index.docker.io means
-    // hint: docker.io; on docker.io a one-component name gets "library/". No tag and
-    // hint: no digest means ":latest". Repository components are lowercase
-    // hint: [a-z0-9._-], starting and ending alphanumeric: refuse others clearly.
+    // hint: `busybox` means docker.io/library/busybox:latest: a reference is
+    //   [registry/]repository[:tag][@digest], and the parts that are left out
+    //   have Docker's defaults. Split off "@sha256:…" first, then ":tag" (a ':'
+    //   after the last '/': "localhost:5000/x" has a port, not a tag).
+    // hint: The first component is a registry only if it has a '.' or a ':',
+    //   or is "localhost"; else the registry is docker.io (index.docker.io is
+    //   docker.io too), and there a one-component name gets "library/". No tag
+    //   and no digest means "latest". Repository components are lowercase
+    //   [a-z0-9._-], starting and ending alphanumeric: refuse others clearly.
+    // hint: The distribution project's reference grammar (reference/regexp.go,
+    //   "Grammar"); docker-pull(1) "Examples".
     pub fn parse(text: &str) -> Result<Reference, String> {
         let bad = |why: &str| Err(format!("invalid image reference {text:?}: {why}"));
         if text.is_empty() || text.len() > 255 {

@@ -9,6 +9,7 @@ mod common;
 use chapter_04::store::Store;
 use chapter_05::auth::Credentials;
 use chapter_05::client::Client;
+use chapter_05::client::Payload;
 use chapter_05::progress::Progress;
 use chapter_05::{pull, Reference};
 use std::sync::{Arc, Mutex};
@@ -201,7 +202,7 @@ fn untouched(store: &Store, img: &Image) {
 }
 
 #[test]
-fn a_body_cut_short_without_resume_support_is_a_clear_error() {
+fn ex5_8_a_body_cut_short_without_resume_support_is_a_clear_error() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
@@ -217,7 +218,7 @@ fn a_body_cut_short_without_resume_support_is_a_clear_error() {
 }
 
 #[test]
-fn a_blob_that_lies_about_its_digest_or_size_is_refused() {
+fn ex5_8_a_blob_that_lies_about_its_digest_or_size_is_refused() {
     for (what, expect) in [
         ("flipped", "does not match its digest"),
         ("longer", "expected"),
@@ -340,7 +341,7 @@ fn pull_resumed_after(stall: bool, body_timeout: std::time::Duration) {
 }
 
 #[test]
-fn a_connection_broken_mid_blob_is_resumed_with_range() {
+fn ex5_8_a_connection_broken_mid_blob_is_resumed_with_range() {
     pull_resumed_after(false, chapter_05::client::BODY_TIMEOUT);
 }
 
@@ -469,7 +470,7 @@ fn a_redirect_to_another_port_does_not_carry_the_credentials() {
 }
 
 #[test]
-fn a_bearer_token_is_fetched_once_and_reused() {
+fn ex5_8_a_bearer_token_is_fetched_once_and_reused_through_a_pull() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, auth, _, port| {
@@ -509,7 +510,7 @@ fn a_bearer_token_is_fetched_once_and_reused() {
 }
 
 #[test]
-fn a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
+fn ex5_8_a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
@@ -533,7 +534,7 @@ fn a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
 }
 
 #[test]
-fn a_schema1_manifest_is_refused_with_the_reason() {
+fn ex5_8_a_schema1_manifest_is_refused_with_the_reason() {
     let fake = Fake::start(|_, url, _, _, _| {
         if url.contains("/manifests/") {
             let v1 = br#"{"schemaVersion":1,"name":"app","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}"#;
@@ -560,6 +561,265 @@ fn a_schema1_manifest_is_refused_with_the_reason() {
 }
 
 #[test]
-fn a_stalled_connection_times_out_and_the_blob_is_resumed() {
+fn ex5_8_a_stalled_connection_times_out_and_the_blob_is_resumed() {
     pull_resumed_after(true, std::time::Duration::from_secs(1));
+}
+
+// ---- the steps of a pull, each on its own ------------------------------------
+
+#[test]
+fn ex5_3_a_bearer_challenge_is_answered_with_a_token_that_is_reused() {
+    let fake = Fake::start(move |_, url, auth, _, port| {
+        if url.starts_with("/token") {
+            return Reply::Full(
+                200,
+                vec![],
+                br#"{"access_token":"tok-9","expires_in":300}"#.to_vec(),
+            );
+        }
+        if auth != Some("Bearer tok-9") {
+            let challenge = format!(
+                r#"Bearer realm="http://127.0.0.1:{port}/token",service="fake",scope="repository:app:pull""#
+            );
+            return Reply::Full(401, vec![("WWW-Authenticate", challenge)], vec![]);
+        }
+        Reply::Full(200, vec![], b"{}".to_vec())
+    });
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    for _ in 0..3 {
+        let resp = client
+            .send("GET", &client.url("tags/list"), &[], Payload::Empty)
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    assert_eq!(fake.count("/token"), 1, "the token was not reused");
+    let log = fake.log.lock().unwrap();
+    let token = log
+        .iter()
+        .find(|(_, u, _, _)| u.starts_with("/token"))
+        .unwrap();
+    assert!(
+        token.1.contains("scope=repository:app:pull") && token.1.contains("service=fake"),
+        "{}",
+        token.1
+    );
+    assert_eq!(
+        token.2, None,
+        "an anonymous token request carries no credentials"
+    );
+    let last = log.last().unwrap();
+    assert_eq!(last.2.as_deref(), Some("Bearer tok-9"));
+}
+
+#[test]
+fn ex5_3_a_basic_challenge_is_answered_with_the_users_credentials() {
+    let c = Credentials {
+        username: "alice".into(),
+        secret: "s3cret:with:colons".into(),
+    };
+    let expected = c.basic_header();
+    assert_eq!(expected, "Basic YWxpY2U6czNjcmV0OndpdGg6Y29sb25z");
+    let fake = Fake::start(move |_, _, auth, _, _| {
+        if auth == Some(expected.as_str()) {
+            Reply::Full(200, vec![], vec![])
+        } else {
+            Reply::Full(
+                401,
+                vec![("WWW-Authenticate", r#"Basic realm="fake""#.into())],
+                vec![],
+            )
+        }
+    });
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(Some(c));
+    let resp = client
+        .send("GET", &client.url("tags/list"), &[], Payload::Empty)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let anonymous = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    let err = anonymous
+        .send("GET", &anonymous.url("tags/list"), &[], Payload::Empty)
+        .err()
+        .expect("no credentials, no entry");
+    assert!(err.contains("user name and password"), "{err}");
+}
+
+#[test]
+fn ex5_4_a_tag_resolves_with_head_to_the_manifest_the_store_has() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        serve(&i, url, |img| Reply::Full(200, vec![], img.layer.clone()))
+    });
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(
+        pull::resolve_locally(&client, &store).unwrap().is_none(),
+        "nothing stored yet"
+    );
+    store
+        .put_bytes(chapter_04::manifest::OCI_MANIFEST, &img.manifest)
+        .unwrap();
+    let found = pull::resolve_locally(&client, &store)
+        .unwrap()
+        .expect("the stored manifest");
+    assert_eq!(found.digest.as_str(), img.manifest_digest);
+    assert_eq!(found.bytes, img.manifest);
+    assert_eq!(found.media_type, chapter_04::manifest::OCI_MANIFEST);
+    assert_eq!(fake.count_method("HEAD", "/manifests/1"), 2);
+    assert_eq!(
+        fake.count_method("GET", "/manifests/"),
+        0,
+        "resolving downloads nothing"
+    );
+    // A reference by digest needs no resolving.
+    let pinned = Reference::parse(&format!(
+        "127.0.0.1:{}/app@{}",
+        fake.port, img.manifest_digest
+    ))
+    .unwrap();
+    let client = Client::new(&pinned, false).unwrap().with_credentials(None);
+    assert!(pull::resolve_locally(&client, &store).unwrap().is_none());
+}
+
+#[test]
+fn ex5_5_manifests_are_fetched_with_accept_and_their_digests_checked() {
+    let img = Arc::new(image());
+    let i = img.clone();
+    let lie = Arc::new(Mutex::new(None::<String>));
+    let l = lie.clone();
+    let fake = Fake::start(move |_, url, _, _, _| {
+        if url.contains("/manifests/gone") {
+            return Reply::Full(
+                404,
+                vec![],
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+            );
+        }
+        if url.contains("/manifests/old") {
+            let v1 = br#"{"schemaVersion":1,"name":"app","tag":"old","fsLayers":[],"history":[]}"#;
+            return Reply::Full(200, vec![], v1.to_vec());
+        }
+        let mut reply = serve(&i, url, |img| Reply::Full(200, vec![], img.layer.clone()));
+        if let (Some(d), Reply::Full(_, headers, _)) = (l.lock().unwrap().clone(), &mut reply) {
+            headers.retain(|(k, _)| *k != "Docker-Content-Digest");
+            headers.push(("Docker-Content-Digest", d));
+        }
+        reply
+    });
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    let got = pull::fetch_manifest(&client, "1", None).unwrap();
+    assert_eq!(got.bytes, img.manifest, "the exact bytes");
+    assert_eq!(got.digest.as_str(), img.manifest_digest);
+    assert_eq!(got.media_type, chapter_04::manifest::OCI_MANIFEST);
+    let pinned = pull::fetch_manifest(&client, "1", Some(&img.manifest_digest)).unwrap();
+    assert_eq!(pinned.digest, got.digest);
+    let other = chapter_04::Digest::of(b"other").to_string();
+    let err = pull::fetch_manifest(&client, "1", Some(&other))
+        .err()
+        .unwrap();
+    assert!(
+        err.contains(&other),
+        "a pinned digest that does not match: {err}"
+    );
+    *lie.lock().unwrap() = Some(other.clone());
+    let err = pull::fetch_manifest(&client, "1", None).err().unwrap();
+    assert!(
+        err.contains(&other),
+        "the registry's digest header is checked: {err}"
+    );
+    let err = pull::fetch_manifest(&client, "gone", None).err().unwrap();
+    assert!(err.contains("manifest unknown"), "{err}");
+    let err = pull::fetch_manifest(&client, "old", None).err().unwrap();
+    assert!(err.contains("schema 1"), "{err}");
+}
+
+#[test]
+fn ex5_6_a_download_resumes_with_range_and_a_registry_that_ignores_it_is_refused() {
+    let blob = vec![7u8; 1000];
+    let b = blob.clone();
+    let honour = Arc::new(Mutex::new(true));
+    let h = honour.clone();
+    let fake = Fake::start(move |_, _, _, range, _| {
+        let from = range
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+        match from {
+            Some(from) if *h.lock().unwrap() => Reply::Full(206, vec![], b[from..].to_vec()),
+            _ => Reply::Full(200, vec![], b.clone()),
+        }
+    });
+    let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    let url = client.url("blobs/sha256:abc");
+    let nothing = |_| {};
+    pull::Resuming::new(&client, url.clone(), 1000, &nothing)
+        .connect()
+        .unwrap();
+    pull::Resuming::new(&client, url.clone(), 1000, &nothing)
+        .from_offset(400)
+        .connect()
+        .unwrap();
+    let ranges: Vec<Option<String>> = fake
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.3.clone())
+        .collect();
+    assert_eq!(ranges, [None, Some("bytes=400-".to_string())]);
+    *honour.lock().unwrap() = false;
+    let err = pull::Resuming::new(&client, url, 1000, &nothing)
+        .from_offset(400)
+        .connect()
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot resume"), "{err}");
+}
+
+#[test]
+fn ex5_7_a_download_broken_midway_reads_through_to_the_whole_blob() {
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let (port, ranges) = storage_that_breaks(blob.clone(), false);
+    let reference = Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
+    let client = Client::new(&reference, false)
+        .unwrap()
+        .with_credentials(None);
+    let arrived = std::sync::atomic::AtomicU64::new(0);
+    let count = |n| {
+        arrived.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    };
+    let mut reader = pull::Resuming::new(
+        &client,
+        format!("http://127.0.0.1:{port}/blob"),
+        blob.len() as u64,
+        &count,
+    );
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut got).unwrap();
+    assert_eq!(got.len(), blob.len());
+    assert!(got == blob, "the resumed bytes do not line up");
+    assert_eq!(
+        *ranges.lock().unwrap(),
+        [format!("bytes={}-", blob.len() / 3)]
+    );
+    assert_eq!(
+        arrived.load(std::sync::atomic::Ordering::SeqCst),
+        blob.len() as u64
+    );
 }

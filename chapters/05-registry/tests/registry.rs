@@ -28,8 +28,8 @@ fn skopeo_copy(from: &str, to: &str, extra: &[&str]) {
 }
 
 #[test]
-fn we_push_and_skopeo_pulls_back_byte_for_byte() {
-    if !privileged("we_push_and_skopeo_pulls_back_byte_for_byte") {
+fn ex5_10_we_push_and_skopeo_pulls_back_byte_for_byte() {
+    if !privileged("ex5_10_we_push_and_skopeo_pulls_back_byte_for_byte") {
         return;
     }
     let registry = Registry::start(Auth::None);
@@ -85,8 +85,8 @@ fn we_push_and_skopeo_pulls_back_byte_for_byte() {
 }
 
 #[test]
-fn images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
-    if !privileged("images_skopeo_pushes_pull_and_unpack_to_the_same_tree") {
+fn ex5_8_images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
+    if !privileged("ex5_8_images_skopeo_pushes_pull_and_unpack_to_the_same_tree") {
         return;
     }
     let registry = Registry::start(Auth::None);
@@ -152,8 +152,8 @@ fn images_skopeo_pushes_pull_and_unpack_to_the_same_tree() {
 }
 
 #[test]
-fn from_a_multi_platform_index_the_asked_platform_is_pulled() {
-    if !privileged("from_a_multi_platform_index_the_asked_platform_is_pulled") {
+fn ex5_8_from_a_multi_platform_index_the_asked_platform_is_pulled() {
+    if !privileged("ex5_8_from_a_multi_platform_index_the_asked_platform_is_pulled") {
         return;
     }
     let registry = Registry::start(Auth::None);
@@ -234,8 +234,8 @@ fn from_a_multi_platform_index_the_asked_platform_is_pulled() {
 }
 
 #[test]
-fn unknown_images_and_bad_references_are_named() {
-    if !privileged("unknown_images_and_bad_references_are_named") {
+fn ex5_8_unknown_images_and_bad_references_are_named() {
+    if !privileged("ex5_8_unknown_images_and_bad_references_are_named") {
         return;
     }
     let registry = Registry::start(Auth::None);
@@ -289,8 +289,8 @@ impl Drop for PodmanCleanup {
 }
 
 #[test]
-fn an_image_we_push_runs_under_podman() {
-    if !privileged("an_image_we_push_runs_under_podman") {
+fn ex5_10_an_image_we_push_runs_under_podman() {
+    if !privileged("ex5_10_an_image_we_push_runs_under_podman") {
         return;
     }
     let registry = Registry::start(Auth::None);
@@ -395,4 +395,68 @@ fn experiments_walk_pull_and_push() {
             "the walk should show {step:?}:\n{trace}"
         );
     }
+}
+
+#[test]
+fn ex5_9_a_blob_is_uploaded_whole_or_in_chunks_skipped_when_there_and_mounted_across_repositories()
+{
+    if !privileged("ex5_9_a_blob_is_uploaded_whole_or_in_chunks_skipped_when_there_and_mounted_across_repositories") {
+        return;
+    }
+    let registry = Registry::start(Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_fixture(&dir.path().join("store"));
+    let image = load_image(
+        &store,
+        &store.resolve("fixture:latest").unwrap(),
+        &host_platform(),
+    )
+    .unwrap();
+    let layer = &image.manifest.layers[0];
+    let config = &image.manifest.config;
+    let client = Client::new(&common::reference(&registry, "one/app:1"), true).unwrap();
+    let whole = push::Options::default();
+    assert_eq!(
+        push::push_blob(&client, &store, config, &whole).unwrap(),
+        push::Sent::Uploaded
+    );
+    let chunked = push::Options {
+        chunk_size: 256 << 10,
+        mount_from: None,
+    };
+    let expected_chunks = layer.size.div_ceil(256 << 10) as usize;
+    assert_eq!(
+        push::push_blob(&client, &store, layer, &chunked).unwrap(),
+        push::Sent::UploadedInChunks(expected_chunks)
+    );
+    assert_eq!(
+        push::push_blob(&client, &store, layer, &whole).unwrap(),
+        push::Sent::AlreadyThere
+    );
+    // Another repository of the same registry gets it without the bytes.
+    let other = Client::new(&common::reference(&registry, "two/app:1"), true).unwrap();
+    let mount = push::Options {
+        mount_from: Some("one/app".into()),
+        ..push::Options::default()
+    };
+    assert_eq!(
+        push::push_blob(&other, &store, layer, &mount).unwrap(),
+        push::Sent::Mounted
+    );
+    // What the registry holds is the blob, byte for byte.
+    let mut resp = other
+        .send(
+            "GET",
+            &other.url(&format!("blobs/{}", layer.digest)),
+            &[],
+            chapter_05::client::Payload::Empty,
+        )
+        .unwrap();
+    let bytes = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 30)
+        .read_to_vec()
+        .unwrap();
+    assert_eq!(chapter_04::Digest::of(&bytes), layer.digest);
 }
