@@ -35,15 +35,22 @@ pub struct ExecSpec {
 /// The namespaces joined, in order; the mount namespace last.
 const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
 
-/// Entry point of `mini-dockerd exec-helper`. Returns the exit code.
-pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
-    // Not dumpable: between its fork and its execve, our child is a copy
-    // of this host binary inside the container's PID namespace; a process
-    // of the container must not ptrace it or open its /proc/PID/exe (runc's
-    // CVE-2016-9962 and CVE-2019-5736). execve makes the command dumpable
-    // again.
-    // SAFETY: prctl with constant arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+// ANCHOR: enter
+// exercise 6.13: enter a running container: its cgroup, then its namespaces
+// builds on: 6.10
+// hint: There is no container object in the kernel to enter, only what its
+//   PID 1 (spec.pid) belongs to. Join the cgroup first (write our PID into
+//   each of spec.cgroup_dirs' cgroup.procs: host paths, so while our /proc and
+//   / are still the host's), then setns(2) into each of NAMESPACES of PID 1.
+// hint: Open every /proc/PID/ns/NAME first, then enter them: after the mount
+//   namespace switch the paths mean the container's files. That is why "mnt"
+//   is last in NAMESPACES. The PID namespace applies to the children of the
+//   caller, not the caller: helper_main forks after this. Errors name the
+//   namespace or the cgroup and the PID.
+// hint: setns(2) (the notes on CLONE_NEWNS needing a single-threaded caller,
+//   and on CLONE_NEWPID); nsenter(1); cgroups(7) "cgroup.procs".
+/// Joins the cgroup and the namespaces of the container's PID 1.
+pub fn enter(spec: &ExecSpec) -> Result<()> {
     let me = std::process::id().to_string();
     for dir in &spec.cgroup_dirs {
         std::fs::write(dir.join("cgroup.procs"), &me)
@@ -60,6 +67,20 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
         nix::sched::setns(fd, nix::sched::CloneFlags::empty())
             .with_context(|| format!("entering the container's {ns} namespace"))?;
     }
+    Ok(())
+}
+// ANCHOR_END: enter
+
+/// Entry point of `mini-dockerd exec-helper`. Returns the exit code.
+pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
+    // Not dumpable: between its fork and its execve, our child is a copy
+    // of this host binary inside the container's PID namespace; a process
+    // of the container must not ptrace it or open its /proc/PID/exe (runc's
+    // CVE-2016-9962 and CVE-2019-5736). execve makes the command dumpable
+    // again.
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    enter(spec)?;
     // Now our root and working directory are the container's root.
     let mut security = chapter_01::security::Security::docker_default();
     security.masked_paths.clear(); // the container's mounts already hide them

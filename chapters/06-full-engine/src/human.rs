@@ -4,12 +4,6 @@
 use std::time::Duration;
 
 // ANCHOR: human_duration
-// exercise 6.4: a duration in Docker's words
-// hint: Under 1 s "Less than a second"; 1 s "1 second"; under a minute "N seconds";
-// hint: minutes (whole) 1 "About a minute", under 60 "N minutes"; hours rounded to the
-// hint: nearest (secs + 1800) / 3600: 1 "About an hour", under 48 "N hours"; then
-// hint: days (hours / 24) under 14 days, weeks (under ~60 days), months (30-day, under
-// hint: 2 years), else years (365 days).
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
     let minutes = secs / 60;

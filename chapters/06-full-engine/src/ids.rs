@@ -27,11 +27,17 @@ pub enum Lookup {
 }
 
 // ANCHOR: find
-// exercise 6.1: find a container by full ID, exact name, or unique ID prefix
-// hint: Docker's order: an exact ID wins, then an exact name (a leading '/' in the
-// hint: query is allowed: Docker stores names as "/name"), then an ID that starts with
-// hint: the query. Several IDs with that prefix is Lookup::Ambiguous(count); none at
-// hint: all (or an empty query) is Lookup::NotFound.
+// exercise 6.3: find a container by full ID, exact name, or unique ID prefix
+// builds on: 6.2
+// hint: Every command names a container the way the user typed it: a full
+//   64-digit ID, a name, or the first few digits of an ID. `containers` holds
+//   (id, name) pairs; answer the one ID meant, or why there is none.
+// hint: Docker's order: an exact ID wins, then an exact name (a leading '/'
+//   in the query is allowed: Docker stores names as "/name"), then an ID that
+//   starts with the query. Several IDs with that prefix is
+//   Lookup::Ambiguous(how many); none at all, or an empty query, NotFound.
+// hint: Docker's daemon/container store (GetByName, then the truncindex
+//   package's prefix lookup); docker-inspect(1) "NAME|ID".
 pub fn find(containers: &[(String, String)], query: &str) -> Result<String, Lookup> {
     if query.is_empty() {
         return Err(Lookup::NotFound);

@@ -13,10 +13,17 @@ pub struct Entry {
 }
 
 // ANCHOR: log_line
-// exercise 6.3: one json-file log line for a chunk of output
-// hint: Build an Entry with the bytes as text (String::from_utf8_lossy: output is not
-// hint: always UTF-8), the stream name ("stdout" or "stderr") and the time, and
-// hint: serialise it with serde_json; the line ends with '\n'.
+// exercise 6.6: one json-file log line for a chunk of output
+// builds on: 6.5
+// hint: `docker logs` reads back what the container wrote from a file of
+//   JSON lines, one object per line of output: {"log": the text, with its
+//   '\n'; "stream": "stdout" or "stderr"; "time": RFC 3339 with nanoseconds}.
+//   Build an Entry and serialise it; the file's line ends with '\n'.
+// hint: Output is bytes, not always UTF-8: String::from_utf8_lossy. serde_json
+//   escapes what JSON must (quotes, control characters), so a line of output
+//   can never break the file's own lines.
+// hint: Docker's json-file logging driver docs; daemon/logger/jsonfilelog
+//   (jsonlog.JSONLog: Log, Stream, Time).
 pub fn log_line(stream: &str, bytes: &[u8], time: &str) -> String {
     let entry = Entry {
         log: String::from_utf8_lossy(bytes).into_owned(),

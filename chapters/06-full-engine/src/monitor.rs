@@ -114,7 +114,8 @@ fn dup2(from: RawFd, to: RawFd) -> Result<()> {
 
 /// The container's three stdio descriptors and the monitor's ends.
 struct Stdio {
-    child: [OwnedFd; 3],
+    /// Emptied once the container holds them.
+    child: Vec<OwnedFd>,
     /// Readers of container output: (stream, fd).
     outputs: Vec<(Stream, File)>,
     stdin: Option<File>,
@@ -135,7 +136,7 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
             });
         let pty = nix::pty::openpty(size.as_ref(), None).context("allocating a pseudo-terminal")?;
         let slave = pty.slave;
-        let child = [slave.try_clone()?, slave.try_clone()?, slave];
+        let child = vec![slave.try_clone()?, slave.try_clone()?, slave];
         let reader = File::from(pty.master.try_clone()?);
         let writer = File::from(pty.master.try_clone()?);
         return Ok(Stdio {
@@ -155,7 +156,7 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     Ok(Stdio {
-        child: [stdin_r, out_w, err_w],
+        child: vec![stdin_r, out_w, err_w],
         outputs: vec![
             (Stream::Stdout, File::from(out_r)),
             (Stream::Stderr, File::from(err_r)),
@@ -184,11 +185,6 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
 }
 
 // ANCHOR: limits_for
-// exercise 6.6: HostConfig's limits in chapter 02's terms
-// hint: The API sends bytes and counts as i64 where 0 (or a negative number) means
-// hint: "not set": Memory, CpuShares, PidsLimit. MemorySwap -1 is Swap::Unlimited, a
-// hint: positive value Swap::Total. NanoCpus is CPUs × 10^9 (--cpus 0.5 → 500000000).
-// hint: CpusetCpus "" means not set.
 /// The cgroup limits of this container, in chapter 02's terms.
 pub fn limits_for(c: &Container) -> chapter_02::Limits {
     let h = &c.host_config;
@@ -255,26 +251,10 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let (cgroup, _warnings) =
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
-    let stdio = make_stdio(&c)?;
+    let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged());
     spec.mounts = extra_mounts;
-    // The child copies our descriptor table at clone(2): give it its stdio
-    // on 0, 1, 2 for that moment, then take ours back.
-    for (i, fd) in stdio.child.iter().enumerate() {
-        dup2(fd.as_raw_fd(), i as RawFd)?;
-    }
-    let spawned = chapter_01::spawn(&spec);
-    let null = File::open("/dev/null")?;
-    dup2(null.as_raw_fd(), 0)?;
-    dup2(null.as_raw_fd(), 1)?;
-    dup2(log_fd.as_raw_fd(), 2)?;
-    drop(stdio.child);
-    let mut child = spawned?;
-    cgroup
-        .0
-        .add(child.pid())
-        .map_err(|e| anyhow!(e))
-        .context("moving the container into its cgroup")?;
+    let mut child = spawn_paused(&spec, &mut stdio, &*cgroup.0, log_fd)?;
 
     let shared = Arc::new(Shared {
         tty: c.config.tty,
@@ -333,7 +313,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         return Ok(());
     }
     writeln!(report, "started {}", state.pid)?;
-    drop(std::mem::replace(report, null.try_clone()?));
+    drop(std::mem::replace(report, File::open("/dev/null")?));
 
     let pumps: Vec<_> = stdio
         .outputs
@@ -354,9 +334,82 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     drop(cgroup);
     drop(mounted);
     drop(stdio.master);
+    let _ = std::fs::remove_file(&socket);
+    record_exit(
+        &paths.state(id),
+        &mut state,
+        exit_code,
+        stats.oom_kills,
+        &shared,
+    )
+}
+
+// ANCHOR: spawn_paused
+// exercise 6.4: clone the container paused, with its stdio, and put it in its cgroup
+// builds on: 6.3
+// hint: Chapters 01 and 02 meet here. chapter_01::spawn clones PID 1 into
+//   its namespaces and leaves it waiting for go; in that gap it joins its
+//   cgroup (cgroup.add), so not one instruction of the command runs
+//   unlimited. The daemon says go later, after it attached its streams.
+// hint: The child gets a copy of our descriptor table at clone(2): put its
+//   stdio (stdio.child: pipes, or a terminal's slave) on 0, 1, 2 just for that
+//   moment (dup2), then take ours back at once, whatever spawn returned: 0
+//   and 1 from /dev/null, 2 the monitor's own log (log_fd). Then close
+//   stdio.child: the container holds the only copies now, so the pipes reach
+//   EOF when it exits.
+// hint: clone(2) ("CLONE_FILES not set": the child gets a copy of the
+//   descriptor table); dup2(2); cgroups(7) on joining. dup2 is a helper here.
+/// Clones the container's PID 1 (waiting for go) with its stdio, and puts
+/// it in its cgroup.
+fn spawn_paused(
+    spec: &chapter_01::Spec,
+    stdio: &mut Stdio,
+    cgroup: &dyn chapter_02::Cgroup,
+    log_fd: &OwnedFd,
+) -> Result<chapter_01::Child> {
+    for (i, fd) in stdio.child.iter().enumerate() {
+        dup2(fd.as_raw_fd(), i as RawFd)?;
+    }
+    let spawned = chapter_01::spawn(spec);
+    let null = File::open("/dev/null")?;
+    dup2(null.as_raw_fd(), 0)?;
+    dup2(null.as_raw_fd(), 1)?;
+    dup2(log_fd.as_raw_fd(), 2)?;
+    stdio.child.clear();
+    let child = spawned?;
+    cgroup
+        .add(child.pid())
+        .map_err(|e| anyhow!(e))
+        .context("moving the container into its cgroup")?;
+    Ok(child)
+}
+// ANCHOR_END: spawn_paused
+
+// ANCHOR: record_exit
+// exercise 6.5: record the exit: the state file, then everyone waiting
+// builds on: 6.4
+// hint: The last transition of the state machine (created → running →
+//   exited), written by the monitor because the daemon may be gone: status
+//   Exited, no PID, the exit code, whether the OOM killer did it (137, and
+//   the cgroup counted an OOM kill), the time (jsonlog::now), no cgroup
+//   directories any more. write_json replaces state.json atomically: a
+//   crash leaves the old state or the new one.
+// hint: Only after the file is written, tell the others: each `wait`
+//   connection gets one JSON line of Exit, and every attach stream is shut
+//   down (both directions), which ends the client's output. A write to a
+//   client that went away is not an error.
+// hint: Docker's container states (`docker inspect` State.Status,
+//   ExitCode, OOMKilled, FinishedAt); rename(2) for the atomic write.
+fn record_exit(
+    state_file: &Path,
+    state: &mut State,
+    exit_code: i32,
+    oom_kills: u64,
+    shared: &Shared,
+) -> Result<()> {
     let exit = Exit {
         exit_code,
-        oom_killed: exit_code == 137 && stats.oom_kills > 0,
+        oom_killed: exit_code == 137 && oom_kills > 0,
     };
     state.status = Status::Exited;
     state.pid = 0;
@@ -364,8 +417,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     state.oom_killed = exit.oom_killed;
     state.finished_at = jsonlog::now();
     state.cgroup_dirs.clear();
-    write_json(&paths.state(id), &state)?;
-    let _ = std::fs::remove_file(&socket);
+    write_json(state_file, state)?;
     let line = serde_json::to_string(&exit)? + "\n";
     for mut w in shared.waiters.lock().unwrap().drain(..) {
         let _ = w.write_all(line.as_bytes());
@@ -375,6 +427,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     }
     Ok(())
 }
+// ANCHOR_END: record_exit
 
 /// A start failure in Docker's words; the `docker` CLI looks for
 /// "executable file not found" (exit 127) and "permission denied" (126).

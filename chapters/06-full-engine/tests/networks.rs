@@ -33,8 +33,8 @@ fn ruleset() -> Vec<String> {
 }
 
 #[test]
-fn a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
-    if !privileged("a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files") {
+fn ex6_12_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
+    if !privileged("ex6_12_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files") {
         return;
     }
     let engine = Engine::start();
@@ -114,8 +114,8 @@ fn a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
 }
 
 #[test]
-fn published_ports_reach_the_container_and_a_taken_port_is_refused() {
-    if !privileged("published_ports_reach_the_container_and_a_taken_port_is_refused") {
+fn ex6_12_published_ports_reach_the_container_and_a_taken_port_is_refused() {
+    if !privileged("ex6_12_published_ports_reach_the_container_and_a_taken_port_is_refused") {
         return;
     }
     let mut engine = Engine::start();

@@ -151,7 +151,27 @@ impl Daemon {
                 return Err(ApiError::bad_request("hostname longer than 64 characters"));
             }
         }
-        // Name and record under the lock: two creates cannot take one name.
+        self.register(c, &name)
+    }
+
+    // ANCHOR: register
+    // exercise 6.2: record a new container: its name, its directory, its state
+    // builds on: 6.1
+    // hint: A created container is a directory under containers/ with two
+    //   files: config.json (what to run: written once) and state.json (where
+    //   it is in its life: "created" now). Both go through write_json, which
+    //   replaces a file atomically. Then the daemon's map knows it
+    //   (Entry::new), and the ID is the answer.
+    // hint: The name is chosen and recorded under the map's lock: two creates
+    //   at once must not take one name. No name asked for: a random one
+    //   (ids::random_name) not in use. A name in use: a conflict (409) in
+    //   Docker's words, naming the other container. Write state.json before
+    //   config.json: a directory with a config is a container, and a restarted
+    //   daemon must find its state too.
+    // hint: The Docker Engine API reference, "Create a container" (201 Id
+    //   Warnings, 409 conflict); rename(2) for the atomic writes.
+    /// Names and records a created container; returns its ID.
+    fn register(&self, c: Container, name: &str) -> Result<String, ApiError> {
         let mut map = self.containers.lock().unwrap();
         let name = if name.is_empty() {
             crate::ids::random_name(|n| map.values().any(|e| e.c.name == n))
@@ -160,17 +180,18 @@ impl Daemon {
                 "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
             )));
         } else {
-            name
+            name.to_string()
         };
+        let id = c.id.clone();
         let c = Container { name, ..c };
-        let dir = self.paths.container(&id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(self.paths.container(&id))?;
         let state = State::default();
         write_json(&self.paths.state(&id), &state)?;
         write_json(&self.paths.config(&id), &c)?;
         map.insert(id.clone(), Entry::new(c, state));
         Ok(id)
     }
+    // ANCHOR_END: register
 
     /// `POST /containers/{id}/start`: spawns the monitor, hands it the
     /// attach streams that wait, then says go.
@@ -335,6 +356,23 @@ impl Daemon {
         }
     }
 
+    // ANCHOR: attach
+    // exercise 6.9: the attach hijack: take over the HTTP connection for the streams
+    // builds on: 6.8
+    // hint: Attach answers "101 Switching Protocols" (http::upgraded: its
+    //   Content-Type says raw with a TTY, multiplexed without) and from then on
+    //   the socket is no longer HTTP: it carries the container's output one way
+    //   and stdin the other. hyper hands over the raw connection once the 101 is
+    //   sent: hyper::upgrade::on(&mut req) is a future of it, taken *before*
+    //   answering.
+    // hint: A running container: in a task, await the upgrade, connect to the
+    //   monitor with Hello::Attach (stdin, stdout, stderr from the query) and
+    //   relay the two. One not started yet: it has no monitor, so push a Pending
+    //   (the hello and a oneshot that will carry the upgraded connection) into
+    //   its entry before answering, and let the upgrade task send the
+    //   connection into the oneshot; start connects what is pending before go.
+    // hint: The Docker Engine API reference, "Attach to a container" ("Hijacking"
+    //   and "Stream format"); RFC 9110 "Upgrade"; hyper's upgrade module.
     /// `POST /containers/{id}/attach?stream=1&stdin=1&stdout=1&stderr=1`
     pub fn attach(self: &Arc<Self>, query: &str, mut req: Request<Incoming>) -> ApiResult {
         let id = self.find(query)?;
@@ -369,7 +407,24 @@ impl Daemon {
         }
         Ok(http::upgraded(tty))
     }
+    // ANCHOR_END: attach
 
+    // ANCHOR: wait
+    // exercise 6.10: wait: answer at once, finish when the condition is met
+    // builds on: 6.9
+    // hint: A client asks to wait before it starts the container (so a fast
+    //   exit cannot be missed), so wait sends its headers at once
+    //   (http::streaming) and the body, {"StatusCode": N, "Error": …}, when the
+    //   condition holds. Each entry has a watch channel of its Life (exits
+    //   counted, removed); note where it stands now and watch it change.
+    // hint: "not-running": at once if the container is not running, else at its
+    //   next exit; "next-exit": the next exit, even if it is not running now;
+    //   "removed": when it is gone (a closed channel also means gone). Any exit
+    //   or removal ends every condition. The code comes from the state then
+    //   (or the last Life when the entry is gone); Error is null without a
+    //   message.
+    // hint: The Docker Engine API reference, "Wait for a container"
+    //   (condition); tokio::sync::watch (changed, borrow_and_update).
     /// `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
     /// headers at once, the body when the condition is met.
     pub async fn wait(self: &Arc<Self>, query: &str, q: &HashMap<String, String>) -> ApiResult {
@@ -408,6 +463,7 @@ impl Daemon {
         });
         Ok(response)
     }
+    // ANCHOR_END: wait
 
     /// `POST /containers/{id}/stop?t=10`: the stop signal, then SIGKILL.
     pub async fn stop(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {

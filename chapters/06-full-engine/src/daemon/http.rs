@@ -105,10 +105,14 @@ where
 }
 
 // ANCHOR: strip_version
-// exercise 6.5: remove the API version prefix from a request path
-// hint: Docker clients call /v1.41/containers/json as well as /containers/json. Strip a
-// hint: leading "/v" + a version made of dot-separated numbers, up to the next '/'.
-// hint: Anything else ("/volumes/x", "/vx/y") is returned unchanged.
+// exercise 6.1: remove the API version prefix from a request path
+// hint: Docker clients call /v1.41/containers/json, or /containers/json when
+//   they do not pin a version: the router sees the path after the prefix, so
+//   one table of routes serves every version the engine speaks.
+// hint: The prefix is "/v" and a version made of dot-separated numbers, up to
+//   the next '/'. Anything else is a path of its own and stays as it is:
+//   "/volumes/x", "/vx/y", "/v1.41" (no '/' after it).
+// hint: The Docker Engine API reference, "Versioning" ("/v1.41/info").
 /// `/v1.41/containers/json` → `/containers/json`: clients may name the API
 /// version they speak; we answer every version from MIN_API_VERSION up.
 pub fn strip_version(path: &str) -> &str {
@@ -125,8 +129,32 @@ pub fn strip_version(path: &str) -> &str {
 /// Log every request and its status (`mini-dockerd --debug`).
 pub static DEBUG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Dispatches one request.
+/// Dispatches one request. A handler that panics (in a learner workspace:
+/// an exercise not solved yet) answers 500 with the panic's message, one line
+/// the client prints, instead of dropping the connection.
 pub async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(dispatch(d, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the handler panicked");
+            let message = match chapter_01::course::unsolved(text) {
+                Some(id) => chapter_01::course::unsolved_line(id),
+                None => format!("internal error: {text}"),
+            };
+            error_response(ApiError::internal(message))
+        }
+    }
+}
+
+async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let shown = req.uri().to_string();
     let path = strip_version(req.uri().path()).to_string();

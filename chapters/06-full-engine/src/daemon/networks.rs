@@ -431,6 +431,23 @@ impl Daemon {
 
     /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
     /// the neighbours' /etc/hosts.
+    // ANCHOR: network_attach
+    // exercise 6.12: plug one container into its network: bridge, veth, eth0, NAT
+    // builds on: 6.11
+    // hint: The endpoint (address, gateway, bridge, veth name, ports) was
+    //   allocated before the start; now the wiring, while PID 1 waits for go:
+    //   the bridge on the host (with the gateway address), the NAT rules of the
+    //   network (masquerade out, forward in), a veth pair whose host end joins
+    //   the bridge and whose other end moves into the container's network
+    //   namespace (the netns of `pid`), where it becomes eth0 with the address
+    //   and a default route via the gateway; then the published ports' DNAT.
+    // hint: Hold self.net_lock throughout (other starts share the bridge and
+    //   the rules). Netlink::host() and Netlink::in_netns_of(pid) make the
+    //   links; nat:: the rules. The host must route: ip_forward on; and for
+    //   ports published on 127.0.0.1, route_localnet on the bridge. Last,
+    //   rewrite the network's /etc/hosts files (names of the neighbours).
+    // hint: veth(4); ip-link(8) "netns"; the Docker docs "Bridge network
+    //   driver" and "Packet filtering and firewalls"; nft(8) "NAT".
     pub async fn network_attach(
         &self,
         c: &Container,
@@ -473,6 +490,7 @@ impl Daemon {
         self.rewrite_hosts(&network.name);
         Ok(())
     }
+    // ANCHOR_END: network_attach
 
     /// After the container exited (or never started): its rules, its
     /// address, its held ports; and when no container is left on any

@@ -75,12 +75,21 @@ pub struct Allocations {
 }
 
 // ANCHOR: allocate
-// exercise 6.7: hand out the lowest free address of a subnet
-// hint: Candidates run from the address after the gateway (base + 2) to the last
-// hint: before the broadcast address (base + size - 2). Skip every address in
-// hint: `taken.by_ip`; record the one you hand out, with its owner. A full subnet is
-// hint: an error that names the subnet.
+// exercise 6.11: hand out the lowest free address of a subnet
+// hint: Each container on a network gets one address of the network's subnet,
+//   and no two the same. The first address is the network itself, the next
+//   the gateway (the bridge); the last is broadcast. Hand out the lowest of
+//   the rest not in `taken.by_ip`, and record it there with its owner.
+// hint: Candidates run from base + 2 to base + size - 2, where size is
+//   2^(32 - prefix): work with u32 (u32::from(Ipv4Addr)). An owner that holds
+//   an address already gets the same one again (a restart must not leak). A
+//   full subnet is an error that names it.
+// hint: RFC 950 (the all-zeros and all-ones host numbers); Docker's IPAM
+//   (libnetwork/ipam) hands out the lowest free address, as here.
 pub fn allocate(subnet: &Subnet, taken: &mut Allocations, owner: &str) -> Result<Ipv4Addr, String> {
+    if let Some((ip, _)) = taken.by_ip.iter().find(|(_, o)| *o == owner) {
+        return Ok(*ip);
+    }
     let first = u32::from(subnet.base) + 2;
     let size = 1u64 << (32 - subnet.prefix);
     let last = (u64::from(u32::from(subnet.base)) + size - 2) as u32;
