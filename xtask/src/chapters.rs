@@ -8,6 +8,7 @@ pub struct Chapter {
     pub number: u32,
     pub topic: String,
     pub package: String,
+    pub dir: std::path::PathBuf,
 }
 
 pub fn list(root: &Path) -> Result<Vec<Chapter>> {
@@ -29,6 +30,7 @@ pub fn list(root: &Path) -> Result<Vec<Chapter>> {
             number,
             topic: topic.replace('-', " "),
             package: format!("chapter-{num}"),
+            dir: dir.clone(),
         });
     }
     out.sort_by_key(|c| c.number);

@@ -3,7 +3,7 @@
 //! - `up`: install what the project needs, build, prepare the fixture
 //!   image, then run the main job (today: chapter 01's isolated shell).
 //! - `test`: everything CI checks (format, lints, tests, verify, book).
-//! - `student DIR`, `grade`, `hint ID`: the learner's loop.
+//! - `student DIR`, `grade [ID|CHAPTER]`, `hint ID [--more]`: the learner's loop.
 //! - `verify`: proves the grading honest (see [`verify`]).
 //! - `doctor`: what this host can and cannot do, in plain words.
 //! - `fixture`, `install`, `book`: the single steps.
@@ -13,6 +13,7 @@ mod bench;
 mod book;
 mod chapters;
 mod doctor;
+mod experiments;
 mod grade;
 mod install;
 mod regions;
@@ -48,14 +49,16 @@ enum Cmd {
     },
     /// Run the graded tests and show the scoreboard
     Grade {
-        /// Only this chapter (1, 2, ...)
-        #[arg(long)]
-        chapter: Option<u32>,
+        /// One exercise (1.3) or one chapter (2); all when left out
+        what: Option<String>,
     },
-    /// Print an exercise's task and hints
+    /// Print an exercise's task and its first hint; --more shows the next
     Hint {
         /// Exercise id, e.g. 1.3
         id: String,
+        /// Show one more hint than last time
+        #[arg(long)]
+        more: bool,
     },
     /// Prove the grading honest: solution passes, student workspace compiles,
     /// each exercise's tests fail when only it is stubbed
@@ -83,8 +86,8 @@ fn main() {
         Cmd::Up { no_run } => up(no_run),
         Cmd::Test => test(),
         Cmd::Student { dir } => workspace::write_student(&dir),
-        Cmd::Grade { chapter } => grade::grade(chapter),
-        Cmd::Hint { id } => hint(&id),
+        Cmd::Grade { what } => grade::grade(what.as_deref()),
+        Cmd::Hint { id, more } => hint(&id, more),
         Cmd::Verify => verify::verify(),
         Cmd::Doctor => doctor::doctor(),
         Cmd::Fixture => fixture().map(|_| ()),
@@ -268,23 +271,35 @@ fn parse_test_result(line: &str) -> Option<(u64, u64)> {
     Some((count(" passed")?, count(" failed")?))
 }
 
-fn hint(id: &str) -> Result<()> {
+fn hint(id: &str, more: bool) -> Result<()> {
     let root = testkit::workspace_root();
     let exercises = regions::find_all(&root.join("chapters"))?;
     let Some(ex) = exercises.iter().find(|e| e.id == id) else {
         let ids: Vec<&str> = exercises.iter().map(|e| e.id.as_str()).collect();
         bail!("no exercise {id:?}; the exercises are {}", ids.join(", "));
     };
+    let mut progress = grade::Progress::load(&root);
+    let shown = progress.hints_shown(id).max(1);
+    let shown = if more { shown + 1 } else { shown }.min(ex.hints.len().max(1));
+    progress.set_hints_shown(id, shown);
+    progress.save()?;
     let file = ex.file.strip_prefix(&root).unwrap_or(&ex.file);
     println!("exercise {}: {}", ex.id, ex.title);
     println!("where:    {}:{}", file.display(), ex.line);
+    if !ex.builds_on.is_empty() {
+        println!("builds on: {}", ex.builds_on.join(", "));
+    }
     println!(
-        "graded:   cargo test -p chapter-{:02} --test graded {}",
+        "graded:   cargo xtask grade {}   (or: cargo test -p chapter-{:02} --tests {})",
+        ex.id,
         ex.chapter(),
         ex.test_prefix()
     );
-    for h in &ex.hints {
-        println!("hint:     {h}");
+    for (i, h) in ex.hints.iter().take(shown).enumerate() {
+        println!("hint {}/{}: {h}", i + 1, ex.hints.len());
+    }
+    if shown < ex.hints.len() {
+        println!("(cargo xtask hint {id} --more for the next hint)");
     }
     Ok(())
 }

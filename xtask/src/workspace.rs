@@ -58,6 +58,27 @@ pub fn stub_in_place(root: &Path, exercises: &[&Exercise], original_root: &Path)
     Ok(())
 }
 
+/// Rewrites, in the workspace at `root`, every file holding exercises with
+/// each of them behind verify's run-time switch.
+pub fn stub_switchable_in_place(
+    root: &Path,
+    exercises: &[Exercise],
+    original_root: &Path,
+) -> Result<()> {
+    let mut by_file: BTreeMap<&Path, Vec<&Exercise>> = BTreeMap::new();
+    for ex in exercises {
+        by_file.entry(ex.file.as_path()).or_default().push(ex);
+    }
+    for (file, list) in by_file {
+        let src = std::fs::read_to_string(file)?;
+        let rel = file
+            .strip_prefix(original_root)
+            .context("exercise outside the workspace")?;
+        std::fs::write(root.join(rel), regions::stub_switchable(&src, &list))?;
+    }
+    Ok(())
+}
+
 /// `cargo xtask student DIR`.
 pub fn write_student(dir: &Path) -> Result<()> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
