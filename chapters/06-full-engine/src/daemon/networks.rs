@@ -429,8 +429,6 @@ impl Daemon {
         }
     }
 
-    /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
-    /// the neighbours' /etc/hosts.
     // ANCHOR: network_attach
     // exercise 6.12: plug one container into its network: bridge, veth, eth0, NAT
     // builds on: 6.11
@@ -448,6 +446,8 @@ impl Daemon {
     //   rewrite the network's /etc/hosts files (names of the neighbours).
     // hint: veth(4); ip-link(8) "netns"; the Docker docs "Bridge network
     //   driver" and "Packet filtering and firewalls"; nft(8) "NAT".
+    /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
+    /// the neighbours' /etc/hosts.
     pub async fn network_attach(
         &self,
         c: &Container,
