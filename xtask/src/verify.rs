@@ -69,12 +69,22 @@ pub fn verify() -> Result<()> {
             .filter(|e| e.chapter() == chapter.number)
             .flat_map(|e| by_exercise[&e.id].iter().copied())
             .collect();
+        let since = Instant::now();
         let results = run_tests(&all, None)?;
+        let mut failed = 0;
         for t in &all {
             if results.get(&t.name) != Some(&true) {
+                failed += 1;
                 problems.push(format!("the solution fails {}", t.name));
             }
         }
+        eprintln!(
+            "solution: chapter {:02}: {}/{} graded tests pass ({:.0?})",
+            chapter.number,
+            all.len() - failed,
+            all.len(),
+            since.elapsed()
+        );
     }
     phase("the solution's graded tests", t);
     if !problems.is_empty() {
@@ -296,6 +306,50 @@ fn tests_by_exercise<'a>(
     map
 }
 
+/// The longest one run of a test binary may take: a stub can leave a test
+/// waiting for something that never comes; such a run counts as failed.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `cmd` to its end, or kills it (and its process group) after `limit`.
+fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Result<std::process::Output> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            eprintln!("verify: a test run took over {limit:?}: killed, its tests count as failed");
+            // SAFETY: SIGKILL to the process group of the child we started.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            break child.wait()?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
 /// Runs `tests` (each in its binary, exact names), with `stubs` in
 /// `COURSE_STUBS`; returns name → passed.
 fn run_tests(tests: &[&Graded], stubs: Option<&str>) -> Result<BTreeMap<String, bool>> {
@@ -314,8 +368,7 @@ fn run_tests(tests: &[&Graded], stubs: Option<&str>) -> Result<BTreeMap<String, 
             Some(s) => cmd.env("COURSE_STUBS", s),
             None => cmd.env_remove("COURSE_STUBS"),
         };
-        let out = cmd
-            .output()
+        let out = output_within(&mut cmd, RUN_LIMIT)
             .with_context(|| format!("running {}", exe.display()))?;
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let Some(rest) = line.strip_prefix("test ") else {
