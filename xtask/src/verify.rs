@@ -5,18 +5,18 @@
 //! as its stub), so each check below is a run of already built test
 //! binaries, not a rebuild:
 //!
-//! 0. Every exercise has graded tests, every graded test names an exercise,
-//!    every `builds on:` names an earlier exercise; the solution passes
-//!    every graded test, none skipped.
-//! a. Each exercise stubbed alone: every one of its tests fails.
-//! b. Each chapter stubbed whole: its main experiment fails with the line
-//!    that names its first exercise; solved, the experiment works.
-//! c. With every exercise after j stubbed, j's tests pass: no test needs an
-//!    exercise that comes after its own.
-//! d. The learner workspace (`cargo xtask student`) compiles without a
-//!    warning, its chapter 01 experiment names exercise 1.1, and its book
-//!    builds; no exercise's solution shows in it, and in the reference book
-//!    solutions appear only folded (inside `<details>`).
+//! - (0) Every exercise has graded tests, every graded test names an
+//!   exercise, every `builds on:` names an earlier exercise; the solution
+//!   passes every graded test, none skipped.
+//! - (a) Each exercise stubbed alone: every one of its tests fails.
+//! - (b) Each chapter stubbed whole: its main experiment fails with the
+//!   line that names its first exercise; solved, the experiment works.
+//! - (c) With every exercise after j stubbed, j's tests pass: no test needs
+//!   an exercise that comes after its own.
+//! - (d) The learner workspace (`cargo xtask student`) compiles without a
+//!   warning, its chapter 01 experiment names exercise 1.1, and its book
+//!   builds; no exercise's solution shows in it, and in the reference book
+//!   solutions appear only folded (inside `<details>`).
 
 use crate::regions::{self, Exercise};
 use crate::{cargo, chapters, run, workspace};
@@ -319,7 +319,10 @@ fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Result<std::p
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    let (mut out, mut err) = (child.stdout.take().expect("piped"), child.stderr.take().expect("piped"));
+    let (mut out, mut err) = (
+        child.stdout.take().expect("piped"),
+        child.stderr.take().expect("piped"),
+    );
     let reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = out.read_to_end(&mut buf);

@@ -13,7 +13,6 @@
 use crate::plan::Plan;
 use crate::sys::{Kernel, Sys};
 use nix::errno::Errno;
-use std::ffi::c_char;
 use std::os::fd::RawFd;
 
 /// The call number reported when `execve` failed for every candidate path.
@@ -69,17 +68,12 @@ pub fn wait_for_go(go: RawFd) -> bool {
 //   means "here, but not runnable": remember it, keep looking. Any other
 //   errno is final (report it at once, code 126). At the end, still ENOENT
 //   means nothing was found: 127 (as a shell says); else 126.
-// hint: execve(2) ERRORS; execvp(3) DESCRIPTION for the search rules. `argv`
-//   and `envp` are prepared NULL-terminated arrays: pass them on as they are.
-pub fn exec_command(
-    sys: &mut impl Sys,
-    plan: &Plan,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-) -> (Errno, i32) {
+// hint: execve(2) ERRORS; execvp(3) DESCRIPTION for the search rules. The
+//   arguments and environment are plan.argv and plan.envp.
+pub fn exec_command(sys: &mut impl Sys, plan: &Plan) -> (Errno, i32) {
     let mut worst = Errno::ENOENT;
     for path in &plan.candidates {
-        match sys.execve(path, argv, envp) {
+        match sys.execve(path, &plan.argv, &plan.envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => worst = Errno::EACCES,
             other => return (other, 126),
@@ -89,8 +83,6 @@ pub fn exec_command(
     (worst, code)
 }
 // ANCHOR_END: exec_command
-
-use crate::spec::MAX_ARGS;
 
 // ANCHOR: child_main
 /// The child's whole life. Never returns: it either becomes the command or
@@ -122,18 +114,7 @@ pub fn child_main(plan: &Plan, go: RawFd, report: RawFd, unused: [RawFd; 2]) -> 
     if let Err(errno) = crate::setup::setup(&mut kernel, plan) {
         fail(report, kernel.calls - 1, errno, 125);
     }
-    // Pointer arrays live on this stack: the plan's CStrings are ours too,
-    // but a Vec of pointers would need the allocator. The spec limits how
-    // many there are.
-    let mut argv = [std::ptr::null::<c_char>(); MAX_ARGS + 1];
-    let mut envp = [std::ptr::null::<c_char>(); MAX_ARGS + 1];
-    for (slot, arg) in argv.iter_mut().zip(plan.argv.iter().take(MAX_ARGS)) {
-        *slot = arg.as_ptr();
-    }
-    for (slot, var) in envp.iter_mut().zip(plan.envp.iter().take(MAX_ARGS)) {
-        *slot = var.as_ptr();
-    }
-    let (errno, code) = exec_command(&mut kernel, plan, argv.as_ptr(), envp.as_ptr());
+    let (errno, code) = exec_command(&mut kernel, plan);
     fail(report, STEP_EXEC, errno, code)
 }
 // ANCHOR_END: child_main

@@ -13,9 +13,10 @@
 //! One method is one system call (or, for the hardening steps chapter 06
 //! turns on, one small fixed sequence), named after the call.
 
+use crate::spec::MAX_ARGS;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
-use std::ffi::{c_char, CStr};
+use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 
 /// The calls a container's setup makes.
@@ -72,14 +73,9 @@ pub trait Sys {
     fn controlling_terminal(&mut self) -> Result<(), Errno>;
     /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`.
     fn close_inherited_fds(&mut self) -> Result<(), Errno>;
-    /// `execve(2)`. Returns only when it failed, with the reason.
-    /// `argv` and `envp` are NULL-terminated arrays of C strings.
-    fn execve(
-        &mut self,
-        path: &CStr,
-        argv: *const *const c_char,
-        envp: *const *const c_char,
-    ) -> Errno;
+    /// `execve(2)`. Returns only when it failed, with the reason. At most
+    /// [`MAX_ARGS`] of each list are passed (the spec refuses more).
+    fn execve(&mut self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno;
 }
 
 /// One call, as the [`Recorder`] keeps it: with its arguments, as text.
@@ -368,12 +364,7 @@ impl Sys for Recorder {
     fn close_inherited_fds(&mut self) -> Result<(), Errno> {
         self.record(Call::CloseInheritedFds)
     }
-    fn execve(
-        &mut self,
-        path: &CStr,
-        _argv: *const *const c_char,
-        _envp: *const *const c_char,
-    ) -> Errno {
+    fn execve(&mut self, path: &CStr, _argv: &[CString], _envp: &[CString]) -> Errno {
         match self.record(Call::Execve(text(path))) {
             Err(errno) => errno,
             Ok(()) => Errno::ENOENT,
@@ -601,14 +592,19 @@ impl Sys for Kernel {
             )
         })
     }
-    fn execve(
-        &mut self,
-        path: &CStr,
-        argv: *const *const c_char,
-        envp: *const *const c_char,
-    ) -> Errno {
+    fn execve(&mut self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
         self.calls += 1;
-        unsafe { libc::execve(path.as_ptr(), argv, envp) };
+        // The pointer arrays live on this stack: a Vec of pointers would
+        // need the allocator, which the child may not use.
+        let mut args = [std::ptr::null::<c_char>(); MAX_ARGS + 1];
+        let mut vars = [std::ptr::null::<c_char>(); MAX_ARGS + 1];
+        for (slot, arg) in args.iter_mut().zip(argv.iter().take(MAX_ARGS)) {
+            *slot = arg.as_ptr();
+        }
+        for (slot, var) in vars.iter_mut().zip(envp.iter().take(MAX_ARGS)) {
+            *slot = var.as_ptr();
+        }
+        unsafe { libc::execve(path.as_ptr(), args.as_ptr(), vars.as_ptr()) };
         Errno::last()
     }
 }

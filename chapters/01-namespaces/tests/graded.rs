@@ -133,7 +133,16 @@ fn plan_for(command: &str, path: &str) -> chapter_01::plan::Plan {
     chapter_01::plan::build(&spec)
 }
 
-fn mount_call(call: &Call) -> Option<(Option<&str>, &str, Option<&str>, MsFlags, Option<&str>)> {
+/// A mount's (source, target, fstype, flags, data).
+type MountArgs<'a> = (
+    Option<&'a str>,
+    &'a str,
+    Option<&'a str>,
+    MsFlags,
+    Option<&'a str>,
+);
+
+fn mount_call(call: &Call) -> Option<MountArgs<'_>> {
     match call {
         Call::Mount {
             source,
@@ -245,9 +254,8 @@ fn ex1_3_the_child_goes_on_a_byte_and_gives_up_on_eof() {
 #[test]
 fn ex1_4_every_candidate_is_tried_in_order_and_the_code_says_why_none_ran() {
     let plan = plan_for("prog", "/a:/b:/c");
-    let (argv, envp) = (std::ptr::null(), std::ptr::null());
     let mut rec = Recorder::new();
-    let (errno, code) = chapter_01::child::exec_command(&mut rec, &plan, argv, envp);
+    let (errno, code) = chapter_01::child::exec_command(&mut rec, &plan);
     assert_eq!((errno, code), (Errno::ENOENT, 127));
     assert_eq!(
         rec.calls,
@@ -255,18 +263,18 @@ fn ex1_4_every_candidate_is_tried_in_order_and_the_code_says_why_none_ran() {
     );
     // Found but not executable: the search goes on, and says so at the end.
     let mut rec = Recorder::new().fail(0, Errno::EACCES);
-    let result = chapter_01::child::exec_command(&mut rec, &plan, argv, envp);
+    let result = chapter_01::child::exec_command(&mut rec, &plan);
     assert_eq!(result, (Errno::EACCES, 126));
     assert_eq!(rec.calls.len(), 3);
     // Not a directory along the way: keep looking.
     let mut rec = Recorder::new().fail(0, Errno::ENOTDIR);
     assert_eq!(
-        chapter_01::child::exec_command(&mut rec, &plan, argv, envp),
+        chapter_01::child::exec_command(&mut rec, &plan),
         (Errno::ENOENT, 127)
     );
     // Any other failure is final.
     let mut rec = Recorder::new().fail(1, Errno::ENOEXEC);
-    let result = chapter_01::child::exec_command(&mut rec, &plan, argv, envp);
+    let result = chapter_01::child::exec_command(&mut rec, &plan);
     assert_eq!(result, (Errno::ENOEXEC, 126));
     assert_eq!(rec.calls.len(), 2, "the search stops at a final failure");
 }

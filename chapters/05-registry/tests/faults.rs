@@ -646,8 +646,7 @@ fn ex5_3_a_basic_challenge_is_answered_with_the_users_credentials() {
         .with_credentials(None);
     let err = anonymous
         .send("GET", &anonymous.url("tags/list"), &[], Payload::Empty)
-        .err()
-        .expect("no credentials, no entry");
+        .expect_err("no credentials, no entry");
     assert!(err.contains("user name and password"), "{err}");
 }
 
