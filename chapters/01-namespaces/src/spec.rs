@@ -170,12 +170,17 @@ impl Spec {
 }
 
 /// The fixture root filesystem the course's experiments run in:
-/// `target/fixture/rootfs` of this workspace, built by `cargo xtask fixture`.
+/// `target/fixture/rootfs` of this workspace, built by `cargo xtask fixture`
+/// (or under `MINI_DOCKER_FIXTURE_DIR`, where `cargo xtask verify` points
+/// its scratch copies of the workspace).
 pub fn fixture_rootfs() -> Result<PathBuf, String> {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../target/fixture/rootfs"
-    ));
+    let path = match std::env::var_os("MINI_DOCKER_FIXTURE_DIR") {
+        Some(dir) => PathBuf::from(dir).join("rootfs"),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/fixture/rootfs"
+        )),
+    };
     match path.canonicalize() {
         Ok(p) if p.is_dir() => Ok(p),
         Ok(p) => Err(format!("rootfs {} is not a directory", p.display())),
