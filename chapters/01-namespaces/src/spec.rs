@@ -3,6 +3,7 @@
 
 use crate::error::Error;
 use crate::namespaces::{Namespace, Namespaces};
+pub use crate::sys::MAX_ARGS;
 use crate::user::IdMap;
 use std::path::PathBuf;
 
@@ -73,10 +74,6 @@ pub struct Spec {
     /// The root filesystem is mounted read-only (`--read-only`).
     pub readonly_rootfs: bool,
 }
-
-/// The most arguments (and, separately, environment variables) passed on:
-/// the child builds their pointer arrays on its stack.
-pub const MAX_ARGS: usize = 256;
 
 /// The `PATH` a container gets, as Docker sets it.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -13,11 +13,14 @@
 //! One method is one system call (or, for the hardening steps chapter 06
 //! turns on, one small fixed sequence), named after the call.
 
-use crate::spec::MAX_ARGS;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
+
+/// The most arguments (and, separately, environment variables) passed on:
+/// the child builds their pointer arrays on its stack.
+pub const MAX_ARGS: usize = 256;
 
 /// The calls a container's setup makes.
 pub trait Sys {
