@@ -116,6 +116,46 @@ pub fn with_userns(namespaces: &str) -> String {
     }
 }
 
+/// A `sleep` process for tests to put somewhere (a cgroup); killed and
+/// reaped when dropped, so a test that fails halfway leaves no process.
+pub struct Sleeper {
+    child: Option<std::process::Child>,
+}
+
+impl Sleeper {
+    /// `sleep SECONDS`, its output nowhere (a process that keeps a test
+    /// harness's pipe open would hold up whoever reads it).
+    pub fn start(seconds: u32) -> Sleeper {
+        let child = std::process::Command::new("sleep")
+            .arg(seconds.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting sleep");
+        Sleeper { child: Some(child) }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().map_or(0, |c| c.id() as i32))
+    }
+
+    /// Waits for its end; true when a signal ended it.
+    pub fn killed(mut self) -> bool {
+        let mut child = self.child.take().expect("not waited for yet");
+        child.wait().is_ok_and(|s| s.code().is_none())
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// The workspace root (the directory holding the top `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -346,6 +346,10 @@ fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Result<std::p
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
+    // What the tests started and left behind in the group goes with it (a
+    // process still holding the output pipe would keep the readers waiting).
+    // SAFETY: SIGKILL to the process group of the child we started.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     Ok(std::process::Output {
         status,
         stdout: reader.join().unwrap_or_default(),

@@ -448,8 +448,9 @@ fn ex1_8_namespace_inodes_differ_from_the_hosts() {
     if !kernel("ex1_8_namespace_inodes_differ_from_the_hosts") {
         return;
     }
-    let inside = facts_on_host("uts,ipc,net,cgroup", &[]);
-    for ns in ["uts", "ipc", "net", "cgroup"] {
+    // Through a user namespace, as root too: an ordinary user's way in.
+    let inside = facts_on_host("user,uts,ipc,net,cgroup", &[]);
+    for ns in ["user", "uts", "ipc", "net", "cgroup"] {
         let host = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
         assert_ne!(
             inside["namespaces"][ns],
@@ -479,7 +480,7 @@ fn ex1_8_host_message_queue_is_invisible_inside() {
         .as_array()
         .unwrap()
         .contains(&queue.key().into()));
-    let isolated = facts_on_host("ipc", &[]);
+    let isolated = facts_on_host("user,ipc", &[]);
     assert_eq!(
         isolated["sysv_msg_queues"],
         serde_json::json!([]),

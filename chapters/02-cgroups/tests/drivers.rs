@@ -4,8 +4,6 @@
 use chapter_02::container::create_limited;
 use chapter_02::layout::Layout;
 use chapter_02::limits::{DeviceRate, Limits};
-use nix::unistd::Pid;
-use std::process::Command;
 use testkit::privileged;
 
 fn read(path: &std::path::Path) -> String {
@@ -84,13 +82,13 @@ fn removing_a_cgroup_with_processes_inside_names_the_cause() {
         &Limits::default(),
     )
     .unwrap();
-    let mut sleeper = Command::new("sleep").arg("987654").spawn().unwrap();
-    guard.0.add(Pid::from_raw(sleeper.id() as i32)).unwrap();
+    let sleeper = testkit::Sleeper::start(987654);
+    guard.0.add(sleeper.pid()).unwrap();
     let err = guard.0.remove().unwrap_err();
     assert!(
         err.contains("busy") && err.contains("processes are still inside"),
         "{err}"
     );
     drop(guard); // kills and removes
-    assert!(sleeper.wait().unwrap().code().is_none());
+    assert!(sleeper.killed());
 }

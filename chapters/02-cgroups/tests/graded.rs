@@ -19,7 +19,7 @@ use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use testkit::{fixture, parse_facts, privileged};
+use testkit::{fixture, parse_facts, privileged, Sleeper};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chapter-02");
 
@@ -305,11 +305,10 @@ fn ex2_5_a_joined_process_is_listed_in_the_real_cgroup() {
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap());
     let n = name("join");
     let cg = chapter_02::container::create(&layout, &own, &n).unwrap();
-    let mut sleeper = Command::new("sleep").arg("987650").spawn().unwrap();
-    let joined = cg.add(Pid::from_raw(sleeper.id() as i32));
-    let seen = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.id())).unwrap();
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
+    let sleeper = Sleeper::start(987650);
+    let joined = cg.add(sleeper.pid());
+    let seen = std::fs::read_to_string(format!("/proc/{}/cgroup", sleeper.pid())).unwrap();
+    drop(sleeper);
     for d in cg.dirs() {
         let _ = std::fs::remove_dir(d);
     }
@@ -336,19 +335,14 @@ fn ex2_6_kill_listed_empties_a_cgroup() {
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap());
     let n = name("kill");
     let cg = chapter_02::container::create(&layout, &own, &n).unwrap();
-    let mut sleepers: Vec<_> = (0..3)
-        .map(|_| Command::new("sleep").arg("987651").spawn().unwrap())
-        .collect();
+    let sleepers: Vec<Sleeper> = (0..3).map(|_| Sleeper::start(987651)).collect();
     for s in &sleepers {
-        cg.add(Pid::from_raw(s.id() as i32)).unwrap();
+        cg.add(s.pid()).unwrap();
     }
     assert_eq!(cg.pids().len(), 3);
     let result = kill_listed(&cg.dirs());
     let empty = cg.pids().is_empty();
-    let killed: Vec<bool> = sleepers
-        .iter_mut()
-        .map(|s| s.wait().unwrap().code().is_none())
-        .collect();
+    let killed: Vec<bool> = sleepers.into_iter().map(Sleeper::killed).collect();
     for d in cg.dirs() {
         let _ = std::fs::remove_dir(d);
     }
@@ -378,14 +372,13 @@ fn ex2_7_removing_a_cgroup_with_processes_inside_names_the_cause_at_once() {
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup").unwrap());
     let n = name("busy");
     let cg = chapter_02::container::create(&layout, &own, &n).unwrap();
-    let mut sleeper = Command::new("sleep").arg("987654").spawn().unwrap();
-    cg.add(Pid::from_raw(sleeper.id() as i32)).unwrap();
+    let sleeper = Sleeper::start(987654);
+    cg.add(sleeper.pid()).unwrap();
     let dir = cg.dirs()[0].clone();
     let start = std::time::Instant::now();
     let err = remove_dir(&dir);
     let took = start.elapsed();
-    let _ = sleeper.kill();
-    let _ = sleeper.wait();
+    drop(sleeper);
     cg.kill_all().unwrap();
     cg.remove().unwrap();
     let err = err.expect_err("a cgroup with a process inside cannot go");
