@@ -31,8 +31,8 @@ pub const LINKS: [(&CStr, &CStr); 5] = [
 ];
 
 // ANCHOR: build_dev
-// exercise 1.12: build a minimal /dev inside the rootfs
-// builds on: 1.10
+// exercise 1.13: build a minimal /dev inside the rootfs
+// builds on: 1.11
 // hint: The current directory is the rootfs (1.10), so work with relative
 //   paths: "dev", "dev/null". Cover dev with a small tmpfs of its own, so the
 //   image's /dev and the host's stay out; then put in only what DEVICES and

@@ -23,7 +23,7 @@ use nix::mount::{MntFlags, MsFlags};
 use std::ffi::{CStr, CString};
 
 // ANCHOR: isolate_mounts
-// exercise 1.10: make the mount table private, and the rootfs a mount point to stand in
+// exercise 1.11: make the mount table private, and the rootfs a mount point to stand in
 // hint: Two problems, in order. The new mount namespace is a copy whose mounts
 //   may still propagate events to the host's: stop that, for every mount at
 //   once, first. Then pivot_root will need the rootfs to be a mount point, and
@@ -58,8 +58,8 @@ pub fn isolate_mounts(sys: &mut impl Sys, root: Option<&CStr>) -> Result<(), Err
 // ANCHOR_END: isolate_mounts
 
 // ANCHOR: pivot_into
-// exercise 1.13: swap the root mount for the rootfs and detach the old one
-// builds on: 1.10, 1.11, 1.12
+// exercise 1.14: swap the root mount for the rootfs and detach the old one
+// builds on: 1.11, 1.12, 1.13
 // hint: The current directory is the rootfs, a mount point (1.10). pivot_root
 //   makes it the new "/" and puts the old root somewhere; until the old root
 //   is unmounted, every host file is still a path away.

@@ -52,6 +52,47 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     }
 }
 
+// ANCHOR: forwarding
+// exercise 1.5: forward the signals the runtime gets to the container's PID 1
+// hint: `docker stop` signals the runtime, not the container: the runtime
+//   passes SIGTERM (and the others in FORWARDED) on to PID 1. Install
+//   `forward_signal` (given: it calls kill(2) on FORWARD_TO) as the handler
+//   for each, after storing `pid` in FORWARD_TO.
+// hint: Return every previous action, so that restore_signals can put them
+//   back after the wait. Use SA_RESTART, or the runtime's own waitpid and
+//   reads would fail with EINTR at every forwarded signal.
+// hint: sigaction(2) (sa_flags SA_RESTART); signal-safety(7) for what a
+//   handler may do; nix::sys::signal::sigaction.
+/// Sends every signal of FORWARDED this process gets on to `pid`; returns
+/// the actions it replaced.
+pub fn forward_signals(pid: Pid) -> Vec<(Signal, SigAction)> {
+    FORWARD_TO.store(pid.as_raw(), Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    let mut saved = Vec::new();
+    for sig in FORWARDED {
+        // SAFETY: the handler only calls kill(2), which is async-signal-safe.
+        if let Ok(old) = unsafe { signal::sigaction(sig, &action) } {
+            saved.push((sig, old));
+        }
+    }
+    saved
+}
+// ANCHOR_END: forwarding
+
+/// Puts back the signal actions [`forward_signals`] replaced, and stops
+/// forwarding.
+pub fn stop_forwarding(saved: &mut Vec<(Signal, SigAction)>) {
+    for (sig, old) in saved.drain(..) {
+        // SAFETY: restores the action that was installed before ours.
+        unsafe { signal::sigaction(sig, &old) }.ok();
+    }
+    FORWARD_TO.store(0, Ordering::SeqCst);
+}
+
 /// A container process that has been cloned and not yet reaped.
 pub struct Child {
     pid: Pid,
@@ -147,12 +188,12 @@ impl Child {
     }
 
     // ANCHOR: start
-    // exercise 1.5: the parent's half of the handshake: maps, go, then the report
-    // builds on: 1.2, 1.3, 1.4
+    // exercise 1.6: the parent's half of the handshake: maps, go, then the report
+    // builds on: 1.2, 1.3, 1.4, 1.5
     // hint: The child waits (1.3) until the parent has done what only it can do
     //   from outside: write the ID maps when there is a user namespace
-    //   (user::write_id_maps with user::proc_writer), install signal forwarding
-    //   when asked. Then one byte on `go`, and the go end closed.
+    //   (user::write_id_maps with user::proc_writer; exercise 1.8), install
+    //   signal forwarding when asked (self.install_forwarding, 1.5). Then one byte on `go`, and the go end closed.
     // hint: Then read the report pipe until EOF. Both ends are close-on-exec, so
     //   EOF with nothing read means execve succeeded; 8 bytes are a failure
     //   record (child::decode_failure) from a child that is exiting: reap it
@@ -230,8 +271,8 @@ impl Child {
     }
 
     // ANCHOR: wait
-    // exercise 1.6: wait for PID 1 to end, and say how it ended as a shell would
-    // builds on: 1.5
+    // exercise 1.7: wait for PID 1 to end, and say how it ended as a shell would
+    // builds on: 1.6
     // hint: waitpid(2) on the child's PID until it has *ended*: exited, or been
     //   killed by a signal. A stop or a continue is not an end (keep waiting),
     //   and an interrupted wait (EINTR) is tried again. Then mark the child
@@ -262,40 +303,14 @@ impl Child {
     }
     // ANCHOR_END: wait
 
-    // ANCHOR: forwarding
-    // exercise 1.15: forward the signals the runtime gets to the container's PID 1
-    // builds on: 1.6
-    // hint: `docker stop` signals the runtime, not the container: the runtime
-    //   passes SIGTERM (and the others in FORWARDED) on to PID 1. Install
-    //   `forward_signal` (given: it calls kill(2) on FORWARD_TO) as the handler
-    //   for each, after storing the child's PID in FORWARD_TO.
-    // hint: Keep every previous action in self.saved_actions, so that
-    //   restore_signals puts them back after the wait. Use SA_RESTART, or the
-    //   parent's own waitpid and reads would fail with EINTR at every signal.
-    // hint: sigaction(2) (sa_flags SA_RESTART); signal-safety(7) for what a
-    //   handler may do; nix::sys::signal::sigaction.
     fn install_forwarding(&mut self) {
-        FORWARD_TO.store(self.pid.as_raw(), Ordering::SeqCst);
-        let action = SigAction::new(
-            SigHandler::Handler(forward_signal),
-            SaFlags::SA_RESTART,
-            SigSet::empty(),
-        );
-        for sig in FORWARDED {
-            // SAFETY: the handler only calls kill(2), which is async-signal-safe.
-            if let Ok(old) = unsafe { signal::sigaction(sig, &action) } {
-                self.saved_actions.push((sig, old));
-            }
-        }
+        self.saved_actions = forward_signals(self.pid);
     }
-    // ANCHOR_END: forwarding
 
     fn restore_signals(&mut self) {
-        for (sig, old) in self.saved_actions.drain(..) {
-            // SAFETY: restores the action that was installed before ours.
-            unsafe { signal::sigaction(sig, &old) }.ok();
+        if !self.saved_actions.is_empty() {
+            stop_forwarding(&mut self.saved_actions);
         }
-        FORWARD_TO.store(0, Ordering::SeqCst);
     }
 
     /// Kills (if needed) and reaps the child.

@@ -9,8 +9,8 @@ use nix::mount::MsFlags;
 use std::ffi::CStr;
 
 // ANCHOR: mount_proc
-// exercise 1.11: mount a /proc that shows the new PID namespace
-// builds on: 1.10
+// exercise 1.12: mount a /proc that shows the new PID namespace
+// builds on: 1.11
 // hint: A proc filesystem shows the PID namespace of the process that mounts
 //   it, so the child (PID 1 of its namespace) mounts a fresh one at `target`
 //   ("proc" inside the rootfs, or "/proc" when the host's files stay).

@@ -115,7 +115,7 @@ pub fn proc_writer(pid: Pid) -> impl FnMut(&str, &str) -> io::Result<()> {
 }
 
 // ANCHOR: write_id_maps
-// exercise 1.7: write the user namespace's ID maps for the child
+// exercise 1.8: write the user namespace's ID maps for the child
 // hint: From outside, the parent tells the kernel what the child's IDs mean: one
 //   "inside outside count" line per range, for users and for groups. Until
 //   then the child is the overflow user nobody. `write(file, text)` writes one
@@ -139,8 +139,8 @@ pub fn write_id_maps(
 // ANCHOR_END: write_id_maps
 
 // ANCHOR: become_root
-// exercise 1.8: become root of the new user namespace
-// builds on: 1.7
+// exercise 1.9: become root of the new user namespace
+// builds on: 1.8
 // hint: After clone(2) the child still holds the IDs it was copied with. For
 //   root those are not in the map (0 outside is not mapped when 0 inside is
 //   100000 outside), so the child acts as nobody until it takes the

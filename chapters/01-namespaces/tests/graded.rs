@@ -279,10 +279,40 @@ fn ex1_4_every_candidate_is_tried_in_order_and_the_code_says_why_none_ran() {
     assert_eq!(rec.calls.len(), 2, "the search stops at a final failure");
 }
 
+// ---- 1.5 signal forwarding -------------------------------------------------
+
+#[test]
+fn ex1_5_a_signal_the_runtime_gets_goes_to_the_container_and_the_old_action_comes_back() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let sleeper = testkit::Sleeper::start(600);
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal no other test uses.
+    let before = unsafe { sigaction(Signal::SIGUSR2, &ignore) }.unwrap();
+    let mut saved = chapter_01::parent::forward_signals(sleeper.pid());
+    assert!(
+        saved.iter().any(|(sig, _)| *sig == Signal::SIGTERM) && saved.len() >= 6,
+        "the actions replaced are returned: {} of them",
+        saved.len()
+    );
+    // SIGUSR2 to ourselves: the handler passes it on, the sleeper dies of it.
+    nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+    let pid = sleeper.pid();
+    let status = waitpid(pid, None).unwrap();
+    std::mem::forget(sleeper); // reaped here
+    chapter_01::parent::stop_forwarding(&mut saved);
+    // SAFETY: puts back the action this test found.
+    let restored = unsafe { sigaction(Signal::SIGUSR2, &before) }.unwrap();
+    assert_eq!(status, WaitStatus::Signaled(pid, Signal::SIGUSR2, false));
+    assert!(
+        matches!(restored.handler(), SigHandler::SigIgn),
+        "the action before forwarding comes back"
+    );
+}
+
 // ---- 1.5 the handshake -------------------------------------------------------
 
 #[test]
-fn ex1_5_start_returns_once_the_command_runs_or_says_which_step_failed() {
+fn ex1_6_start_returns_once_the_command_runs_or_says_which_step_failed() {
     let spec = spec_without_rootfs(&["/bin/true"], "none");
     let mut child = chapter_01::spawn(&spec).expect("spawn");
     child.start().expect("the command runs");
@@ -318,7 +348,7 @@ fn ex1_5_start_returns_once_the_command_runs_or_says_which_step_failed() {
 // ---- 1.6 waiting, and exit codes ---------------------------------------------
 
 #[test]
-fn ex1_6_exit_codes_and_deaths_by_signal_come_back_as_a_shell_reports_them() {
+fn ex1_7_exit_codes_and_deaths_by_signal_come_back_as_a_shell_reports_them() {
     let code = |script: &str| {
         output(host_cmd("none", &["--", "/bin/sh", "-c", script]))
             .status
@@ -346,7 +376,7 @@ fn written(map: &chapter_01::IdMap) -> Vec<(String, String)> {
 }
 
 #[test]
-fn ex1_7_maps_are_written_once_each_with_setgroups_denied_first_where_needed() {
+fn ex1_8_maps_are_written_once_each_with_setgroups_denied_first_where_needed() {
     let root = chapter_01::IdMap::for_caller(0, 0);
     assert_eq!(
         written(&root),
@@ -391,7 +421,7 @@ fn ex1_7_maps_are_written_once_each_with_setgroups_denied_first_where_needed() {
 // ---- 1.8 root of the user namespace -----------------------------------------
 
 #[test]
-fn ex1_8_groups_then_gid_then_uid_and_groups_only_where_allowed() {
+fn ex1_9_groups_then_gid_then_uid_and_groups_only_where_allowed() {
     let mut rec = Recorder::new();
     chapter_01::user::become_root(&mut rec, true).unwrap();
     assert_eq!(
@@ -414,8 +444,8 @@ fn ex1_8_groups_then_gid_then_uid_and_groups_only_where_allowed() {
 }
 
 #[test]
-fn ex1_8_root_inside_is_an_unprivileged_uid_outside() {
-    if !kernel("ex1_8_root_inside_is_an_unprivileged_uid_outside") {
+fn ex1_9_root_inside_is_an_unprivileged_uid_outside() {
+    if !kernel("ex1_9_root_inside_is_an_unprivileged_uid_outside") {
         return;
     }
     let inside = facts_on_host("user", &[]);
@@ -444,8 +474,8 @@ fn ex1_8_root_inside_is_an_unprivileged_uid_outside() {
 }
 
 #[test]
-fn ex1_8_namespace_inodes_differ_from_the_hosts() {
-    if !kernel("ex1_8_namespace_inodes_differ_from_the_hosts") {
+fn ex1_9_namespace_inodes_differ_from_the_hosts() {
+    if !kernel("ex1_9_namespace_inodes_differ_from_the_hosts") {
         return;
     }
     // Through a user namespace, as root too: an ordinary user's way in.
@@ -467,8 +497,8 @@ fn ex1_8_namespace_inodes_differ_from_the_hosts() {
 }
 
 #[test]
-fn ex1_8_host_message_queue_is_invisible_inside() {
-    if !kernel("ex1_8_host_message_queue_is_invisible_inside") {
+fn ex1_9_host_message_queue_is_invisible_inside() {
+    if !kernel("ex1_9_host_message_queue_is_invisible_inside") {
         return;
     }
     let key = 0x0e18_0000 | (std::process::id() as i32 & 0xffff);
@@ -491,15 +521,15 @@ fn ex1_8_host_message_queue_is_invisible_inside() {
 // ---- 1.9 UTS -----------------------------------------------------------------
 
 #[test]
-fn ex1_9_the_hostname_is_set_with_one_call() {
+fn ex1_10_the_hostname_is_set_with_one_call() {
     let mut rec = Recorder::new();
     chapter_01::uts::set_hostname(&mut rec, c"ex19-box").unwrap();
     assert_eq!(rec.calls, [Call::SetHostname("ex19-box".into())]);
 }
 
 #[test]
-fn ex1_9_hostname_is_set_inside_and_unchanged_on_host() {
-    if !kernel("ex1_9_hostname_is_set_inside_and_unchanged_on_host") {
+fn ex1_10_hostname_is_set_inside_and_unchanged_on_host() {
+    if !kernel("ex1_10_hostname_is_set_inside_and_unchanged_on_host") {
         return;
     }
     let before = nix::unistd::gethostname().unwrap();
@@ -526,7 +556,7 @@ fn ex1_9_hostname_is_set_inside_and_unchanged_on_host() {
 // ---- 1.10 a private mount table ----------------------------------------------
 
 #[test]
-fn ex1_10_propagation_stops_first_then_the_rootfs_becomes_a_mount_point() {
+fn ex1_11_propagation_stops_first_then_the_rootfs_becomes_a_mount_point() {
     let mut rec = Recorder::new();
     chapter_01::mount::isolate_mounts(&mut rec, None).unwrap();
     assert_eq!(rec.calls.len(), 1, "without a rootfs: {:?}", rec.calls);
@@ -555,8 +585,8 @@ fn ex1_10_propagation_stops_first_then_the_rootfs_becomes_a_mount_point() {
 }
 
 #[test]
-fn ex1_10_mount_made_inside_is_invisible_on_host() {
-    if !kernel("ex1_10_mount_made_inside_is_invisible_on_host") {
+fn ex1_11_mount_made_inside_is_invisible_on_host() {
+    if !kernel("ex1_11_mount_made_inside_is_invisible_on_host") {
         return;
     }
     let script = "mount -t tmpfs ex110-marker /mnt && grep -q ex110-marker /proc/self/mountinfo && echo ready && read x";
@@ -572,7 +602,7 @@ fn ex1_10_mount_made_inside_is_invisible_on_host() {
 // ---- 1.11 /proc ----------------------------------------------------------------
 
 #[test]
-fn ex1_11_proc_is_mounted_nosuid_nodev_noexec_on_a_directory_that_exists() {
+fn ex1_12_proc_is_mounted_nosuid_nodev_noexec_on_a_directory_that_exists() {
     let mut rec = Recorder::new();
     chapter_01::pid::mount_proc(&mut rec, c"proc").unwrap();
     let mount = rec
@@ -596,8 +626,8 @@ fn ex1_11_proc_is_mounted_nosuid_nodev_noexec_on_a_directory_that_exists() {
 }
 
 #[test]
-fn ex1_11_command_is_pid_1_and_host_processes_are_invisible() {
-    if !kernel("ex1_11_command_is_pid_1_and_host_processes_are_invisible") {
+fn ex1_12_command_is_pid_1_and_host_processes_are_invisible() {
+    if !kernel("ex1_12_command_is_pid_1_and_host_processes_are_invisible") {
         return;
     }
     let inside = facts_on_host("pid,mnt", &[]);
@@ -617,7 +647,7 @@ fn ex1_11_command_is_pid_1_and_host_processes_are_invisible() {
 // ---- 1.12 /dev -------------------------------------------------------------------
 
 #[test]
-fn ex1_12_dev_is_a_tmpfs_with_the_devices_bound_devpts_links_and_shm() {
+fn ex1_13_dev_is_a_tmpfs_with_the_devices_bound_devpts_links_and_shm() {
     let mut rec = Recorder::new();
     chapter_01::dev::build_dev(&mut rec).unwrap();
     let calls = &rec.calls;
@@ -688,7 +718,7 @@ fn ex1_12_dev_is_a_tmpfs_with_the_devices_bound_devpts_links_and_shm() {
 // ---- 1.13 pivot_root -----------------------------------------------------------------
 
 #[test]
-fn ex1_13_pivot_root_then_the_old_root_detached_then_slash() {
+fn ex1_14_pivot_root_then_the_old_root_detached_then_slash() {
     let mut rec = Recorder::new();
     chapter_01::mount::pivot_into(&mut rec).unwrap();
     assert!(
@@ -721,8 +751,8 @@ fn fixture_entries() -> Vec<String> {
 }
 
 #[test]
-fn ex1_13_pivot_root_leaves_no_path_to_the_host_root() {
-    if !kernel("ex1_13_pivot_root_leaves_no_path_to_the_host_root") {
+fn ex1_14_pivot_root_leaves_no_path_to_the_host_root() {
+    if !kernel("ex1_14_pivot_root_leaves_no_path_to_the_host_root") {
         return;
     }
     let inside = facts("pid,mnt", &[]);
@@ -761,8 +791,8 @@ fn ex1_13_pivot_root_leaves_no_path_to_the_host_root() {
 }
 
 #[test]
-fn ex1_13_dev_holds_only_the_minimal_devices_and_they_work() {
-    if !kernel("ex1_13_dev_holds_only_the_minimal_devices_and_they_work") {
+fn ex1_14_dev_holds_only_the_minimal_devices_and_they_work() {
+    if !kernel("ex1_14_dev_holds_only_the_minimal_devices_and_they_work") {
         return;
     }
     let inside = facts("pid,mnt", &[]);
@@ -796,8 +826,8 @@ fn ex1_13_dev_holds_only_the_minimal_devices_and_they_work() {
 }
 
 #[test]
-fn ex1_13_an_unprivileged_user_runs_a_whole_container_through_a_user_namespace() {
-    if !kernel("ex1_13_an_unprivileged_user_runs_a_whole_container_through_a_user_namespace") {
+fn ex1_14_an_unprivileged_user_runs_a_whole_container_through_a_user_namespace() {
+    if !kernel("ex1_14_an_unprivileged_user_runs_a_whole_container_through_a_user_namespace") {
         return;
     }
     // As root: copies that `nobody` can reach, and the run as nobody. As an
@@ -868,8 +898,8 @@ fn copy_tree(from: &Path, to: &PathBuf) {
 // ---- 1.14 NET -----------------------------------------------------------------------
 
 #[test]
-fn ex1_14_only_loopback_inside_and_it_is_up() {
-    if !kernel("ex1_14_only_loopback_inside_and_it_is_up") {
+fn ex1_15_only_loopback_inside_and_it_is_up() {
+    if !kernel("ex1_15_only_loopback_inside_and_it_is_up") {
         return;
     }
     let inside = facts("net,mnt", &[]);
@@ -889,16 +919,16 @@ fn ex1_14_only_loopback_inside_and_it_is_up() {
     );
 }
 
-// ---- 1.15 signal forwarding -----------------------------------------------------------
+// ---- forwarding, through a whole run -----------------------------------------
 
 #[test]
-fn ex1_15_sigterm_to_the_runtime_reaches_the_containers_pid_1() {
-    if !kernel("ex1_15_sigterm_to_the_runtime_reaches_the_containers_pid_1") {
+fn ex1_7_sigterm_to_the_runtime_reaches_the_containers_pid_1() {
+    if !kernel("ex1_7_sigterm_to_the_runtime_reaches_the_containers_pid_1") {
         return;
     }
-    // PID 1 gets only the signals it handles, so the shell traps TERM.
+    // The shell traps TERM (as PID 1 it would get only the signals it handles).
     let script = "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done";
-    let (mut cli, _out) = start_waiting(run_cmd("pid,mnt", &["--", "/bin/sh", "-c", script]));
+    let (mut cli, _out) = start_waiting(host_cmd("none", &["--", "/bin/sh", "-c", script]));
     nix::sys::signal::kill(Pid::from_raw(cli.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(
         cli.wait().unwrap().code(),

@@ -41,8 +41,8 @@ pub trait Cgroup: Send + Sync {
 }
 
 // ANCHOR: join
-// exercise 2.5: move a process into a cgroup
-// builds on: 2.3
+// exercise 2.6: move a process into a cgroup
+// builds on: 2.4
 // hint: A process joins a cgroup by one write of its PID, as decimal text,
 //   into that cgroup's cgroup.procs; its threads come along. On v1 there is a
 //   tree per controller, and `dirs` holds this cgroup's directory in each:
@@ -61,8 +61,8 @@ pub fn join(dirs: &[PathBuf], pid: Pid) -> Result<(), String> {
 // ANCHOR_END: join
 
 // ANCHOR: kill_listed
-// exercise 2.6: kill everything in the cgroup, and wait until it is empty
-// builds on: 2.5
+// exercise 2.7: kill everything in the cgroup, and wait until it is empty
+// builds on: 2.6
 // hint: At the end of a container whatever it left running must go, and a
 //   cgroup can only be removed once no process is listed in it. Send SIGKILL
 //   to every PID that `procs(dir)` lists, in every directory; repeat until a
@@ -95,8 +95,7 @@ pub fn kill_listed(dirs: &[PathBuf]) -> Result<(), String> {
 // ANCHOR_END: kill_listed
 
 // ANCHOR: remove_dir
-// exercise 2.7: remove an empty cgroup, waiting out the kernel's teardown
-// builds on: 2.6
+// exercise 2.3: remove an empty cgroup, waiting out the kernel's teardown
 // hint: A cgroup goes with rmdir(2) of its directory: its knob files are not
 //   real files and need no removing. One that is gone already is fine.
 // hint: Right after its last process died, the kernel may still answer EBUSY

@@ -21,7 +21,7 @@ pub struct V1Cgroup {
 
 impl V1Cgroup {
     // ANCHOR: v1_create
-    // exercise 2.3: create a v1 cgroup: a directory in every controller's tree
+    // exercise 2.4: create a v1 cgroup: a directory in every controller's tree
     // builds on: 2.2
     // hint: On v1 each controller has a tree of its own (`mounts`: controller →
     //   where its hierarchy is mounted). This process sits somewhere in each
@@ -233,7 +233,11 @@ impl Cgroup for V1Cgroup {
             let dir = self.dir("cpuset").ok_or_else(|| missing("cpuset"))?;
             write(&dir.join("cpuset.cpus"), cpus)?;
         }
-        apply_pids_io(self.dir("pids"), self.dir("blkio"), limits, &mut warnings)?;
+        let io_asked = limits.blkio_weight.is_some()
+            || throttles(limits).iter().any(|(_, rates)| !rates.is_empty());
+        if limits.pids.is_some() || io_asked {
+            apply_pids_io(self.dir("pids"), self.dir("blkio"), limits, &mut warnings)?;
+        }
         Ok(warnings)
     }
 

@@ -26,7 +26,7 @@ pub struct V2Cgroup {
 
 impl V2Cgroup {
     // ANCHOR: v2_create
-    // exercise 2.4: create a v2 cgroup: controllers handed down the tree, then one directory
+    // exercise 2.5: create a v2 cgroup: controllers handed down the tree, then one directory
     // builds on: 2.2
     // hint: v2 has one tree and one directory per cgroup, but a controller works
     //   in a cgroup only if its parent lists it in cgroup.subtree_control, and
@@ -91,7 +91,7 @@ fn enable_controllers(level: &Path) -> Result<(), String> {
 impl Cgroup for V2Cgroup {
     // ANCHOR: v2_apply
     // exercise 2.12: write every limit in v2's files and units
-    // builds on: 2.4
+    // builds on: 2.5
     // hint: One directory holds every controller's files, with v2's names and
     //   scales: memory.max (bytes), memory.swap.max (swap *alone*), cpu.max
     //   ("QUOTA PERIOD" in one file), cpu.weight (1..10000, not shares),

@@ -180,7 +180,7 @@ fn v1_scratch() -> (tempfile::TempDir, BTreeMap<String, PathBuf>, OwnCgroups) {
 }
 
 #[test]
-fn ex2_3_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
+fn ex2_4_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
     let (root, mounts, own) = v1_scratch();
     let cg = V1Cgroup::create(&mounts, &own, "box").unwrap();
     let r = root.path();
@@ -223,8 +223,8 @@ fn ex2_3_a_v1_cgroup_is_a_directory_in_every_tree_with_the_cpuset_seeded() {
 }
 
 #[test]
-fn ex2_3_a_real_v1_cgroup_appears_in_each_hierarchy() {
-    if !privileged("ex2_3_a_real_v1_cgroup_appears_in_each_hierarchy (creating cgroups needs root: this host delegates none)") {
+fn ex2_4_a_real_v1_cgroup_appears_in_each_hierarchy() {
+    if !privileged("ex2_4_a_real_v1_cgroup_appears_in_each_hierarchy (creating cgroups needs root: this host delegates none)") {
         return;
     }
     let layout = Layout::detect().unwrap();
@@ -250,7 +250,7 @@ fn ex2_3_a_real_v1_cgroup_appears_in_each_hierarchy() {
 // ---- 2.4 a v2 cgroup -------------------------------------------------------------
 
 #[test]
-fn ex2_4_v2_enables_controllers_at_every_level_then_makes_one_directory() {
+fn ex2_5_v2_enables_controllers_at_every_level_then_makes_one_directory() {
     let root = tempfile::tempdir().unwrap();
     let r = root.path();
     std::fs::create_dir_all(r.join("a/b")).unwrap();
@@ -281,7 +281,7 @@ fn ex2_4_v2_enables_controllers_at_every_level_then_makes_one_directory() {
 // ---- 2.5 joining -------------------------------------------------------------------
 
 #[test]
-fn ex2_5_join_writes_the_pid_into_each_cgroup_procs() {
+fn ex2_6_join_writes_the_pid_into_each_cgroup_procs() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     join(
@@ -297,8 +297,8 @@ fn ex2_5_join_writes_the_pid_into_each_cgroup_procs() {
 }
 
 #[test]
-fn ex2_5_a_joined_process_is_listed_in_the_real_cgroup() {
-    if !privileged("ex2_5_a_joined_process_is_listed_in_the_real_cgroup (creating cgroups needs root: this host delegates none)") {
+fn ex2_6_a_joined_process_is_listed_in_the_real_cgroup() {
+    if !privileged("ex2_6_a_joined_process_is_listed_in_the_real_cgroup (creating cgroups needs root: this host delegates none)") {
         return;
     }
     let layout = Layout::detect().unwrap();
@@ -327,8 +327,8 @@ fn ex2_5_a_joined_process_is_listed_in_the_real_cgroup() {
 // ---- 2.6 killing what is left ----------------------------------------------------------
 
 #[test]
-fn ex2_6_kill_listed_empties_a_cgroup() {
-    if !privileged("ex2_6_kill_listed_empties_a_cgroup (creating cgroups needs root: this host delegates none)") {
+fn ex2_7_kill_listed_empties_a_cgroup() {
+    if !privileged("ex2_7_kill_listed_empties_a_cgroup (creating cgroups needs root: this host delegates none)") {
         return;
     }
     let layout = Layout::detect().unwrap();
@@ -354,7 +354,7 @@ fn ex2_6_kill_listed_empties_a_cgroup() {
 // ---- 2.7 removing -----------------------------------------------------------------------
 
 #[test]
-fn ex2_7_an_empty_cgroup_directory_is_removed_and_a_missing_one_is_fine() {
+fn ex2_3_an_empty_cgroup_directory_is_removed_and_a_missing_one_is_fine() {
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().join("box");
     std::fs::create_dir(&dir).unwrap();
@@ -390,8 +390,8 @@ fn ex2_7_removing_a_cgroup_with_processes_inside_names_the_cause_at_once() {
 }
 
 #[test]
-fn ex2_7_leftover_processes_are_killed_and_the_cgroup_removed() {
-    if !privileged("ex2_7_leftover_processes_are_killed_and_the_cgroup_removed") {
+fn ex2_8_leftover_processes_are_killed_and_the_cgroup_removed() {
+    if !privileged("ex2_8_leftover_processes_are_killed_and_the_cgroup_removed") {
         return;
     }
     // Without a PID namespace, a background process outlives the shell:
@@ -412,8 +412,8 @@ fn ex2_7_leftover_processes_are_killed_and_the_cgroup_removed() {
 }
 
 #[test]
-fn ex2_7_a_child_that_fails_early_leaves_no_cgroup() {
-    if !privileged("ex2_7_a_child_that_fails_early_leaves_no_cgroup") {
+fn ex2_8_a_child_that_fails_early_leaves_no_cgroup() {
+    if !privileged("ex2_8_a_child_that_fails_early_leaves_no_cgroup") {
         return;
     }
     let n = name("early");

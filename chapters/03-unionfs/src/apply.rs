@@ -201,9 +201,16 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
         }
         let path = dest.join(&rel);
         match create_entry(&mut entry, dest, &rel, &path, policy)? {
-            Created::Directory(mtime) => dir_times.push((path, mtime)),
             Created::SkippedDevice => applied.skipped_devices += 1,
-            Created::Other(bytes) => applied.bytes += bytes,
+            // A hard link shares the first name's inode, and its metadata.
+            Created::Link => {}
+            Created::Entry(bytes) => {
+                applied.bytes += bytes;
+                let header = entry.header().clone();
+                if let Some(mtime) = apply_metadata(&mut entry, &header, &rel, &path)? {
+                    dir_times.push((path, mtime));
+                }
+            }
         }
     }
     dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
@@ -215,32 +222,28 @@ pub fn apply_layer_with<R: Read>(tar: R, dest: &Path, policy: &Policy) -> io::Re
 
 /// What [`create_entry`] made.
 pub enum Created {
-    /// A directory, whose time is set last (its contents change it).
-    Directory(i64),
     /// A device node the policy left out.
     SkippedDevice,
-    /// Anything else, with the bytes of content written.
-    Other(u64),
+    /// A hard link to an earlier entry (it has that entry's metadata).
+    Link,
+    /// A new entry, with the bytes of content written; its metadata is next.
+    Entry(u64),
 }
 
 // ANCHOR: create_entry
-// exercise 3.9: create one layer entry with its metadata
+// exercise 3.9: create one layer entry by its kind
 // builds on: 3.8
 // hint: `path` is where the entry goes (its parents are checked real
 //   directories); make it by its kind: a directory (one that is a real
 //   directory already stays: a layer may list it again), a regular file with
 //   its content copied from `entry`, a symlink to its target, a hard link to
-//   an earlier entry of this layer, a device node or fifo with mknod(2). Then
-//   its metadata: xattrs (PAX SCHILY.xattr.*), owner, mode; the mtime last.
+//   an earlier entry of this layer, a device node or fifo with mknod(2).
 // hint: Whatever is at `path` and is not a real directory goes first
-//   (remove_any, which never follows a symlink: chmod through a planted link
-//   would reach outside). A hard link's target goes through resolve_entry and
-//   must be a file this layer made; it shares that file's metadata (nothing
-//   more to set). Refuse trusted.* xattrs (they would steer overlayfs). The
-//   policy may skip devices. A symlink has no mode of its own; a directory's
-//   time is set by the caller, last (Created::Directory). Unknown kinds: error.
-// hint: tar(5) for the entry types; fchownat(2) AT_SYMLINK_NOFOLLOW,
-//   utimensat(2); set_owner, set_mtime and numeric are here for you.
+//   (remove_any, which never follows a symlink). A hard link's target goes
+//   through resolve_entry and must be a file this layer made (Created::Link:
+//   it shares that file's metadata). The policy may skip devices; an empty
+//   device field means 0; unknown kinds are an error naming the entry.
+// hint: tar(5) for the entry types; mknod(2), link(2), symlink(2).
 pub fn create_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     dest: &Path,
@@ -253,7 +256,7 @@ pub fn create_entry<R: Read>(
     let kind = h.entry_type();
     let size = h.size()?;
     // lstat, never stat: a symlink planted earlier under this name must be
-    // replaced, not followed (chmod through it would reach outside).
+    // replaced, not followed.
     let is_real_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     if kind != EntryType::Directory || !is_real_dir {
         remove_any(path)?;
@@ -285,7 +288,7 @@ pub fn create_entry<R: Read>(
                 return Err(bad(rel, "hard link to a file this layer has not created"));
             }
             std::fs::hard_link(source, path)?;
-            return Ok(Created::Other(0)); // shares the first name's metadata
+            return Ok(Created::Link);
         }
         EntryType::Char | EntryType::Block if policy.devices == Devices::Skip => {
             return Ok(Created::SkippedDevice);
@@ -308,6 +311,34 @@ pub fn create_entry<R: Read>(
         }
         other => return Err(bad(rel, &format!("unsupported entry type {other:?}"))),
     }
+    Ok(Created::Entry(written))
+}
+// ANCHOR_END: create_entry
+
+// ANCHOR: apply_metadata
+// exercise 3.10: give a created entry its xattrs, owner, mode and time
+// builds on: 3.9
+// hint: What a layer keeps of a file besides its content: extended
+//   attributes (PAX records SCHILY.xattr.NAME), the numeric owner and group,
+//   the permission bits, the modification time. Set them in that order: a
+//   chown clears setuid bits, so the mode comes after it.
+// hint: Refuse trusted.* xattrs: they would steer overlayfs (a layer could
+//   make a directory opaque, or redirect it). A symlink has no mode of its
+//   own: leave it. A directory's time changes as its contents are made:
+//   return Some(mtime) for the caller to set last, None for everything else
+//   (whose time you set here, without following a symlink).
+// hint: tar(5) "pax extended headers"; xattr(7) namespaces; fchownat(2)
+//   AT_SYMLINK_NOFOLLOW; utimensat(2). set_owner, set_mtime and numeric are
+//   here for you.
+/// Sets the metadata of the entry just made at `path`; returns a
+/// directory's mtime for the caller to set after its contents.
+pub fn apply_metadata<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    h: &tar::Header,
+    rel: &Path,
+    path: &Path,
+) -> io::Result<Option<i64>> {
+    let kind = h.entry_type();
     if let Some(extensions) = entry.pax_extensions()? {
         for ext in extensions {
             let ext = ext?;
@@ -325,15 +356,16 @@ pub fn create_entry<R: Read>(
     }
     set_owner(path, numeric(h.uid()) as u32, numeric(h.gid()) as u32)?;
     if kind != EntryType::Symlink {
+        let mode = h.mode()? & 0o7777;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
     if kind == EntryType::Directory {
-        return Ok(Created::Directory(numeric(h.mtime()) as i64));
+        return Ok(Some(numeric(h.mtime()) as i64));
     }
     set_mtime(path, numeric(h.mtime()) as i64)?;
-    Ok(Created::Other(written))
+    Ok(None)
 }
-// ANCHOR_END: create_entry
+// ANCHOR_END: apply_metadata
 
 /// Sets owner and group of `path` itself (a symlink is not followed).
 pub fn set_owner(path: &Path, uid: u32, gid: u32) -> io::Result<()> {

@@ -92,7 +92,7 @@ fn copy_entry(
 }
 
 // ANCHOR: merge_layer
-// exercise 3.10: the copy fallback: lay one layer over a directory as overlayfs would show it
+// exercise 3.11: the copy fallback: lay one layer over a directory as overlayfs would show it
 // builds on: 3.4
 // hint: Without overlayfs the union is made by copying: each layer, bottom
 //   first, onto one directory. Walk layer `src` in name order: what it has
@@ -170,8 +170,8 @@ pub fn record(root: &Path) -> io::Result<BTreeMap<PathBuf, Stamp>> {
 }
 
 // ANCHOR: changes_as_upper
-// exercise 3.11: the copy fallback's diff: what changed, written as an overlay upper dir
-// builds on: 3.10
+// exercise 3.12: the copy fallback's diff: what changed, written as an overlay upper dir
+// builds on: 3.11
 // hint: A copied root has no upper dir recording what the container changed,
 //   so compare: `before` is the record made when the layers were copied
 //   (record: type, mode, owner, size, mtime per path), `record(merged)` the

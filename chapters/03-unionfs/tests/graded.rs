@@ -345,8 +345,8 @@ fn ex3_7_whiteout_markers_become_overlay_whiteouts_replacing_what_was_there() {
 }
 
 #[test]
-fn ex3_7_an_applied_layer_hides_the_base_when_stacked() {
-    if !privileged("ex3_7_an_applied_layer_hides_the_base_when_stacked (the opaque xattr is trusted.*: host root only)") {
+fn ex3_10_an_applied_layer_hides_the_base_when_stacked() {
+    if !privileged("ex3_10_an_applied_layer_hides_the_base_when_stacked (the opaque xattr is trusted.*: host root only)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -422,7 +422,7 @@ fn ex3_8_entry_paths_stay_inside_the_layer() {
 }
 
 #[test]
-fn ex3_8_a_hostile_layer_cannot_write_outside() {
+fn ex3_10_a_hostile_layer_cannot_write_outside() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("layer");
     fs::create_dir(&dest).unwrap();
@@ -444,10 +444,11 @@ fn ex3_8_a_hostile_layer_cannot_write_outside() {
     assert!(!dir.path().join("evil").exists());
 }
 
-// ---- 3.9 creating entries ------------------------------------------------------------------
+// ---- 3.9 and 3.10 creating entries ------------------------------------------------------------------
 
-/// Applies `tar` entry by entry with `create_entry` only (no markers).
-fn create_all(tar: &[u8], dest: &Path) -> Vec<Created> {
+/// Applies `tar` entry by entry with `create_entry` (and, when asked,
+/// `apply_metadata`), no markers.
+fn create_all(tar: &[u8], dest: &Path, metadata: bool) -> Vec<Created> {
     let mut archive = tar::Archive::new(tar);
     let policy = chapter_03::apply::Policy::default();
     let mut made = Vec::new();
@@ -455,15 +456,18 @@ fn create_all(tar: &[u8], dest: &Path) -> Vec<Created> {
         let mut entry = entry.unwrap();
         let rel = resolve_entry(dest, &entry.path().unwrap()).unwrap();
         let path = dest.join(&rel);
-        made.push(create_entry(&mut entry, dest, &rel, &path, &policy).unwrap());
+        let created = create_entry(&mut entry, dest, &rel, &path, &policy).unwrap();
+        if metadata && matches!(created, Created::Entry(_)) {
+            let header = entry.header().clone();
+            chapter_03::apply::apply_metadata(&mut entry, &header, &rel, &path).unwrap();
+        }
+        made.push(created);
     }
     made
 }
 
-#[test]
-fn ex3_9_each_kind_is_created_with_its_mode_and_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path();
+/// A tar of every kind, modes and times set, owned by whoever runs the test.
+fn every_kind() -> Vec<u8> {
     use tar::EntryType::*;
     let mut tar = tar::Builder::new(Vec::new());
     let (uid, gid) = (
@@ -489,17 +493,25 @@ fn ex3_9_each_kind_is_created_with_its_mode_and_time() {
     add("bin/alias", Symlink, 0o777, b"", "tool");
     add("bin/again", Link, 0o755, b"", "bin/tool");
     add("fifo", Fifo, 0o600, b"", "");
-    let made = create_all(&tar.into_inner().unwrap(), dest);
-    assert!(matches!(made[0], Created::Directory(1_600_000_000)));
+    tar.into_inner().unwrap()
+}
+
+#[test]
+fn ex3_9_each_kind_is_created_as_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    let made = create_all(&every_kind(), dest, false);
     assert!(
-        matches!(made[1], Created::Other(10)),
+        matches!(made[1], Created::Entry(10)),
         "content bytes are counted"
     );
+    assert!(
+        matches!(made[3], Created::Link),
+        "a hard link is told apart"
+    );
     let meta = |p: &str| fs::symlink_metadata(dest.join(p)).unwrap();
-    assert_eq!(meta("bin").mode() & 0o7777, 0o750);
+    assert!(meta("bin").is_dir());
     assert_eq!(fs::read(dest.join("bin/tool")).unwrap(), b"#!/bin/sh\n");
-    assert_eq!(meta("bin/tool").mode() & 0o7777, 0o755);
-    assert_eq!(meta("bin/tool").mtime(), 1_600_000_000);
     assert_eq!(
         fs::read_link(dest.join("bin/alias")).unwrap(),
         PathBuf::from("tool")
@@ -510,15 +522,43 @@ fn ex3_9_each_kind_is_created_with_its_mode_and_time() {
         "a hard link"
     );
     assert!(meta("fifo").file_type().is_fifo());
+    // A second listing of a directory keeps it (and what is in it).
+    let again = create_all(&every_kind(), dest, false);
+    assert_eq!(again.len(), 5);
+    assert!(dest.join("bin/tool").exists());
     // A hard link to something this layer has not made is refused.
     let dir = tempfile::tempdir().unwrap();
-    let tar = tar_of(&[("h", Link, "not-yet")]);
+    let tar = tar_of(&[("h", tar::EntryType::Link, "not-yet")]);
     let err = apply_layer(tar.as_slice(), dir.path()).unwrap_err();
     assert!(err.to_string().contains("has not created"), "{err}");
 }
 
 #[test]
-fn ex3_9_a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() {
+fn ex3_10_modes_and_times_are_applied_to_each_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path();
+    create_all(&every_kind(), dest, true);
+    let meta = |p: &str| fs::symlink_metadata(dest.join(p)).unwrap();
+    assert_eq!(meta("bin").mode() & 0o7777, 0o750);
+    assert_eq!(meta("bin/tool").mode() & 0o7777, 0o755);
+    assert_eq!(meta("bin/tool").mtime(), 1_600_000_000);
+    assert_eq!(meta("fifo").mode() & 0o7777, 0o600);
+    assert_eq!(
+        meta("bin/alias").mtime(),
+        1_600_000_000,
+        "a symlink's own time"
+    );
+    // Through the whole applier, a directory's time survives its contents.
+    let whole = tempfile::tempdir().unwrap();
+    apply_layer(every_kind().as_slice(), whole.path()).unwrap();
+    assert_eq!(
+        fs::metadata(whole.path().join("bin")).unwrap().mtime(),
+        1_600_000_000
+    );
+}
+
+#[test]
+fn ex3_10_a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() {
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
@@ -556,8 +596,8 @@ fn ex3_9_a_directory_entry_replaces_a_planted_symlink_instead_of_following_it() 
 }
 
 #[test]
-fn ex3_9_owners_and_xattrs_are_applied_and_trusted_xattrs_refused() {
-    if !root_or_userns("ex3_9_owners_and_xattrs_are_applied_and_trusted_xattrs_refused") {
+fn ex3_10_owners_and_xattrs_are_applied_and_trusted_xattrs_refused() {
+    if !root_or_userns("ex3_10_owners_and_xattrs_are_applied_and_trusted_xattrs_refused") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -572,7 +612,7 @@ fn ex3_9_owners_and_xattrs_are_applied_and_trusted_xattrs_refused() {
     h.set_mtime(5);
     h.set_size(0);
     b.append_data(&mut h, "owned", std::io::empty()).unwrap();
-    create_all(&b.into_inner().unwrap(), dir.path());
+    create_all(&b.into_inner().unwrap(), dir.path(), true);
     let meta = fs::symlink_metadata(dir.path().join("owned")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (0, 0));
     assert_eq!(
@@ -591,11 +631,11 @@ fn ex3_9_owners_and_xattrs_are_applied_and_trusted_xattrs_refused() {
     assert!(err.to_string().contains("trusted."), "{err}");
 }
 
-// ---- 3.10 the copy fallback: merging ----------------------------------------------------------
+// ---- 3.11 the copy fallback: merging ----------------------------------------------------------
 
 #[test]
-fn ex3_10_copied_layers_show_what_overlay_would() {
-    if !root_or_userns("ex3_10_copied_layers_show_what_overlay_would") {
+fn ex3_11_copied_layers_show_what_overlay_would() {
+    if !root_or_userns("ex3_11_copied_layers_show_what_overlay_would") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -623,11 +663,11 @@ fn ex3_10_copied_layers_show_what_overlay_would() {
     );
 }
 
-// ---- 3.11 the copy fallback: the diff ------------------------------------------------------------
+// ---- 3.12 the copy fallback: the diff ------------------------------------------------------------
 
 #[test]
-fn ex3_11_changes_to_a_copy_come_out_as_an_upper_dir() {
-    if !root_or_userns("ex3_11_changes_to_a_copy_come_out_as_an_upper_dir") {
+fn ex3_12_changes_to_a_copy_come_out_as_an_upper_dir() {
+    if !root_or_userns("ex3_12_changes_to_a_copy_come_out_as_an_upper_dir") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -667,10 +707,10 @@ fn ex3_11_changes_to_a_copy_come_out_as_an_upper_dir() {
 }
 
 #[test]
-fn ex3_11_the_copy_driver_records_the_same_change_as_overlay() {
+fn ex3_12_the_copy_driver_records_the_same_change_as_overlay() {
     // Deleting a directory of a lower layer makes overlayfs mark its copy
     // with trusted.* xattrs, which only the host's root may set.
-    if !privileged("ex3_11_the_copy_driver_records_the_same_change_as_overlay (overlayfs needs trusted.* xattrs here: host root only)") {
+    if !privileged("ex3_12_the_copy_driver_records_the_same_change_as_overlay (overlayfs needs trusted.* xattrs here: host root only)") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

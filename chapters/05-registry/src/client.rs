@@ -134,95 +134,116 @@ impl Client {
     }
 
     // ANCHOR: authenticate
-    // exercise 5.3: answer a registry's challenge: Basic credentials, or a Bearer token
+    // exercise 5.3: answer a registry's challenge, Basic or Bearer
     // builds on: 5.2
-    // hint: A 401 carries WWW-Authenticate. "Basic": the answer is the user's
-    //   credentials, Credentials::basic_header, sent on every request from now
-    //   on. "Bearer": ask the token server named by the challenge's realm for a
-    //   token: GET realm?scope=repository:REPO:ACTIONS&service=SERVICE
-    //   (anonymously, or with the Basic header when there are credentials), and
-    //   send "Bearer TOKEN" from now on.
-    // hint: The token is in "token" (or "access_token", OAuth2's name) of a JSON
-    //   reply; it lasts "expires_in" seconds (60 when absent): store the expiry
-    //   with it (renew a few seconds early), so current_authorization drops it
-    //   in time. Basic without credentials, a refusal, or an unknown scheme:
-    //   an error that says what to do.
-    // hint: The distribution spec's token authentication (Docker's
-    //   "token-authentication specification": "Requesting a Token", "Token
-    //   Response Fields"); RFC 7617 (Basic), RFC 6750 (Bearer).
+    // hint: A 401 carries WWW-Authenticate, and its scheme says how to come
+    //   back. "Basic": with the user's credentials, Credentials::basic_header,
+    //   on every request from now on. "Bearer": with a token that the token
+    //   server named by the challenge's realm hands out (fetch_token, 5.4), as
+    //   "Bearer TOKEN", until it expires.
+    // hint: What to send from now on is self.authorization: the header value
+    //   and, for a token, its expiry (current_authorization drops it then).
+    //   Basic without credentials is an error that says how to log in; a
+    //   Bearer challenge without a realm, or an unknown scheme, is an error too.
+    // hint: RFC 7235 section 4.1; RFC 7617 (Basic); RFC 6750 (Bearer); the
+    //   distribution spec's token authentication, "How to authenticate".
     /// Answers a challenge: sets the Authorization to use from now on.
     fn authenticate(&self, challenge_header: &str) -> Result<(), String> {
         let challenge = parse_challenge(challenge_header)?;
-        match challenge.scheme.as_str() {
+        let value = match challenge.scheme.as_str() {
             "basic" => {
                 let c = self.credentials.as_ref().ok_or_else(|| {
                     format!("{} asks for a user name and password: log in (docker login) or add them to Docker's config.json", self.reference.registry)
                 })?;
-                *self.authorization.lock().expect("not poisoned") = Some((c.basic_header(), None));
-                Ok(())
+                (c.basic_header(), None)
             }
             "bearer" => {
                 let realm = challenge
                     .params
                     .get("realm")
                     .ok_or("a Bearer challenge without a realm")?;
-                let mut url = format!(
-                    "{realm}?scope=repository:{}:{}",
-                    self.reference.repository, self.actions
-                );
-                if let Some(service) = challenge.params.get("service") {
-                    url.push_str(&format!("&service={service}"));
-                }
-                let mut request = Request::get(&url);
-                if let Some(c) = &self.credentials {
-                    request = request.header("Authorization", c.basic_header());
-                }
-                if self.trace {
-                    eprintln!(
-                        "  -> GET {url}  (token request{})",
-                        if self.credentials.is_some() {
-                            ", with Basic credentials"
-                        } else {
-                            ", anonymous"
-                        }
-                    );
-                }
-                let request = request.body(()).map_err(|e| e.to_string())?;
-                let mut resp = self
-                    .agent
-                    .run(request)
-                    .map_err(|e| format!("token server {realm}: {e}"))?;
-                if resp.status() != 200 {
-                    return Err(format!(
-                        "token server {realm} refused: HTTP {} (wrong credentials?)",
-                        resp.status()
-                    ));
-                }
-                let body: serde_json::Value = serde_json::from_str(
-                    &resp
-                        .body_mut()
-                        .read_to_string()
-                        .map_err(|e| e.to_string())?,
-                )
-                .map_err(|e| format!("token server {realm} sent invalid JSON: {e}"))?;
-                let token = body["token"]
-                    .as_str()
-                    .or(body["access_token"].as_str())
-                    .ok_or("the token server sent no token")?;
-                // Tokens last expires_in seconds (60 when not said); renew a little early.
-                let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(10);
-                let expiry = Instant::now() + Duration::from_secs(lifetime - 5);
-                if self.trace {
-                    eprintln!("  <- token for {lifetime} s");
-                }
-                *self.authorization.lock().expect("not poisoned") =
-                    Some((format!("Bearer {token}"), Some(expiry)));
-                Ok(())
+                let (token, expiry) =
+                    self.fetch_token(realm, challenge.params.get("service").map(String::as_str))?;
+                (format!("Bearer {token}"), Some(expiry))
             }
-            other => Err(format!("unsupported authentication scheme {other:?}")),
-        }
+            other => return Err(format!("unsupported authentication scheme {other:?}")),
+        };
+        *self.authorization.lock().expect("not poisoned") = Some(value);
+        Ok(())
     }
     // ANCHOR_END: authenticate
+
+    // ANCHOR: fetch_token
+    // exercise 5.4: ask the token server for a token for this repository
+    // builds on: 5.3
+    // hint: GET realm?scope=repository:REPO:ACTIONS (actions: "pull", or
+    //   "pull,push"), with &service=SERVICE when the challenge named one;
+    //   anonymously, or with the Basic header when there are credentials (a
+    //   private image needs them, a public one does not). 200 with JSON is the
+    //   answer; anything else is a refusal (wrong credentials?) that says so.
+    // hint: The token is "token", or "access_token" (OAuth2's name for it). It
+    //   lasts "expires_in" seconds, 60 when absent: return when it stops being
+    //   good, a few seconds early, so no request is sent with a dead one.
+    //   This request goes through self.agent directly, not send (no 401 loop).
+    // hint: The distribution spec's token authentication ("Requesting a
+    //   Token", "Token Response Fields": token, access_token, expires_in).
+    /// A token for this client's repository and actions from the token
+    /// server at `realm`, and when to stop using it.
+    fn fetch_token(&self, realm: &str, service: Option<&str>) -> Result<(String, Instant), String> {
+        let mut url = format!(
+            "{realm}?scope=repository:{}:{}",
+            self.reference.repository, self.actions
+        );
+        if let Some(service) = service {
+            url.push_str(&format!("&service={service}"));
+        }
+        let mut request = Request::get(&url);
+        if let Some(c) = &self.credentials {
+            request = request.header("Authorization", c.basic_header());
+        }
+        if self.trace {
+            eprintln!(
+                "  -> GET {url}  (token request{})",
+                if self.credentials.is_some() {
+                    ", with Basic credentials"
+                } else {
+                    ", anonymous"
+                }
+            );
+        }
+        let request = request.body(()).map_err(|e| e.to_string())?;
+        let mut resp = self
+            .agent
+            .run(request)
+            .map_err(|e| format!("token server {realm}: {e}"))?;
+        if resp.status() != 200 {
+            return Err(format!(
+                "token server {realm} refused: HTTP {} (wrong credentials?)",
+                resp.status()
+            ));
+        }
+        let body: serde_json::Value = serde_json::from_str(
+            &resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("token server {realm} sent invalid JSON: {e}"))?;
+        let token = body["token"]
+            .as_str()
+            .or(body["access_token"].as_str())
+            .ok_or("the token server sent no token")?;
+        // Tokens last expires_in seconds (60 when not said); renew a little early.
+        let lifetime = body["expires_in"].as_u64().unwrap_or(60).max(10);
+        if self.trace {
+            eprintln!("  <- token for {lifetime} s");
+        }
+        Ok((
+            token.to_string(),
+            Instant::now() + Duration::from_secs(lifetime - 5),
+        ))
+    }
+    // ANCHOR_END: fetch_token
 
     /// Sends a request, handling auth, redirects, retries and rate limits.
     pub fn send(

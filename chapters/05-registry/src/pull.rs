@@ -81,7 +81,7 @@ pub struct Fetched {
 }
 
 // ANCHOR: fetch_manifest
-// exercise 5.5: fetch a manifest, and check that its bytes are what was named
+// exercise 5.6: fetch a manifest, and check that its bytes are what was named
 // builds on: 5.3
 // hint: GET /v2/REPO/manifests/REF (a tag or a digest) with an Accept header
 //   listing every manifest type this client reads (ACCEPT): a registry
@@ -173,8 +173,8 @@ pub fn fetch_manifest(
 // ANCHOR_END: fetch_manifest
 
 // ANCHOR: resolve_locally
-// exercise 5.4: resolve a tag with HEAD, and reuse the stored manifest
-// builds on: 5.3
+// exercise 5.5: resolve a tag with HEAD, and reuse the stored manifest
+// builds on: 5.4
 // hint: A tag moves; a digest does not. HEAD /v2/REPO/manifests/TAG (with
 //   the same Accept as a GET) answers with the current digest in
 //   Docker-Content-Digest and no body. When the store already has that blob,
@@ -267,7 +267,7 @@ impl<'a> Resuming<'a> {
     }
 
     // ANCHOR: connect
-    // exercise 5.6: (re)connect a blob download, from where it stopped
+    // exercise 5.7: (re)connect a blob download, from where it stopped
     // builds on: 5.3
     // hint: GET /v2/REPO/blobs/DIGEST. A download that broke off after
     //   `offset` bytes asks for the rest only: a Range header "bytes=OFFSET-".
@@ -317,8 +317,8 @@ impl<'a> Resuming<'a> {
 
 impl Read for Resuming<'_> {
     // ANCHOR: resuming_read
-    // exercise 5.7: read a blob through breaks: resume where it stopped
-    // builds on: 5.6
+    // exercise 5.8: read a blob through breaks: resume where it stopped
+    // builds on: 5.7
     // hint: Connect when there is no reader yet, read from it, count what came
     //   (self.offset, and on_bytes for the progress bar). A connection that
     //   breaks (an error), or ends (0 bytes) before `size` bytes came, is not
@@ -358,8 +358,8 @@ impl Read for Resuming<'_> {
 }
 
 // ANCHOR: fetch_blob
-// exercise 5.8: download a blob into the store, verified
-// builds on: 5.7
+// exercise 5.9: download a blob into the store, verified
+// builds on: 5.8
 // hint: A blob the store has is never downloaded again (report its size as
 //   arrived). Otherwise stream it: a Resuming download of
 //   client.url("blobs/DIGEST"), straight into Store::ingest with what the

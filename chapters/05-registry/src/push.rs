@@ -60,7 +60,7 @@ fn with_query(url: &str, query: &str) -> String {
 }
 
 // ANCHOR: push_blob
-// exercise 5.9: push one blob: skip, mount, or upload
+// exercise 5.10: push one blob: skip, mount, or upload
 // builds on: 5.3
 // hint: Three ways to get a blob into a repository, cheapest first. HEAD
 //   /v2/REPO/blobs/DIGEST: 200 means it is there already. Else POST
@@ -68,11 +68,10 @@ fn with_query(url: &str, query: &str) -> String {
 //   known in another repository of the same registry (options.mount_from):
 //   201 means the registry linked it, nothing sent. 202 opens an upload whose
 //   Location (maybe relative: location()) is where the bytes go.
-// hint: Small blobs go in one PUT to Location?digest=DIGEST with the file
-//   as the body (201). Bigger ones (over options.chunk_size) go as PATCHes
-//   with Content-Range "START-END" (inclusive), each answered 202 with the
-//   Location to continue at, then an empty PUT ?digest=. Location may already
-//   have a query: with_query adds with '&'.
+// hint: A blob up to options.chunk_size goes in one PUT to
+//   Location?digest=DIGEST with the file as the body (201: Sent::Uploaded);
+//   a bigger one is upload_chunks' work (5.10). Location may already have a
+//   query: with_query adds with '&'.
 // hint: The OCI distribution spec, "Pushing blobs" (monolithic, chunked) and
 //   "Mounting a blob from another repository".
 pub fn push_blob(
@@ -100,7 +99,7 @@ pub fn push_blob(
         202 => {}
         _ => return Err(describe_error("opening an upload", resp)),
     }
-    let mut upload = location(client, &resp)?;
+    let upload = location(client, &resp)?;
     let path = store.blob_path(&d.digest);
     if d.size <= options.chunk_size {
         let resp = client.send(
@@ -117,11 +116,37 @@ pub fn push_blob(
             )),
         };
     }
-    let mut file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    upload_chunks(client, &path, d, &upload, options.chunk_size)
+}
+// ANCHOR_END: push_blob
+
+// ANCHOR: upload_chunks
+// exercise 5.11: upload a big blob in chunks
+// builds on: 5.10
+// hint: A blob too big for one request goes up as PATCHes to the upload's
+//   Location, each with the next `chunk` bytes and a Content-Range "START-END"
+//   (inclusive: the first chunk of 1000 bytes is "0-999"). Each answer is 202
+//   with the Location to continue at: the next PATCH goes there, not to the
+//   first URL. An empty PUT to the last Location with ?digest=DIGEST closes
+//   the upload (201).
+// hint: Read the file in chunk-sized pieces (read_exact: the last piece is
+//   shorter); count the chunks for the answer (Sent::UploadedInChunks). Errors
+//   say which bytes of which blob (describe_error has the registry's words).
+// hint: The OCI distribution spec, "Pushing a blob in chunks".
+/// PATCHes `path`'s bytes to the open upload at `upload`, then closes it.
+fn upload_chunks(
+    client: &Client,
+    path: &std::path::Path,
+    d: &Descriptor,
+    upload: &str,
+    chunk: u64,
+) -> Result<Sent, String> {
+    let mut upload = upload.to_string();
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (mut sent, mut chunks) = (0u64, 0usize);
-    let mut buf = vec![0u8; options.chunk_size as usize];
+    let mut buf = vec![0u8; chunk as usize];
     while sent < d.size {
-        let n = (d.size - sent).min(options.chunk_size) as usize;
+        let n = (d.size - sent).min(chunk) as usize;
         file.read_exact(&mut buf[..n])
             .map_err(|e| format!("reading blob {}: {e}", d.digest.short()))?;
         let range = format!("{}-{}", sent, sent + n as u64 - 1);
@@ -158,7 +183,7 @@ pub fn push_blob(
         )),
     }
 }
-// ANCHOR_END: push_blob
+// ANCHOR_END: upload_chunks
 
 /// Pushes one manifest: its blobs, then itself under `name` (a tag or its digest).
 fn push_manifest(
@@ -196,8 +221,8 @@ fn push_manifest(
 }
 
 // ANCHOR: put_manifest
-// exercise 5.10: push a manifest, after its blobs, and check what the registry kept
-// builds on: 5.9
+// exercise 5.12: push a manifest, after its blobs, and check what the registry kept
+// builds on: 5.11
 // hint: The manifest goes last: a registry refuses one whose blobs it does
 //   not have. PUT /v2/REPO/manifests/NAME (a tag, or the manifest's own
 //   digest for an index's children) with the exact stored bytes as the body

@@ -202,7 +202,7 @@ fn untouched(store: &Store, img: &Image) {
 }
 
 #[test]
-fn ex5_8_a_body_cut_short_without_resume_support_is_a_clear_error() {
+fn ex5_9_a_body_cut_short_without_resume_support_is_a_clear_error() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
@@ -218,7 +218,7 @@ fn ex5_8_a_body_cut_short_without_resume_support_is_a_clear_error() {
 }
 
 #[test]
-fn ex5_8_a_blob_that_lies_about_its_digest_or_size_is_refused() {
+fn ex5_9_a_blob_that_lies_about_its_digest_or_size_is_refused() {
     for (what, expect) in [
         ("flipped", "does not match its digest"),
         ("longer", "expected"),
@@ -341,7 +341,7 @@ fn pull_resumed_after(stall: bool, body_timeout: std::time::Duration) {
 }
 
 #[test]
-fn ex5_8_a_connection_broken_mid_blob_is_resumed_with_range() {
+fn ex5_9_a_connection_broken_mid_blob_is_resumed_with_range() {
     pull_resumed_after(false, chapter_05::client::BODY_TIMEOUT);
 }
 
@@ -470,7 +470,7 @@ fn a_redirect_to_another_port_does_not_carry_the_credentials() {
 }
 
 #[test]
-fn ex5_8_a_bearer_token_is_fetched_once_and_reused_through_a_pull() {
+fn ex5_9_a_bearer_token_is_fetched_once_and_reused_through_a_pull() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, auth, _, port| {
@@ -510,7 +510,7 @@ fn ex5_8_a_bearer_token_is_fetched_once_and_reused_through_a_pull() {
 }
 
 #[test]
-fn ex5_8_a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
+fn ex5_9_a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
@@ -534,7 +534,7 @@ fn ex5_8_a_second_pull_resolves_the_tag_with_head_and_downloads_no_manifest() {
 }
 
 #[test]
-fn ex5_8_a_schema1_manifest_is_refused_with_the_reason() {
+fn ex5_6_a_schema1_manifest_is_refused_through_a_pull() {
     let fake = Fake::start(|_, url, _, _, _| {
         if url.contains("/manifests/") {
             let v1 = br#"{"schemaVersion":1,"name":"app","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}"#;
@@ -561,14 +561,14 @@ fn ex5_8_a_schema1_manifest_is_refused_with_the_reason() {
 }
 
 #[test]
-fn ex5_8_a_stalled_connection_times_out_and_the_blob_is_resumed() {
+fn ex5_9_a_stalled_connection_times_out_and_the_blob_is_resumed() {
     pull_resumed_after(true, std::time::Duration::from_secs(1));
 }
 
 // ---- the steps of a pull, each on its own ------------------------------------
 
 #[test]
-fn ex5_3_a_bearer_challenge_is_answered_with_a_token_that_is_reused() {
+fn ex5_4_a_bearer_challenge_is_answered_with_a_token_that_is_reused() {
     let fake = Fake::start(move |_, url, auth, _, port| {
         if url.starts_with("/token") {
             return Reply::Full(
@@ -651,7 +651,7 @@ fn ex5_3_a_basic_challenge_is_answered_with_the_users_credentials() {
 }
 
 #[test]
-fn ex5_4_a_tag_resolves_with_head_to_the_manifest_the_store_has() {
+fn ex5_5_a_tag_resolves_with_head_to_the_manifest_the_store_has() {
     let img = Arc::new(image());
     let i = img.clone();
     let fake = Fake::start(move |_, url, _, _, _| {
@@ -693,7 +693,7 @@ fn ex5_4_a_tag_resolves_with_head_to_the_manifest_the_store_has() {
 }
 
 #[test]
-fn ex5_5_manifests_are_fetched_with_accept_and_their_digests_checked() {
+fn ex5_6_manifests_are_fetched_with_accept_and_their_digests_checked() {
     let img = Arc::new(image());
     let i = img.clone();
     let lie = Arc::new(Mutex::new(None::<String>));
@@ -748,7 +748,7 @@ fn ex5_5_manifests_are_fetched_with_accept_and_their_digests_checked() {
 }
 
 #[test]
-fn ex5_6_a_download_resumes_with_range_and_a_registry_that_ignores_it_is_refused() {
+fn ex5_7_a_download_resumes_with_range_and_a_registry_that_ignores_it_is_refused() {
     let blob = vec![7u8; 1000];
     let b = blob.clone();
     let honour = Arc::new(Mutex::new(true));
@@ -792,7 +792,7 @@ fn ex5_6_a_download_resumes_with_range_and_a_registry_that_ignores_it_is_refused
 }
 
 #[test]
-fn ex5_7_a_download_broken_midway_reads_through_to_the_whole_blob() {
+fn ex5_8_a_download_broken_midway_reads_through_to_the_whole_blob() {
     let blob: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let (port, ranges) = storage_that_breaks(blob.clone(), false);
     let reference = Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();

@@ -81,7 +81,7 @@ fn ex5_2_challenges_are_parsed_with_commas_inside_quotes() {
 }
 
 #[test]
-fn ex5_10_basic_credentials_open_a_password_protected_registry() {
+fn ex5_12_basic_credentials_open_a_password_protected_registry() {
     let c = Credentials {
         username: "alice".into(),
         secret: "s3cret:with:colons".into(),

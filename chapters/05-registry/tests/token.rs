@@ -54,8 +54,8 @@ fn sign_token(dir: &std::path::Path, scope: &str) -> String {
 }
 
 #[test]
-fn ex5_10_bearer_tokens_from_a_token_server_open_the_real_registry() {
-    if !privileged("ex5_10_bearer_tokens_from_a_token_server_open_the_real_registry") {
+fn ex5_12_bearer_tokens_from_a_token_server_open_the_real_registry() {
+    if !privileged("ex5_12_bearer_tokens_from_a_token_server_open_the_real_registry") {
         return;
     }
     let keys = tempfile::tempdir().unwrap();

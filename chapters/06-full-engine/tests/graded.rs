@@ -189,11 +189,19 @@ fn ex6_2_a_created_container_is_a_directory_with_its_state_and_a_name_of_its_own
         "{err}"
     );
     let unnamed = engine.ok(&["create", "--network", "none", "fixture", "true"]);
-    let name = engine.inspect(unnamed.trim())["Name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(name.len() > 2 && name != "/ex62", "a random name: {name}");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            engine
+                .root
+                .join("containers")
+                .join(unnamed.trim())
+                .join("config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let name = config["name"].as_str().unwrap().to_string();
+    assert!(name.len() > 2 && name != "ex62", "a random name: {name}");
 }
 
 // ---- 6.3 find (e2e) ------------------------------------------------------------

@@ -33,8 +33,8 @@ fn ruleset() -> Vec<String> {
 }
 
 #[test]
-fn ex6_12_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
-    if !privileged("ex6_12_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files") {
+fn ex6_13_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files() {
+    if !privileged("ex6_13_a_container_on_the_bridge_has_an_address_a_route_and_its_etc_files") {
         return;
     }
     let engine = Engine::start();
