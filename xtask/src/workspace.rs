@@ -6,10 +6,11 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// What is never copied: build output, git data, the rendered book.
+/// What is never copied: build output, git data, a learner's progress,
+/// the rendered book.
 fn skipped(rel: &Path) -> bool {
     let s = rel.to_string_lossy();
-    s == "target" || s == ".git" || s == "book/book" || s.ends_with(".snap.new")
+    s == "target" || s == ".git" || s == ".course" || s == "book/book" || s.ends_with(".snap.new")
 }
 
 /// Copies the workspace at `from` to `to` (files and symlinks).

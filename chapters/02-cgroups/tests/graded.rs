@@ -412,8 +412,8 @@ fn ex2_8_leftover_processes_are_killed_and_the_cgroup_removed() {
 }
 
 #[test]
-fn ex2_8_a_child_that_fails_early_leaves_no_cgroup() {
-    if !privileged("ex2_8_a_child_that_fails_early_leaves_no_cgroup") {
+fn ex2_7_a_child_that_fails_early_leaves_no_cgroup() {
+    if !privileged("ex2_7_a_child_that_fails_early_leaves_no_cgroup") {
         return;
     }
     let n = name("early");
