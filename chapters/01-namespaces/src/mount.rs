@@ -24,6 +24,7 @@ use std::ffi::{CStr, CString};
 
 // ANCHOR: isolate_mounts
 // exercise 1.11: make the mount table private, and the rootfs a mount point to stand in
+// builds on: 1.9
 // hint: Two problems, in order. The new mount namespace is a copy whose mounts
 //   may still propagate events to the host's: stop that, for every mount at
 //   once, first. Then pivot_root will need the rootfs to be a mount point, and

@@ -7,6 +7,7 @@ use std::io;
 
 // ANCHOR: loopback_up
 // exercise 1.15: bring up `lo` in the new network namespace
+// builds on: 1.14
 // hint: A new network namespace has one interface, lo, and even that is down:
 //   nothing inside could reach 127.0.0.1. Setting a flag on an interface is
 //   an ioctl on any socket (an AF_INET datagram socket will do), with a

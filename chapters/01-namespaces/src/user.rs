@@ -140,7 +140,7 @@ pub fn write_id_maps(
 
 // ANCHOR: become_root
 // exercise 1.9: become root of the new user namespace
-// builds on: 1.8
+// builds on: 1.7, 1.8
 // hint: After clone(2) the child still holds the IDs it was copied with. For
 //   root those are not in the map (0 outside is not mapped when 0 inside is
 //   100000 outside), so the child acts as nobody until it takes the

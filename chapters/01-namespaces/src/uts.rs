@@ -37,6 +37,7 @@ pub fn validate_hostname(name: &str) -> Result<(), String> {
 
 // ANCHOR: set_hostname
 // exercise 1.10: give the container its own hostname
+// builds on: 1.9
 // hint: The child is already in a new UTS namespace (clone(2) made it), so a
 //   hostname it sets is seen only there: the host keeps its own.
 // hint: The name is checked before the clone (validate_hostname); the length

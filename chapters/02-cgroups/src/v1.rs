@@ -22,7 +22,7 @@ pub struct V1Cgroup {
 impl V1Cgroup {
     // ANCHOR: v1_create
     // exercise 2.4: create a v1 cgroup: a directory in every controller's tree
-    // builds on: 2.2
+    // builds on: 2.2, 2.3
     // hint: On v1 each controller has a tree of its own (`mounts`: controller →
     //   where its hierarchy is mounted). This process sits somewhere in each
     //   (`own.v1`: controller → path, "/" when absent); the new cgroup is a
