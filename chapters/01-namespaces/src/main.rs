@@ -150,16 +150,8 @@ fn spec(rootfs: &std::path::Path, command: &[&str]) -> Spec {
 }
 
 fn run_command(args: RunArgs) -> Result<i32> {
-    let namespaces = match args.namespaces {
-        Some(ns) => ns,
-        None => {
-            let ns = default_namespaces();
-            if ns.contains(Namespace::User) {
-                eprintln!("chapter-01: not root, so adding a user namespace (--ns to choose)");
-            }
-            ns
-        }
-    };
+    let chosen = args.namespaces.is_none();
+    let namespaces = args.namespaces.unwrap_or_else(default_namespaces);
     let rootfs = if args.no_rootfs {
         None
     } else {
@@ -175,8 +167,11 @@ fn run_command(args: RunArgs) -> Result<i32> {
     if args.chroot_insecure {
         spec.root_mode = RootMode::ChrootInsecure;
     }
+    spec.validate()?;
+    if chosen && spec.namespaces.contains(Namespace::User) {
+        eprintln!("chapter-01: not root, so adding a user namespace (--ns to choose)");
+    }
     if args.dry_run {
-        spec.validate()?;
         print!(
             "{}",
             chapter_01::setup::describe(&chapter_01::plan::build(&spec))

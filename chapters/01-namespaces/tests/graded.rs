@@ -904,13 +904,15 @@ fn ex1_15_only_loopback_inside_and_it_is_up() {
     if !kernel("ex1_15_only_loopback_inside_and_it_is_up") {
         return;
     }
-    let inside = facts("net,mnt", &[]);
+    // A proc of its own needs a PID namespace of its own (without root, the
+    // host's PID namespace is not ours to mount a proc for).
+    let inside = facts("net,mnt,pid", &[]);
     assert_eq!(
         inside["net_interfaces"],
         serde_json::json!([{"name": "lo", "up": true}])
     );
     let out = output(run_cmd(
-        "net,mnt",
+        "net,mnt,pid",
         &["--", "/bin/ping", "-c", "1", "-W", "1", "127.0.0.1"],
     ));
     assert!(out.status.success(), "loopback does not answer inside");

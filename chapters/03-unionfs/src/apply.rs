@@ -321,7 +321,8 @@ pub fn create_entry<R: Read>(
 // hint: What a layer keeps of a file besides its content: extended
 //   attributes (PAX records SCHILY.xattr.NAME), the numeric owner and group,
 //   the permission bits, the modification time. Set them in that order: a
-//   chown clears setuid bits, so the mode comes after it.
+//   chown clears setuid bits, so the mode comes after it. An ordinary user
+//   cannot chown to another owner (EPERM): the file stays theirs.
 // hint: Refuse trusted.* xattrs: they would steer overlayfs (a layer could
 //   make a directory opaque, or redirect it). A symlink has no mode of its
 //   own: leave it. A directory's time changes as its contents are made:
@@ -354,7 +355,12 @@ pub fn apply_metadata<R: Read>(
             xattr::set(path, name, ext.value_bytes())?;
         }
     }
-    set_owner(path, numeric(h.uid()) as u32, numeric(h.gid()) as u32)?;
+    // An ordinary user cannot give files away: they stay the user's, as GNU
+    // tar does for a user who is not root.
+    match set_owner(path, numeric(h.uid()) as u32, numeric(h.gid()) as u32) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && !nix::unistd::geteuid().is_root() => {}
+        other => other?,
+    }
     if kind != EntryType::Symlink {
         let mode = h.mode()? & 0o7777;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
