@@ -43,20 +43,9 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Rewrites, in the workspace at `root`, the files holding `exercises` with
-/// those regions stubbed.
+/// those regions stubbed: the learner's way.
 pub fn stub_in_place(root: &Path, exercises: &[&Exercise], original_root: &Path) -> Result<()> {
-    let mut by_file: BTreeMap<&Path, Vec<&Exercise>> = BTreeMap::new();
-    for ex in exercises {
-        by_file.entry(ex.file.as_path()).or_default().push(ex);
-    }
-    for (file, list) in by_file {
-        let src = std::fs::read_to_string(file)?;
-        let rel = file
-            .strip_prefix(original_root)
-            .context("exercise outside the workspace")?;
-        std::fs::write(root.join(rel), regions::stub(&src, &list))?;
-    }
-    Ok(())
+    rewrite_in_place(root, exercises, original_root, regions::stub)
 }
 
 /// Rewrites, in the workspace at `root`, every file holding exercises with
@@ -65,6 +54,17 @@ pub fn stub_switchable_in_place(
     root: &Path,
     exercises: &[Exercise],
     original_root: &Path,
+) -> Result<()> {
+    let all: Vec<&Exercise> = exercises.iter().collect();
+    rewrite_in_place(root, &all, original_root, regions::stub_switchable)
+}
+
+/// Writes each file of `exercises`, as `stub` turns it, into `root`.
+fn rewrite_in_place(
+    root: &Path,
+    exercises: &[&Exercise],
+    original_root: &Path,
+    stub: fn(&str, &[&Exercise]) -> String,
 ) -> Result<()> {
     let mut by_file: BTreeMap<&Path, Vec<&Exercise>> = BTreeMap::new();
     for ex in exercises {
@@ -75,7 +75,7 @@ pub fn stub_switchable_in_place(
         let rel = file
             .strip_prefix(original_root)
             .context("exercise outside the workspace")?;
-        std::fs::write(root.join(rel), regions::stub_switchable(&src, &list))?;
+        std::fs::write(root.join(rel), stub(&src, &list))?;
     }
     Ok(())
 }

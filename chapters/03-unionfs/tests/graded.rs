@@ -663,6 +663,26 @@ fn ex3_11_copied_layers_show_what_overlay_would() {
     );
 }
 
+/// A base layer: a nested file, a tree and a file to delete, one to keep.
+fn base_tree(dir: &Path) -> PathBuf {
+    let base = dir.join("base");
+    fs::create_dir_all(base.join("keep/inner")).unwrap();
+    fs::create_dir_all(base.join("gone-dir/x")).unwrap();
+    fs::write(base.join("keep/inner/file"), "v1").unwrap();
+    fs::write(base.join("gone-file"), "x").unwrap();
+    fs::write(base.join("same"), "same").unwrap();
+    base
+}
+
+/// What a container does to [`base_tree`]: change, delete, add.
+fn change_base(merged: &Path, new_content: &str) {
+    fs::write(merged.join("keep/inner/file"), new_content).unwrap();
+    fs::remove_file(merged.join("gone-file")).unwrap();
+    fs::remove_dir_all(merged.join("gone-dir")).unwrap();
+    fs::create_dir_all(merged.join("new/dir")).unwrap();
+    fs::write(merged.join("new/dir/f"), "n").unwrap();
+}
+
 // ---- 3.12 the copy fallback: the diff ------------------------------------------------------------
 
 #[test]
@@ -671,20 +691,11 @@ fn ex3_12_changes_to_a_copy_come_out_as_an_upper_dir() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base");
-    fs::create_dir_all(base.join("keep/inner")).unwrap();
-    fs::create_dir_all(base.join("gone-dir/x")).unwrap();
-    fs::write(base.join("keep/inner/file"), "v1").unwrap();
-    fs::write(base.join("gone-file"), "x").unwrap();
-    fs::write(base.join("same"), "same").unwrap();
+    let base = base_tree(dir.path());
     let merged = dir.path().join("merged");
     fs::create_dir(&merged).unwrap();
     let before = chapter_03::copy::materialize(std::slice::from_ref(&base), &merged).unwrap();
-    fs::write(merged.join("keep/inner/file"), "v2 longer").unwrap();
-    fs::remove_file(merged.join("gone-file")).unwrap();
-    fs::remove_dir_all(merged.join("gone-dir")).unwrap();
-    fs::create_dir_all(merged.join("new/dir")).unwrap();
-    fs::write(merged.join("new/dir/f"), "n").unwrap();
+    change_base(&merged, "v2 longer");
     let upper = dir.path().join("upper");
     fs::create_dir(&upper).unwrap();
     chapter_03::copy::changes_as_upper(&before, &merged, &upper).unwrap();
@@ -714,22 +725,13 @@ fn ex3_12_the_copy_driver_records_the_same_change_as_overlay() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let base = dir.path().join("base");
-    fs::create_dir_all(base.join("keep/inner")).unwrap();
-    fs::create_dir_all(base.join("gone-dir/x")).unwrap();
-    fs::write(base.join("keep/inner/file"), "v1").unwrap();
-    fs::write(base.join("gone-file"), "x").unwrap();
-    fs::write(base.join("same"), "same").unwrap();
+    let base = base_tree(dir.path());
     let mut listings = Vec::new();
     for driver in [Driver::Overlay, Driver::Copy] {
         let cdir = dir.path().join(format!("{driver:?}"));
         let mounted = driver.mount(std::slice::from_ref(&base), &cdir).unwrap();
         let m = mounted.merged();
-        fs::write(m.join("keep/inner/file"), "v2").unwrap();
-        fs::remove_file(m.join("gone-file")).unwrap();
-        fs::remove_dir_all(m.join("gone-dir")).unwrap();
-        fs::create_dir_all(m.join("new/dir")).unwrap();
-        fs::write(m.join("new/dir/f"), "n").unwrap();
+        change_base(m, "v2");
         std::os::unix::fs::symlink("same", m.join("link")).unwrap();
         let tar = mounted.write_diff(Vec::new()).unwrap();
         listings.push(listing(&tar).unwrap());

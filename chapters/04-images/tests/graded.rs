@@ -611,13 +611,8 @@ fn ex4_10_the_users_variables_replace_the_images_and_path_is_always_there() {
 fn ex4_12_a_manifest_keeps_its_config_layers_and_snapshots_and_an_index_its_manifests() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let cfg = ContainerConfig {
-        cmd: Some(strings(&["/bin/sh"])),
-        ..Default::default()
-    };
-    archive::import_rootfs_tar(&store, one_file_layer("f", b"x").as_slice(), "m:1", cfg).unwrap();
+    let image = imported(&store, "m:1", "f");
     let d = store.resolve("m:1").unwrap();
-    let image = load_image(&store, &d, &host_platform()).unwrap();
     let (mut blobs, mut snaps) = (
         std::collections::BTreeSet::new(),
         std::collections::BTreeSet::new(),

@@ -406,14 +406,8 @@ fn ex5_10_a_blob_is_uploaded_whole_skipped_when_there_and_mounted_across_reposit
     }
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(&dir.path().join("store"));
-    let image = load_image(
-        &store,
-        &store.resolve("fixture:latest").unwrap(),
-        &host_platform(),
-    )
-    .unwrap();
-    let layer = &image.manifest.layers[0];
+    let (store, layer) = fixture_layer(dir.path());
+    let layer = &layer;
     let client = Client::new(&common::reference(&registry, "one/app:1"), true).unwrap();
     let whole = push::Options::default();
     assert_eq!(
@@ -435,6 +429,19 @@ fn ex5_10_a_blob_is_uploaded_whole_skipped_when_there_and_mounted_across_reposit
         push::Sent::Mounted
     );
     assert_eq!(registry_blob_digest(&other, layer), layer.digest);
+}
+
+/// A store with the fixture image, and the descriptor of its layer.
+fn fixture_layer(dir: &std::path::Path) -> (chapter_04::Store, chapter_04::manifest::Descriptor) {
+    let store = store_with_fixture(&dir.join("store"));
+    let image = load_image(
+        &store,
+        &store.resolve("fixture:latest").unwrap(),
+        &host_platform(),
+    )
+    .unwrap();
+    let layer = image.manifest.layers[0].clone();
+    (store, layer)
 }
 
 /// The digest of what the registry serves for `layer`'s blob.
@@ -466,14 +473,8 @@ fn ex5_11_a_big_blob_goes_up_in_chunks_each_to_the_location_given() {
     }
     let registry = Registry::start(Auth::None);
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_fixture(&dir.path().join("store"));
-    let image = load_image(
-        &store,
-        &store.resolve("fixture:latest").unwrap(),
-        &host_platform(),
-    )
-    .unwrap();
-    let layer = &image.manifest.layers[0];
+    let (store, layer) = fixture_layer(dir.path());
+    let layer = &layer;
     let client = Client::new(&common::reference(&registry, "chunks/app:1"), true).unwrap();
     let chunked = push::Options {
         chunk_size: 256 << 10,

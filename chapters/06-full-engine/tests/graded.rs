@@ -23,6 +23,24 @@ fn wait_status(engine: &Engine, name: &str, status: &str) -> serde_json::Value {
     }
 }
 
+/// `run -d --network none fixture sh -c SCRIPT`, waited for until it exited;
+/// returns its ID.
+fn exited(engine: &Engine, script: &str) -> String {
+    let id = engine.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = id.trim().to_string();
+    wait_status(engine, &id, "exited");
+    id
+}
+
 /// One raw HTTP/1.1 request on the engine's socket; returns the stream
 /// after the response head, and the head.
 fn raw(
@@ -326,18 +344,8 @@ fn ex6_6_output_lands_in_the_json_file_log_line_by_line() {
         return;
     }
     let engine = Engine::start();
-    let id = engine.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "fixture",
-        "sh",
-        "-c",
-        "echo one; echo two >&2",
-    ]);
-    let id = id.trim();
-    wait_status(&engine, id, "exited");
+    let id = exited(&engine, "echo one; echo two >&2");
+    let id = id.as_str();
     let log = std::fs::read_to_string(
         engine
             .root
@@ -394,18 +402,8 @@ fn ex6_7_logs_without_a_tty_come_back_framed_per_stream() {
         return;
     }
     let engine = Engine::start();
-    let id = engine.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "fixture",
-        "sh",
-        "-c",
-        "echo out; echo err >&2",
-    ]);
-    let id = id.trim();
-    wait_status(&engine, id, "exited");
+    let id = exited(&engine, "echo out; echo err >&2");
+    let id = id.as_str();
     let (mut s, head) = raw(
         &engine,
         "GET",
@@ -471,17 +469,7 @@ fn ex6_8_our_cli_splits_logs_into_stdout_and_stderr() {
         return;
     }
     let engine = Engine::start();
-    let id = engine.ok(&[
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "fixture",
-        "sh",
-        "-c",
-        "echo out; echo err >&2",
-    ]);
-    wait_status(&engine, id.trim(), "exited");
+    let id = exited(&engine, "echo out; echo err >&2");
     let out = engine.run(&["logs", id.trim()]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
