@@ -18,6 +18,7 @@
 //! - [`uts`], [`pid`], [`mount`], [`dev`], [`net`], [`ipc`], [`user`]: one
 //!   module per namespace, each with its steps.
 //! - [`setup`]: the child's steps in order, from the go to `execve`.
+//! - [`console`]: a terminal made inside the container, its master sent out.
 //! - [`parent`]: the process that calls `clone(2)`: writes the user-ID maps,
 //!   says "go", forwards signals, reaps the child.
 //! - [`child`]: the cloned process, from `clone(2)` to `execve(2)`: it only
@@ -35,6 +36,7 @@
 extern crate self as chapter_01;
 
 pub mod child;
+pub mod console;
 pub mod course;
 pub mod dev;
 pub mod error;

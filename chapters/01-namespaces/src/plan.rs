@@ -33,6 +33,8 @@ pub struct Plan {
     /// own over the host's (like `unshare --pid --mount-proc`).
     pub own_proc: bool,
     pub mounts: Vec<Prepared>,
+    /// A terminal made inside, its master sent over the socket (rows, cols).
+    pub new_console: Option<(std::os::fd::RawFd, u16, u16)>,
     pub console: bool,
     pub security: Option<crate::security::Prepared>,
     pub workdir: Option<CString>,
@@ -75,6 +77,10 @@ pub fn build(spec: &Spec) -> Plan {
         own_proc: root.is_none() && ns.contains(Namespace::Mount) && ns.contains(Namespace::Pid),
         root,
         mounts: crate::mount::prepare(&spec.mounts),
+        new_console: spec.console_socket.filter(|_| spec.console).map(|socket| {
+            let (rows, cols) = spec.console_size.unwrap_or((0, 0));
+            (socket, rows, cols)
+        }),
         console: spec.console,
         security: spec.security.as_ref().map(crate::security::Prepared::new),
         workdir: (spec.workdir != "/" || spec.rootfs.is_none()).then(|| cstr(&spec.workdir)),

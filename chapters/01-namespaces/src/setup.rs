@@ -48,6 +48,11 @@ pub fn setup(sys: &mut impl Sys, plan: &Plan) -> Result<(), Errno> {
         None if plan.own_proc => pid::mount_proc(sys, c"/proc")?,
         None => {}
     }
+    // The terminal comes from the container's own /dev/ptmx: after the
+    // pivot, so that path means its devpts.
+    if let Some((socket, rows, cols)) = plan.new_console {
+        sys.new_console(socket, rows, cols)?;
+    }
     if plan.console {
         sys.controlling_terminal()?;
     }

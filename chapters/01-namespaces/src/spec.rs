@@ -69,6 +69,13 @@ pub struct Spec {
     pub security: Option<crate::security::Security>,
     /// Standard input is a terminal the command should own (`-t`).
     pub console: bool,
+    /// With `console`: make the terminal inside the container (from its own
+    /// devpts) and send its master over this unix socket; stdin, stdout and
+    /// stderr become the terminal. `None` keeps the stdio the child was
+    /// cloned with. See [`crate::console`].
+    pub console_socket: Option<std::os::fd::RawFd>,
+    /// The new terminal's rows and columns (`docker run -t`'s ConsoleSize).
+    pub console_size: Option<(u16, u16)>,
     /// Volumes, bind mounts and tmpfs mounts, in order.
     pub mounts: Vec<ExtraMount>,
     /// The root filesystem is mounted read-only (`--read-only`).
@@ -97,6 +104,8 @@ impl Spec {
             forward_signals: false,
             security: None,
             console: false,
+            console_socket: None,
+            console_size: None,
             mounts: Vec::new(),
             readonly_rootfs: false,
         }

@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
+use std::os::fd::RawFd;
 
 /// The most arguments (and, separately, environment variables) passed on:
 /// the child builds their pointer arrays on its stack.
@@ -72,6 +73,10 @@ pub trait Sys {
     fn drop_bounding_caps(&mut self, keep: u64, last: u32) -> Result<(), Errno>;
     /// `capset(2)`: permitted and effective become `keep`, inheritable empty.
     fn set_caps(&mut self, keep: u64) -> Result<(), Errno>;
+    /// A pseudo-terminal from this mount namespace's `/dev/ptmx`, its
+    /// master sent over `socket`, its slave made stdin, stdout and stderr
+    /// (see [`crate::console`]).
+    fn new_console(&mut self, socket: RawFd, rows: u16, cols: u16) -> Result<(), Errno>;
     /// `setsid(2)` and `ioctl(0, TIOCSCTTY)`.
     fn controlling_terminal(&mut self) -> Result<(), Errno>;
     /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`.
@@ -123,6 +128,10 @@ pub enum Call {
         last: u32,
     },
     SetCaps(u64),
+    NewConsole {
+        rows: u16,
+        cols: u16,
+    },
     ControllingTerminal,
     CloseInheritedFds,
     Execve(String),
@@ -168,7 +177,7 @@ impl Call {
             Call::Chroot(_) => Kind::Chroot,
             Call::SetHostname(_) => Kind::SetHostname,
             Call::SetGroups(_) | Call::SetResGid(_) | Call::SetResUid(_) => Kind::SetIds,
-            Call::LoopbackUp | Call::ControllingTerminal => Kind::Ioctl,
+            Call::LoopbackUp | Call::ControllingTerminal | Call::NewConsole { .. } => Kind::Ioctl,
             Call::MaskPath(_) | Call::ReadOnlyPath(_) => Kind::Mount,
             Call::NoNewPrivs | Call::DropBoundingCaps { .. } => Kind::Prctl,
             Call::SetCaps(_) => Kind::Capset,
@@ -237,6 +246,10 @@ impl fmt::Display for Call {
             Call::SetCaps(keep) => write!(
                 f,
                 "set permitted and effective capabilities to {keep:#x}, inheritable empty"
+            ),
+            Call::NewConsole { rows, cols } => write!(
+                f,
+                "a pseudo-terminal from the container's /dev/ptmx ({rows}x{cols}), its master sent out, its slave as stdio"
             ),
             Call::ControllingTerminal => {
                 write!(f, "new session with stdin as the controlling terminal")
@@ -360,6 +373,9 @@ impl Sys for Recorder {
     }
     fn set_caps(&mut self, keep: u64) -> Result<(), Errno> {
         self.record(Call::SetCaps(keep))
+    }
+    fn new_console(&mut self, _socket: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
+        self.record(Call::NewConsole { rows, cols })
     }
     fn controlling_terminal(&mut self) -> Result<(), Errno> {
         self.record(Call::ControllingTerminal)
@@ -578,6 +594,10 @@ impl Sys for Kernel {
             inheritable: 0,
         });
         check(unsafe { libc::syscall(libc::SYS_capset, &raw const header, data.as_ptr()) })
+    }
+    fn new_console(&mut self, socket: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
+        self.calls += 1;
+        crate::console::make_console(socket, rows, cols)
     }
     fn controlling_terminal(&mut self) -> Result<(), Errno> {
         self.calls += 1;

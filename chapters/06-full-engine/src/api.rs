@@ -103,6 +103,9 @@ pub struct ExecConfig {
 pub struct ExecStart {
     pub detach: bool,
     pub tty: bool,
+    /// Rows and columns of the exec's terminal (API 1.42; the docker CLI
+    /// sends it, older ones resize after the start).
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// One line of a JSON message stream (pull progress).

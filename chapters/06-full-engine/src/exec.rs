@@ -30,7 +30,14 @@ pub struct ExecSpec {
     pub uid: u32,
     pub gid: u32,
     pub tty: bool,
+    /// With `tty`: the terminal's rows and columns.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
+
+/// With a TTY, the descriptor the helper sends the terminal's master over
+/// (the daemon's socket, given to it as this descriptor).
+pub const CONSOLE_FD: i32 = 3;
 
 /// The namespaces joined, in order; the mount namespace last.
 const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
@@ -81,7 +88,16 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     enter(spec)?;
-    // Now our root and working directory are the container's root.
+    // Now our root and working directory are the container's root. A
+    // terminal comes from its own /dev/ptmx, as PID 1's did; its slave is
+    // our stdio from here, and so the command's.
+    if spec.tty {
+        let (rows, cols) = spec.console_size.unwrap_or((0, 0));
+        chapter_01::console::make_console(CONSOLE_FD, rows, cols)
+            .map_err(|e| anyhow!("making the exec's terminal inside the container: {e}"))?;
+        // SAFETY: closing our end of the console socket; the master is sent.
+        unsafe { libc::close(CONSOLE_FD) };
+    }
     let mut security = chapter_01::security::Security::docker_default();
     security.masked_paths.clear(); // the container's mounts already hide them
     security.readonly_paths.clear();

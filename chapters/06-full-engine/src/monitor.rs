@@ -68,8 +68,11 @@ struct Shared {
     attachers: Mutex<Vec<Attacher>>,
     waiters: Mutex<Vec<UnixStream>>,
     stdin: Mutex<Option<File>>,
-    /// The pseudo-terminal master, for resizes.
-    master: Option<RawFd>,
+    /// With a TTY: stdin that arrived before the container's terminal did.
+    early_stdin: Mutex<Vec<u8>>,
+    /// The pseudo-terminal master, for resizes (set once the container
+    /// sent it).
+    master: Mutex<Option<RawFd>>,
     log: Mutex<File>,
 }
 
@@ -120,30 +123,29 @@ struct Stdio {
     outputs: Vec<(Stream, File)>,
     stdin: Option<File>,
     master: Option<OwnedFd>,
+    /// With `-t`: the monitor's and the container's ends of the socket the
+    /// terminal's master comes over.
+    console: Option<(OwnedFd, OwnedFd)>,
 }
 
 fn make_stdio(c: &Container) -> Result<Stdio> {
     if c.config.tty {
-        let size = c
-            .host_config
-            .console_size
-            .filter(|[h, w]| *h > 0 && *w > 0)
-            .map(|[h, w]| nix::pty::Winsize {
-                ws_row: h,
-                ws_col: w,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            });
-        let pty = nix::pty::openpty(size.as_ref(), None).context("allocating a pseudo-terminal")?;
-        let slave = pty.slave;
-        let child = vec![slave.try_clone()?, slave.try_clone()?, slave];
-        let reader = File::from(pty.master.try_clone()?);
-        let writer = File::from(pty.master.try_clone()?);
+        // The terminal is made inside the container, from its own devpts
+        // (chapter_01::console); until then the child's stdio is /dev/null.
+        let null = || -> Result<OwnedFd> { Ok(File::open("/dev/null")?.into()) };
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::Stream,
+            None,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        )
+        .context("creating the console socket")?;
         return Ok(Stdio {
-            child,
-            outputs: vec![(Stream::Stdout, reader)],
-            stdin: c.config.open_stdin.then_some(writer),
-            master: Some(pty.master),
+            child: vec![null()?, null()?, null()?],
+            outputs: Vec::new(),
+            stdin: None,
+            master: None,
+            console: Some((ours, theirs)),
         });
     }
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe");
@@ -163,6 +165,7 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
         ],
         stdin: stdin_w,
         master: None,
+        console: None,
     })
 }
 
@@ -254,6 +257,14 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged());
     spec.mounts = extra_mounts;
+    if let Some((_, theirs)) = &stdio.console {
+        spec.console_socket = Some(theirs.as_raw_fd());
+        spec.console_size = c
+            .host_config
+            .console_size
+            .filter(|[h, w]| *h > 0 && *w > 0)
+            .map(|[h, w]| (h, w));
+    }
     let mut child = spawn_paused(&spec, &mut stdio, &*cgroup.0, log_fd)?;
 
     let shared = Arc::new(Shared {
@@ -261,8 +272,9 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         stdin_once: c.config.stdin_once,
         attachers: Mutex::new(Vec::new()),
         waiters: Mutex::new(Vec::new()),
-        stdin: Mutex::new(stdio.stdin),
-        master: stdio.master.as_ref().map(|m| m.as_raw_fd()),
+        stdin: Mutex::new(stdio.stdin.take()),
+        early_stdin: Mutex::new(Vec::new()),
+        master: Mutex::new(None),
         log: Mutex::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -311,6 +323,23 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         let _ = std::fs::remove_file(&socket);
         writeln!(report, "error {code} {}", one_line(&message))?;
         return Ok(());
+    }
+    if let Some((ours, theirs)) = stdio.console.take() {
+        drop(theirs);
+        let master = chapter_01::console::receive_console(ours.as_raw_fd())
+            .context("receiving the container's terminal")?;
+        stdio
+            .outputs
+            .push((Stream::Stdout, File::from(master.try_clone()?)));
+        if c.config.open_stdin {
+            let mut writer = File::from(master.try_clone()?);
+            let mut stdin = shared.stdin.lock().unwrap();
+            let early = std::mem::take(&mut *shared.early_stdin.lock().unwrap());
+            let _ = writer.write_all(&early);
+            *stdin = Some(writer);
+        }
+        *shared.master.lock().unwrap() = Some(master.as_raw_fd());
+        stdio.master = Some(master);
     }
     writeln!(report, "started {}", state.pid)?;
     drop(std::mem::replace(report, File::open("/dev/null")?));
@@ -497,7 +526,7 @@ fn handle(conn: UnixStream, shared: &Shared) -> Result<()> {
     match serde_json::from_str::<Hello>(&line)? {
         Hello::Wait => shared.waiters.lock().unwrap().push(conn),
         Hello::Resize { height, width } => {
-            if let Some(master) = shared.master {
+            if let Some(master) = *shared.master.lock().unwrap() {
                 let size = libc::winsize {
                     ws_row: height,
                     ws_col: width,
@@ -546,8 +575,14 @@ fn feed_stdin(shared: &Shared, bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    if let Some(w) = shared.stdin.lock().unwrap().as_mut() {
-        let _ = w.write_all(bytes);
+    match shared.stdin.lock().unwrap().as_mut() {
+        Some(w) => {
+            let _ = w.write_all(bytes);
+        }
+        // The terminal is still being made inside the container: what a
+        // client types meanwhile goes in once it is there.
+        None if shared.tty => shared.early_stdin.lock().unwrap().extend_from_slice(bytes),
+        None => {}
     }
 }
 

@@ -74,6 +74,7 @@ impl Daemon {
             uid,
             gid,
             tty: config.tty,
+            console_size: None,
         };
         let exec_id = crate::ids::new_id();
         self.execs.lock().unwrap().insert(
@@ -113,10 +114,17 @@ impl Daemon {
         let on_upgrade = hyper::upgrade::on(&mut req);
         let start: ExecStart = http::body_json(req).await?;
         let tty = spec.tty;
-        let master = if tty {
-            let pty = nix::pty::openpty(None, None)
-                .map_err(|e| ApiError::internal(format!("allocating a pseudo-terminal: {e}")))?;
-            Some((pty.master, pty.slave))
+        let mut spec = spec;
+        spec.console_size = start
+            .console_size
+            .filter(|[h, w]| *h > 0 && *w > 0)
+            .map(|[h, w]| (h, w));
+        // With a TTY the helper makes the terminal inside the container and
+        // sends its master back over this socket (on its CONSOLE_FD).
+        let console = if tty {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+                .map_err(|e| ApiError::internal(format!("creating the console socket: {e}")))?;
+            Some((ours, theirs))
         } else {
             None
         };
@@ -124,12 +132,22 @@ impl Daemon {
         command
             .arg("exec-helper")
             .arg(serde_json::to_string(&spec).unwrap());
-        match &master {
-            Some((_, slave)) => {
+        match &console {
+            Some((_, theirs)) => {
+                let fd = theirs.as_raw_fd();
                 command
-                    .stdin(slave.try_clone()?)
-                    .stdout(slave.try_clone()?)
-                    .stderr(slave.try_clone()?);
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                // SAFETY: dup2 is async-signal-safe; it runs between fork and exec.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::dup2(fd, crate::exec::CONSOLE_FD) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
             }
             None if start.detach => {
                 command
@@ -152,10 +170,26 @@ impl Daemon {
         let mut child = command
             .spawn()
             .map_err(|e| ApiError::internal(format!("starting the exec helper: {e}")))?;
-        let master = master.map(|(m, slave)| {
-            drop(slave);
-            Arc::new(m)
-        });
+        let master = match console {
+            Some((ours, theirs)) => {
+                drop(theirs);
+                let received = tokio::task::spawn_blocking(move || {
+                    chapter_01::console::receive_console(std::os::fd::AsRawFd::as_raw_fd(&ours))
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+                match received {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        let _ = child.kill().await;
+                        return Err(ApiError::internal(format!(
+                            "the exec's terminal did not arrive: {e}"
+                        )));
+                    }
+                }
+            }
+            None => None,
+        };
         {
             let mut execs = self.execs.lock().unwrap();
             if let Some(e) = execs.get_mut(exec_id) {
