@@ -74,6 +74,17 @@ pub fn hint(call: Kind, errno: Errno) -> Option<&'static str> {
             "the mount point does not exist in the rootfs (is it a complete root filesystem?)"
         }
         (MountDevpts, EINVAL) => "this kernel's devpts does not accept these options",
+        (Unshare, EPERM) => {
+            "a new cgroup namespace needs CAP_SYS_ADMIN in the current user namespace"
+        }
+        (Unshare, EINVAL) => "this kernel has no cgroup namespaces (CONFIG_CGROUPS, 4.6+)",
+        (Seccomp, EACCES) => {
+            "installing a seccomp filter needs no_new_privs or CAP_SYS_ADMIN at that point"
+        }
+        (Seccomp, EINVAL) => "the kernel refused the BPF program (too long, or malformed)",
+        (Seccomp, EPERM) | (SetIds, EPERM) | (Capset, EPERM) | (Prctl, EPERM) | (Chdir, EPERM) => {
+            "refused, perhaps by the seccomp profile installed before this step"
+        }
         (SetIds, EINVAL) => "uid/gid 0 is not in the user namespace's ID map",
         (SetHostname, EPERM) => "setting the hostname needs a UTS namespace of your own",
         (Mkdir, EROFS) | (Open, EROFS) | (Symlink, EROFS) => "the rootfs is read-only here",

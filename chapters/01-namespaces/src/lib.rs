@@ -17,6 +17,8 @@
 //!   printed and tested without root.
 //! - [`uts`], [`pid`], [`mount`], [`dev`], [`net`], [`ipc`], [`user`]: one
 //!   module per namespace, each with its steps.
+//! - [`cgroupfs`]: the cgroup namespace (unshared after the go) and the
+//!   `/sys/fs/cgroup` a container sees.
 //! - [`setup`]: the child's steps in order, from the go to `execve`.
 //! - [`console`]: a terminal made inside the container, its master sent out.
 //! - [`parent`]: the process that calls `clone(2)`: writes the user-ID maps,
@@ -35,6 +37,7 @@
 // (verify's switchable stubs use one path everywhere).
 extern crate self as chapter_01;
 
+pub mod cgroupfs;
 pub mod child;
 pub mod console;
 pub mod course;

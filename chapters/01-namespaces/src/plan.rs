@@ -24,6 +24,8 @@ pub struct Plan {
     /// In a new user namespace: become its root; `Some(true)` also drops
     /// the supplementary groups (only allowed where setgroups is not denied).
     pub become_root: Option<bool>,
+    /// A cgroup namespace, unshared after the go (not a clone flag).
+    pub new_cgroup_ns: bool,
     /// A new mount namespace: make its mounts private first.
     pub private_mounts: bool,
     pub hostname: Option<CString>,
@@ -33,6 +35,8 @@ pub struct Plan {
     /// own over the host's (like `unshare --pid --mount-proc`).
     pub own_proc: bool,
     pub mounts: Vec<Prepared>,
+    /// The container's /sys/fs/cgroup.
+    pub cgroupfs: Option<crate::cgroupfs::Prepared>,
     /// A terminal made inside, its master sent over the socket (rows, cols).
     pub new_console: Option<(std::os::fd::RawFd, u16, u16)>,
     pub console: bool,
@@ -65,8 +69,10 @@ pub fn build(spec: &Spec) -> Plan {
         readonly: spec.readonly_rootfs,
     });
     Plan {
-        flags: clone_flags(ns),
+        // The cgroup namespace comes after the go: see crate::cgroupfs.
+        flags: clone_flags(ns) - CloneFlags::CLONE_NEWCGROUP,
         become_root,
+        new_cgroup_ns: ns.contains(Namespace::Cgroup),
         private_mounts: ns.contains(Namespace::Mount),
         hostname: spec
             .hostname
@@ -77,6 +83,11 @@ pub fn build(spec: &Spec) -> Plan {
         own_proc: root.is_none() && ns.contains(Namespace::Mount) && ns.contains(Namespace::Pid),
         root,
         mounts: crate::mount::prepare(&spec.mounts),
+        cgroupfs: spec
+            .cgroupfs
+            .as_ref()
+            .filter(|_| spec.rootfs.is_some())
+            .map(crate::cgroupfs::Prepared::new),
         new_console: spec.console_socket.filter(|_| spec.console).map(|socket| {
             let (rows, cols) = spec.console_size.unwrap_or((0, 0));
             (socket, rows, cols)

@@ -9,8 +9,13 @@
 //!   `CAP_SYS_MODULE`, `CAP_SYS_PTRACE`, `CAP_DAC_READ_SEARCH` (the 2014
 //!   "shocker" `open_by_handle_at` escape) are gone from every set, the
 //!   bounding set included, so nothing executed later can regain them.
-//! - **no_new_privs** (`PR_SET_NO_NEW_PRIVS`): a setuid binary or file
-//!   capability cannot raise privileges across `execve`.
+//! - **seccomp** (seccomp(2)): a BPF program the kernel runs at every
+//!   system call, allowing a list and refusing the rest with EPERM
+//!   (`keyctl`, `unshare`, `mount` without CAP_SYS_ADMIN, …). Chapter 06
+//!   compiles Docker's profile into it; here it is only installed.
+//! - **no_new_privs** (`PR_SET_NO_NEW_PRIVS`, `--security-opt
+//!   no-new-privileges`; off by default in Docker): a setuid binary or
+//!   file capability cannot raise privileges across `execve`.
 //! - **masked and read-only `/proc` paths**: `/proc/kcore` (kernel memory),
 //!   `/proc/keys`, `/proc/timer_list`, `/proc/sched_debug` leak host state;
 //!   `/proc/sys`, `/proc/sysrq-trigger` would change the host kernel.
@@ -39,6 +44,103 @@ pub const DOCKER_DEFAULT_CAPS: [(u32, &str); 14] = [
     (29, "CAP_AUDIT_WRITE"),
     (31, "CAP_SETFCAP"),
 ];
+
+/// Every capability by number, as capabilities(7) names them (Linux 5.9+).
+pub const CAPABILITY_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The number of a capability named as Docker accepts it: any case, with
+/// or without `CAP_`.
+pub fn capability_number(name: &str) -> Option<u32> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    CAPABILITY_NAMES
+        .iter()
+        .position(|n| *n == full)
+        .map(|i| i as u32)
+}
+
+/// One instruction of a classic BPF program (`struct sock_filter`, see
+/// bpf(4)): what seccomp(2) runs at every system call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BpfInstruction {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Installs `program` as this thread's seccomp filter
+/// (`SECCOMP_SET_MODE_FILTER`). Needs no_new_privs or CAP_SYS_ADMIN.
+/// Async-signal-safe: one system call on memory the caller holds.
+pub fn install_filter(program: &[BpfInstruction]) -> Result<(), Errno> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const BpfInstruction,
+    }
+    let Ok(len) = u16::try_from(program.len()) else {
+        return Err(Errno::E2BIG);
+    };
+    let prog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: `prog` points at `program`, alive for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &raw const prog) };
+    if rc < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
 
 /// Paths hidden from the container (`/dev/null` over files, an empty
 /// read-only tmpfs over directories), as Docker's default spec lists them.
@@ -86,6 +188,9 @@ pub struct Security {
     pub readonly_paths: Vec<String>,
     /// `None` runs the command as root (uid 0 of the container).
     pub user: Option<User>,
+    /// The seccomp filter, compiled (chapter 06 makes it from a profile);
+    /// `None` is `seccomp=unconfined`.
+    pub seccomp: Option<Vec<BpfInstruction>>,
 }
 
 impl Security {
@@ -93,10 +198,11 @@ impl Security {
     pub fn docker_default() -> Security {
         Security {
             capabilities: caps_mask(DOCKER_DEFAULT_CAPS.iter().map(|(n, _)| *n)),
-            no_new_privs: true,
+            no_new_privs: false,
             masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
             readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
             user: None,
+            seccomp: None,
         }
     }
 }
@@ -138,6 +244,7 @@ pub struct Prepared {
     user: Option<User>,
     /// Permitted and effective capabilities after the user switch.
     keep: u64,
+    seccomp: Option<Vec<BpfInstruction>>,
 }
 
 impl Prepared {
@@ -157,6 +264,7 @@ impl Prepared {
             last_cap: last_cap(),
             user: security.user.clone(),
             keep,
+            seccomp: security.seccomp.clone(),
         }
     }
 }
@@ -166,7 +274,10 @@ impl Prepared {
 /// root is done, in this order: hide paths, then lock privileges down
 /// (bounding set first: dropping needs CAP_SETPCAP; the user switch next;
 /// the capability sets last), then mark every inherited descriptor
-/// close-on-exec.
+/// close-on-exec. The seccomp filter goes in here only without
+/// no_new_privs: installing it then needs CAP_SYS_ADMIN, so before the
+/// capabilities go (as runc does; the filter allows the calls that follow).
+/// With no_new_privs it is the very last step: see [`filter_last`].
 pub fn apply(sys: &mut impl Sys, p: &Prepared) -> Result<(), Errno> {
     for path in &p.masked_paths {
         sys.mask_path(path)?;
@@ -176,6 +287,8 @@ pub fn apply(sys: &mut impl Sys, p: &Prepared) -> Result<(), Errno> {
     }
     if p.no_new_privs {
         sys.no_new_privs()?;
+    } else if let Some(program) = &p.seccomp {
+        sys.seccomp(program)?;
     }
     sys.drop_bounding_caps(p.keep_bounding, p.last_cap)?;
     if let Some(user) = &p.user {
@@ -187,3 +300,13 @@ pub fn apply(sys: &mut impl Sys, p: &Prepared) -> Result<(), Errno> {
     sys.close_inherited_fds()
 }
 // ANCHOR_END: apply
+
+/// With no_new_privs, the seccomp filter is installed last, just before
+/// `execve`: every call of the setup ran unfiltered, the command's first
+/// one is filtered.
+pub fn filter_last(sys: &mut impl Sys, p: &Prepared) -> Result<(), Errno> {
+    match &p.seccomp {
+        Some(program) if p.no_new_privs => sys.seccomp(program),
+        _ => Ok(()),
+    }
+}

@@ -8,8 +8,9 @@
 use crate::plan::Plan;
 use crate::spec::RootMode;
 use crate::sys::{Call, Recorder, Sys};
-use crate::{dev, mount, pid, security, user, uts};
+use crate::{cgroupfs, dev, mount, pid, security, user, uts};
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
 
 // ANCHOR: setup
 /// Everything between the go from the parent and `execve`, in the order
@@ -21,6 +22,11 @@ use nix::errno::Errno;
 pub fn setup(sys: &mut impl Sys, plan: &Plan) -> Result<(), Errno> {
     if let Some(drop_groups) = plan.become_root {
         user::become_root(sys, drop_groups)?;
+    }
+    // After the go the parent has put us in our cgroup: a cgroup namespace
+    // made now has that cgroup as its root (see crate::cgroupfs).
+    if plan.new_cgroup_ns {
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)?;
     }
     if plan.private_mounts {
         mount::isolate_mounts(sys, plan.root.as_ref().map(|r| r.dir.as_c_str()))?;
@@ -37,6 +43,9 @@ pub fn setup(sys: &mut impl Sys, plan: &Plan) -> Result<(), Errno> {
             pid::mount_proc(sys, c"proc")?;
             dev::build_dev(sys)?;
             mount::extra_mounts(sys, &plan.mounts)?;
+            if let Some(cgroups) = &plan.cgroupfs {
+                cgroupfs::mount_cgroupfs(sys, cgroups)?;
+            }
             if root.readonly {
                 mount::readonly_root(sys, &root.dir)?;
             }
@@ -61,6 +70,9 @@ pub fn setup(sys: &mut impl Sys, plan: &Plan) -> Result<(), Errno> {
     }
     if let Some(dir) = &plan.workdir {
         sys.chdir(dir)?;
+    }
+    if let Some(hardening) = &plan.security {
+        security::filter_last(sys, hardening)?;
     }
     Ok(())
 }
@@ -113,6 +125,9 @@ mod tests {
             gid: 1000,
             groups: vec![1000, 27],
         });
+        // --security-opt no-new-privileges, and a (tiny) seccomp filter.
+        security.no_new_privs = true;
+        security.seccomp = Some(vec![ALLOW; 3]);
         spec.security = Some(security);
         spec.console = true;
         spec.workdir = "/home/user".into();
@@ -120,6 +135,39 @@ mod tests {
         // The machine's last capability number varies between kernels.
         let plan = plan.replace(&format!("0..={}", crate::security::last_cap()), "0..=LAST");
         insta::assert_snapshot!(plan);
+    }
+
+    const ALLOW: crate::security::BpfInstruction = crate::security::BpfInstruction {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000, // SECCOMP_RET_ALLOW
+    };
+
+    #[test]
+    fn without_no_new_privs_the_filter_goes_in_while_capabilities_remain() {
+        let mut spec = Spec::new("/srv/rootfs", vec!["id".into()]);
+        let mut security = crate::security::Security::docker_default();
+        security.seccomp = Some(vec![ALLOW]);
+        spec.security = Some(security);
+        let calls = calls(&build(&spec));
+        let at = |want: fn(&Call) -> bool| calls.iter().position(want).unwrap();
+        let filter = at(|c| matches!(c, Call::Seccomp(1)));
+        assert!(filter < at(|c| matches!(c, Call::DropBoundingCaps { .. })));
+        assert!(!calls.contains(&Call::NoNewPrivs));
+        assert_eq!(calls.iter().filter(|c| matches!(c, Call::Seccomp(_))).count(), 1);
+    }
+
+    #[test]
+    fn a_cgroup_namespace_is_unshared_after_the_go_not_cloned() {
+        let mut spec = Spec::new("/srv/rootfs", vec!["id".into()]);
+        spec.namespaces.insert(crate::Namespace::Cgroup);
+        let plan = build(&spec);
+        assert!(!plan.flags.contains(nix::sched::CloneFlags::CLONE_NEWCGROUP));
+        assert_eq!(
+            calls(&plan)[0],
+            Call::Unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        );
     }
 
     #[test]

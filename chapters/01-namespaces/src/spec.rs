@@ -80,6 +80,9 @@ pub struct Spec {
     pub mounts: Vec<ExtraMount>,
     /// The root filesystem is mounted read-only (`--read-only`).
     pub readonly_rootfs: bool,
+    /// What the container sees at /sys/fs/cgroup (chapter 06 says; the
+    /// experiments leave it out).
+    pub cgroupfs: Option<crate::cgroupfs::CgroupFs>,
 }
 
 /// The `PATH` a container gets, as Docker sets it.
@@ -108,6 +111,7 @@ impl Spec {
             console_size: None,
             mounts: Vec::new(),
             readonly_rootfs: false,
+            cgroupfs: None,
         }
     }
 

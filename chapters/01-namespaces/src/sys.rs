@@ -15,6 +15,7 @@
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
 use std::ffi::{c_char, CStr, CString};
 use std::fmt;
 use std::os::fd::RawFd;
@@ -50,6 +51,9 @@ pub trait Sys {
     fn pivot_root(&mut self, new_root: &CStr, put_old: &CStr) -> Result<(), Errno>;
     /// `chroot(2)`.
     fn chroot(&mut self, path: &CStr) -> Result<(), Errno>;
+    /// `unshare(2)`: new namespaces of the kinds in `flags` for this
+    /// process (the cgroup namespace, made after the cgroup is joined).
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno>;
     /// `sethostname(2)`.
     fn sethostname(&mut self, name: &CStr) -> Result<(), Errno>;
     /// `setgroups(2)`: the supplementary groups (empty: none).
@@ -81,6 +85,9 @@ pub trait Sys {
     fn controlling_terminal(&mut self) -> Result<(), Errno>;
     /// `close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`.
     fn close_inherited_fds(&mut self) -> Result<(), Errno>;
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)`: from here on the kernel runs
+    /// `program` at every system call of this process and its children.
+    fn seccomp(&mut self, program: &[crate::security::BpfInstruction]) -> Result<(), Errno>;
     /// `execve(2)`. Returns only when it failed, with the reason. At most
     /// [`MAX_ARGS`] of each list are passed (the spec refuses more).
     fn execve(&mut self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno;
@@ -115,6 +122,7 @@ pub enum Call {
         put_old: String,
     },
     Chroot(String),
+    Unshare(CloneFlags),
     SetHostname(String),
     SetGroups(Vec<u32>),
     SetResGid(u32),
@@ -134,6 +142,7 @@ pub enum Call {
     },
     ControllingTerminal,
     CloseInheritedFds,
+    Seccomp(usize),
     Execve(String),
 }
 
@@ -154,6 +163,8 @@ pub enum Kind {
     PivotRoot,
     Umount,
     Chroot,
+    Unshare,
+    Seccomp,
     Prctl,
     Capset,
     CloseRange,
@@ -175,6 +186,8 @@ impl Call {
             Call::Chdir(_) => Kind::Chdir,
             Call::PivotRoot { .. } => Kind::PivotRoot,
             Call::Chroot(_) => Kind::Chroot,
+            Call::Unshare(_) => Kind::Unshare,
+            Call::Seccomp(_) => Kind::Seccomp,
             Call::SetHostname(_) => Kind::SetHostname,
             Call::SetGroups(_) | Call::SetResGid(_) | Call::SetResUid(_) => Kind::SetIds,
             Call::LoopbackUp | Call::ControllingTerminal | Call::NewConsole { .. } => Kind::Ioctl,
@@ -206,6 +219,9 @@ impl fmt::Display for Call {
                         "bind-mount {} on {target}",
                         source.as_deref().unwrap_or("?")
                     )?,
+                    (Some(t), false) if flags.contains(MsFlags::MS_REMOUNT) => {
+                        write!(f, "remount the {t} on {target}")?
+                    }
                     (Some(t), false) => write!(f, "mount {t} on {target}")?,
                     (None, false) if source.is_none() => {
                         write!(f, "change the propagation of {target} and below")?
@@ -230,6 +246,7 @@ impl fmt::Display for Call {
                 write!(f, "pivot_root({new_root:?}, {put_old:?})")
             }
             Call::Chroot(p) => write!(f, "chroot into {p} (insecure)"),
+            Call::Unshare(flags) => write!(f, "unshare {flags:?}"),
             Call::SetHostname(h) => write!(f, "set hostname to {h}"),
             Call::SetGroups(g) if g.is_empty() => write!(f, "drop supplementary groups"),
             Call::SetGroups(g) => write!(f, "set supplementary groups {g:?}"),
@@ -255,6 +272,7 @@ impl fmt::Display for Call {
                 write!(f, "new session with stdin as the controlling terminal")
             }
             Call::CloseInheritedFds => write!(f, "mark every descriptor above 2 close-on-exec"),
+            Call::Seccomp(n) => write!(f, "install the seccomp filter ({n} BPF instructions)"),
             Call::Execve(p) => write!(f, "execve {p}"),
         }
     }
@@ -344,6 +362,9 @@ impl Sys for Recorder {
     fn chroot(&mut self, path: &CStr) -> Result<(), Errno> {
         self.record(Call::Chroot(text(path)))
     }
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno> {
+        self.record(Call::Unshare(flags))
+    }
     fn sethostname(&mut self, name: &CStr) -> Result<(), Errno> {
         self.record(Call::SetHostname(text(name)))
     }
@@ -382,6 +403,9 @@ impl Sys for Recorder {
     }
     fn close_inherited_fds(&mut self) -> Result<(), Errno> {
         self.record(Call::CloseInheritedFds)
+    }
+    fn seccomp(&mut self, program: &[crate::security::BpfInstruction]) -> Result<(), Errno> {
+        self.record(Call::Seccomp(program.len()))
     }
     fn execve(&mut self, path: &CStr, _argv: &[CString], _envp: &[CString]) -> Errno {
         match self.record(Call::Execve(text(path))) {
@@ -476,6 +500,10 @@ impl Sys for Kernel {
     fn chroot(&mut self, path: &CStr) -> Result<(), Errno> {
         self.calls += 1;
         check(unsafe { libc::chroot(path.as_ptr()) }.into())
+    }
+    fn unshare(&mut self, flags: CloneFlags) -> Result<(), Errno> {
+        self.calls += 1;
+        check(unsafe { libc::unshare(flags.bits()) }.into())
     }
     fn sethostname(&mut self, name: &CStr) -> Result<(), Errno> {
         self.calls += 1;
@@ -614,6 +642,10 @@ impl Sys for Kernel {
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         })
+    }
+    fn seccomp(&mut self, program: &[crate::security::BpfInstruction]) -> Result<(), Errno> {
+        self.calls += 1;
+        crate::security::install_filter(program)
     }
     fn execve(&mut self, path: &CStr, argv: &[CString], envp: &[CString]) -> Errno {
         self.calls += 1;

@@ -18,6 +18,8 @@
 //! - [`container`]: the driver chosen for this host, and a chapter 01
 //!   container joined to its cgroup before its command runs, cleaned up
 //!   after.
+//! - [`view`]: what the container sees at `/sys/fs/cgroup`: its own cgroup
+//!   in each hierarchy, for chapter 01 to mount.
 //!
 //! The book page: `book/src/ch02-cgroups.md`.
 
@@ -30,6 +32,7 @@ pub mod limits;
 pub mod size;
 pub mod v1;
 pub mod v2;
+pub mod view;
 
 pub use cgroup::{Cgroup, Stats};
 pub use container::{run_limited, Outcome};

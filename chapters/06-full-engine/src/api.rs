@@ -52,8 +52,18 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     pub network_mode: String,
     pub auto_remove: bool,
+    /// Every capability, no seccomp filter, nothing masked, /sys and
+    /// /sys/fs/cgroup writable.
     pub privileged: bool,
+    /// `--cap-add` / `--cap-drop`: capability names, or `ALL`.
     pub cap_add: Option<Vec<String>>,
+    pub cap_drop: Option<Vec<String>>,
+    /// `--security-opt`: `seccomp=unconfined`, `seccomp=<profile JSON>`
+    /// (the docker CLI sends the file's content), `no-new-privileges`.
+    pub security_opt: Option<Vec<String>>,
+    /// `--cgroupns`: "private" or "host" (the daemon's default when empty,
+    /// recorded at create).
+    pub cgroupns_mode: String,
     pub binds: Option<Vec<String>>,
     /// `-p`: "80/tcp" → where on the host.
     pub port_bindings: Option<BTreeMap<String, Vec<PortBinding>>>,

@@ -39,8 +39,10 @@ pub struct ExecSpec {
 /// (the daemon's socket, given to it as this descriptor).
 pub const CONSOLE_FD: i32 = 3;
 
-/// The namespaces joined, in order; the mount namespace last.
-const NAMESPACES: [&str; 5] = ["ipc", "uts", "net", "pid", "mnt"];
+/// The namespaces joined, in order; the mount namespace last. The cgroup
+/// namespace after the cgroup: joining one does not move us, and our
+/// cgroup must already be the container's for its paths to make sense.
+const NAMESPACES: [&str; 6] = ["ipc", "uts", "net", "pid", "cgroup", "mnt"];
 
 // ANCHOR: enter
 // exercise 6.13: enter a running container: its cgroup, then its namespaces

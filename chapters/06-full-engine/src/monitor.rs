@@ -232,8 +232,9 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     }
     // A read-only /sys first, as Docker gives one (its masked paths hide
     // parts of it), then the user's mounts.
+    let sys = resolve_target(mounted.merged(), "/sys", false)?;
     let mut extra_mounts = vec![chapter_01::ExtraMount::Sysfs {
-        target: resolve_target(mounted.merged(), "/sys", false)?,
+        target: sys.clone(),
     }];
     for m in &c.mounts {
         extra_mounts.push(prepare_mount(mounted.merged(), m)?);
@@ -257,6 +258,20 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged());
     spec.mounts = extra_mounts;
+    // Its own cgroup at /sys/fs/cgroup, under a cgroup namespace or not.
+    let private_cgroupns = c.host_config.cgroupns_mode == "private";
+    if private_cgroupns {
+        spec.namespaces.insert(chapter_01::Namespace::Cgroup);
+    }
+    spec.cgroupfs = Some(
+        chapter_02::view::for_container(
+            &*cgroup.0,
+            private_cgroupns,
+            sys.join("fs/cgroup"),
+            !c.host_config.privileged,
+        )
+        .map_err(|e| anyhow!("the container's /sys/fs/cgroup: {e}"))?,
+    );
     if let Some((_, theirs)) = &stdio.console {
         spec.console_socket = Some(theirs.as_raw_fd());
         spec.console_size = c

@@ -78,7 +78,9 @@ fn the_container_is_hardened_as_docker_hardens_it() {
     }
     assert_eq!(caps["inheritable"], "0000000000000000");
     assert_eq!(caps["ambient"], "0000000000000000");
-    assert_eq!(f["no_new_privs"], "1");
+    // Docker sets no_new_privs only when asked (--security-opt
+    // no-new-privileges); see the security tests.
+    assert_eq!(f["no_new_privs"], "0");
     assert_eq!(
         f["fds"],
         serde_json::json!([0, 1, 2]),
@@ -218,7 +220,7 @@ fn a_detached_container_lives_logs_execs_stops_and_is_removed() {
     assert!(text.contains("sh -c trap"), "same PID namespace: {text}");
     let f = testkit::parse_facts(engine.ok(&["exec", "ticker", "facts"]).as_bytes());
     assert_eq!(f["capabilities"]["effective"], "00000000a80425fb");
-    assert_eq!(f["no_new_privs"], "1");
+    assert_eq!(f["no_new_privs"], "0");
     let monitor_cgroup =
         std::fs::read_to_string(format!("/proc/{}/cgroup", inspect[0]["State"]["Pid"])).unwrap();
     let exec_cgroup: Vec<String> = f["cgroup"]

@@ -279,6 +279,24 @@ struct RunArgs {
     /// Mount the container's root filesystem read-only
     #[arg(long)]
     read_only: bool,
+    /// Every capability, no seccomp filter, nothing masked
+    #[arg(long)]
+    privileged: bool,
+    /// Add a capability (e.g. NET_ADMIN, or ALL)
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop a capability (e.g. CHOWN, or ALL)
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// The cgroup namespace: private or host [default: the daemon's]
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// The user namespace: host to opt out of the daemon's remapping
+    #[arg(long)]
+    userns: Option<String>,
     /// The signal `stop` sends first [default: the image's, else SIGTERM]
     #[arg(long)]
     stop_signal: Option<String>,
@@ -978,9 +996,32 @@ fn create_body(args: &RunArgs) -> Result<Value> {
                 None => (t.clone(), String::new()),
             }).collect::<std::collections::BTreeMap<_, _>>(),
             "ReadonlyRootfs": args.read_only,
+            "Privileged": args.privileged,
+            "CapAdd": args.cap_add,
+            "CapDrop": args.cap_drop,
+            "SecurityOpt": security_opts(&args.security_opt)?,
+            "CgroupnsMode": args.cgroupns.clone().unwrap_or_default(),
+            "UsernsMode": args.userns.clone().unwrap_or_default(),
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
     }))
+}
+
+/// `--security-opt` as the daemon takes it: a seccomp profile is read
+/// here, on the client, and sent as its JSON (as the docker CLI does).
+fn security_opts(opts: &[String]) -> Result<Vec<String>> {
+    opts.iter()
+        .map(|opt| match opt.split_once(['=', ':']) {
+            Some(("seccomp", path)) if path != "unconfined" => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow!("opening seccomp profile ({path}) failed: {e}"))?;
+                let profile: Value = serde_json::from_str(&text)
+                    .map_err(|e| anyhow!("seccomp profile ({path}) is not JSON: {e}"))?;
+                Ok(format!("seccomp={profile}"))
+            }
+            _ => Ok(opt.clone()),
+        })
+        .collect()
 }
 
 /// `80`, `8080:80`, `127.0.0.1:8080:80/udp` → its "80/tcp" key.

@@ -29,6 +29,10 @@ struct Cli {
     /// Log every API request and its status
     #[arg(long)]
     debug: bool,
+    /// The cgroup namespace of containers that ask for none: private or
+    /// host [default: private on cgroup v2, host on v1]
+    #[arg(long, value_name = "MODE")]
+    default_cgroupns_mode: Option<String>,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -72,7 +76,15 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match serve(cli.root, &cli.host, cli.log_file, cli.debug) {
+        None => match serve(
+            cli.root,
+            &cli.host,
+            cli.log_file,
+            cli.debug,
+            daemon::Options {
+                default_cgroupns_mode: cli.default_cgroupns_mode,
+            },
+        ) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mini-dockerd: {e:#}");
@@ -82,7 +94,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve(root: PathBuf, host: &str, log_file: Option<PathBuf>, debug: bool) -> Result<()> {
+fn serve(
+    root: PathBuf,
+    host: &str,
+    log_file: Option<PathBuf>,
+    debug: bool,
+    options: daemon::Options,
+) -> Result<()> {
     daemon::http::DEBUG.store(debug, std::sync::atomic::Ordering::Relaxed);
     if let Some(path) = log_file {
         let log = std::fs::OpenOptions::new()
@@ -101,7 +119,7 @@ fn serve(root: PathBuf, host: &str, log_file: Option<PathBuf>, debug: bool) -> R
         ));
     }
     let socket = chapter_06::client::socket_path(host)?;
-    let daemon = Daemon::open(&root)?;
+    let daemon = Daemon::open(&root, options)?;
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return Err(anyhow!(
             "{} already answers: another daemon serves it; stop that one or pass another -H",

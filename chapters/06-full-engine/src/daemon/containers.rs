@@ -49,8 +49,12 @@ impl Daemon {
     ) -> Result<String, ApiError> {
         let CreateRequest {
             config,
-            host_config,
+            mut host_config,
         } = body;
+        if host_config.cgroupns_mode.is_empty() {
+            host_config.cgroupns_mode = self.options.cgroupns_default();
+        }
+        super::valid_cgroupns(&host_config.cgroupns_mode).map_err(ApiError::bad_request)?;
         let name = name.trim_start_matches('/').to_string();
         if !name.is_empty() {
             crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;

@@ -76,8 +76,47 @@ impl Entry {
     }
 }
 
+/// What `mini-dockerd`'s flags set for every container.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--default-cgroupns-mode`; `None`: Docker's default, private on
+    /// cgroup v2, host on v1 (and hybrid).
+    pub default_cgroupns_mode: Option<String>,
+}
+
+impl Options {
+    /// Checks the flags; the error names the flag.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(mode) = &self.default_cgroupns_mode {
+            valid_cgroupns(mode).map_err(|e| anyhow!("--default-cgroupns-mode: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The cgroup namespace mode of a container that asks for none.
+    pub fn cgroupns_default(&self) -> String {
+        self.default_cgroupns_mode.clone().unwrap_or_else(|| {
+            match chapter_02::Layout::detect().map(|l| l.mode) {
+                Ok(chapter_02::Mode::V2) => "private".into(),
+                _ => "host".into(),
+            }
+        })
+    }
+}
+
+/// `private` or `host`, or an error that says so.
+pub fn valid_cgroupns(mode: &str) -> Result<(), String> {
+    match mode {
+        "private" | "host" => Ok(()),
+        other => Err(format!(
+            "invalid cgroup namespace mode {other:?}: use \"private\" or \"host\""
+        )),
+    }
+}
+
 pub struct Daemon {
     pub paths: Paths,
+    pub options: Options,
     pub store: chapter_04::Store,
     pub containers: Mutex<BTreeMap<String, Entry>>,
     pub execs: Mutex<HashMap<String, execs::Exec>>,
@@ -104,7 +143,8 @@ pub fn self_exe() -> tokio::process::Command {
 impl Daemon {
     /// Takes the root (refusing a second daemon on it) and reads back every
     /// container.
-    pub fn open(root: &Path) -> Result<Arc<Daemon>> {
+    pub fn open(root: &Path, options: Options) -> Result<Arc<Daemon>> {
+        options.validate()?;
         let paths = Paths::new(root);
         for dir in [
             paths.root.clone(),
@@ -118,6 +158,7 @@ impl Daemon {
         let net = crate::net::NetConfig::from_env().map_err(|e| anyhow!(e))?;
         let daemon = Arc::new(Daemon {
             paths,
+            options,
             store,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
@@ -324,9 +365,20 @@ impl Daemon {
             "MemTotal": mem_total(),
             "Name": field(|u| u.nodename()),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "SecurityOptions": ["name=no-new-privileges"],
+            "SecurityOptions": self.security_options(),
             "Warnings": [],
         }))
+    }
+}
+
+impl Daemon {
+    /// `docker info`'s SecurityOptions: what every container gets.
+    fn security_options(&self) -> Vec<String> {
+        let mut options = Vec::new();
+        if self.options.cgroupns_default() == "private" {
+            options.push("name=cgroupns".to_string());
+        }
+        options
     }
 }
 
