@@ -10,7 +10,7 @@ use std::process::Command;
 /// registry client is tested against, htpasswd for its Basic auth, and
 /// podman with runc to run what we push (crun refuses hybrid cgroups);
 /// nftables for the engine's NAT, iproute2 for chapter 01's veth
-/// walk-through.
+/// walk-through, libseccomp-dev to compile seccomp profiles (chapter 06).
 pub const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "skopeo",
@@ -21,6 +21,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "runc",
     "nftables",
     "iproute2",
+    "libseccomp-dev",
 ];
 
 /// What the benchmarks need besides: the image builder and the timer.

@@ -183,7 +183,13 @@ fn attach(
             Some(options.as_c_str()).filter(|o| !o.is_empty()),
         ),
         PreparedSource::Bind(dir) => {
-            sys.mount(Some(dir), at, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            sys.mount(
+                Some(dir),
+                at,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
             // A bind mount takes its flags only on a remount.
             sys.mount(
                 Some(at),

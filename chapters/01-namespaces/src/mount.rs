@@ -99,6 +99,7 @@ pub enum Prepared {
     },
     Sysfs {
         target: CString,
+        readonly: bool,
     },
 }
 
@@ -124,8 +125,9 @@ pub fn prepare(mounts: &[ExtraMount]) -> Vec<Prepared> {
                 target: c_path(target),
                 options: CString::new(options.as_str()).expect("validated: no NUL"),
             },
-            ExtraMount::Sysfs { target } => Prepared::Sysfs {
+            ExtraMount::Sysfs { target, readonly } => Prepared::Sysfs {
                 target: c_path(target),
+                readonly: *readonly,
             },
         })
         .collect()
@@ -162,13 +164,20 @@ pub fn extra_mounts(sys: &mut impl Sys, mounts: &[Prepared]) -> Result<(), Errno
                     .filter(|o| !o.is_empty())
                     .map(CString::as_c_str),
             )?,
-            Prepared::Sysfs { target } => sys.mount(
-                Some(c"sysfs"),
-                target,
-                Some(c"sysfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None,
-            )?,
+            Prepared::Sysfs { target, readonly } => {
+                let ro = if *readonly {
+                    MsFlags::MS_RDONLY
+                } else {
+                    MsFlags::empty()
+                };
+                sys.mount(
+                    Some(c"sysfs"),
+                    target,
+                    Some(c"sysfs"),
+                    ro | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None,
+                )?
+            }
         }
     }
     Ok(())

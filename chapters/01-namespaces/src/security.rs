@@ -134,7 +134,14 @@ pub fn install_filter(program: &[BpfInstruction]) -> Result<(), Errno> {
     };
     const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
     // SAFETY: `prog` points at `program`, alive for the call.
-    let rc = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &raw const prog) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            0,
+            &raw const prog,
+        )
+    };
     if rc < 0 {
         Err(Errno::last())
     } else {

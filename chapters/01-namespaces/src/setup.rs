@@ -155,7 +155,13 @@ mod tests {
         let filter = at(|c| matches!(c, Call::Seccomp(1)));
         assert!(filter < at(|c| matches!(c, Call::DropBoundingCaps { .. })));
         assert!(!calls.contains(&Call::NoNewPrivs));
-        assert_eq!(calls.iter().filter(|c| matches!(c, Call::Seccomp(_))).count(), 1);
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| matches!(c, Call::Seccomp(_)))
+                .count(),
+            1
+        );
     }
 
     #[test]

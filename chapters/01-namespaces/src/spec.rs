@@ -33,10 +33,12 @@ pub enum ExtraMount {
         target: PathBuf,
         options: String,
     },
-    /// A read-only sysfs (it shows the network devices of the mounting
-    /// process's network namespace, so it is mounted from inside).
+    /// A sysfs (it shows the network devices of the mounting process's
+    /// network namespace, so it is mounted from inside); read-only except
+    /// for `--privileged`.
     Sysfs {
         target: PathBuf,
+        readonly: bool,
     },
 }
 

@@ -107,7 +107,10 @@ pub fn view(
             if wanted.is_empty() {
                 m.fstype == "cgroup2"
             } else {
-                m.fstype == "cgroup" && wanted.iter().all(|c| m.super_options.iter().any(|o| o == c))
+                m.fstype == "cgroup"
+                    && wanted
+                        .iter()
+                        .all(|c| m.super_options.iter().any(|o| o == c))
             }
         });
         let Some(m) = found else { continue };
@@ -242,9 +245,18 @@ mod tests {
             panic!("v1 has hierarchies")
         };
         let bind = |p: &str| Source::Bind(p.into());
-        assert_eq!(dirs[1], ("memory".into(), bind("/sys/fs/cgroup/memory/mini-docker-1")));
-        assert_eq!(dirs[2], ("systemd".into(), bind("/sys/fs/cgroup/systemd/user.slice")));
-        assert_eq!(dirs[3], ("unified".into(), bind("/sys/fs/cgroup/unified/user.slice")));
+        assert_eq!(
+            dirs[1],
+            ("memory".into(), bind("/sys/fs/cgroup/memory/mini-docker-1"))
+        );
+        assert_eq!(
+            dirs[2],
+            ("systemd".into(), bind("/sys/fs/cgroup/systemd/user.slice"))
+        );
+        assert_eq!(
+            dirs[3],
+            ("unified".into(), bind("/sys/fs/cgroup/unified/user.slice"))
+        );
     }
 
     #[test]

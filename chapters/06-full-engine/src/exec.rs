@@ -33,6 +33,14 @@ pub struct ExecSpec {
     /// With `tty`: the terminal's rows and columns.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// The container's capabilities and privileged flag come from here.
+    #[serde(default)]
+    pub host_config: crate::api::HostConfig,
+    #[serde(default)]
+    pub confinement: crate::security::Confinement,
+    /// `exec --privileged`: every capability for this process.
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// With a TTY, the descriptor the helper sends the terminal's master over
@@ -89,6 +97,24 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     // again.
     // SAFETY: prctl with constant arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // The container's capabilities (all of them for --privileged), its
+    // no_new_privs and its seccomp filter, as PID 1 got them; worked out
+    // while /proc is still ours.
+    let capabilities = if spec.privileged {
+        crate::security::all_capabilities()
+    } else {
+        crate::security::container_capabilities(&spec.host_config).map_err(|e| anyhow!(e))?
+    };
+    let mut security = crate::security::hardening(
+        &spec.host_config,
+        &spec.confinement,
+        capabilities,
+        spec.uid,
+        spec.gid,
+    )?;
+    security.masked_paths.clear(); // the container's mounts already hide them
+    security.readonly_paths.clear();
+    let hardening = chapter_01::security::Prepared::new(&security);
     enter(spec)?;
     // Now our root and working directory are the container's root. A
     // terminal comes from its own /dev/ptmx, as PID 1's did; its slave is
@@ -100,11 +126,6 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
         // SAFETY: closing our end of the console socket; the master is sent.
         unsafe { libc::close(CONSOLE_FD) };
     }
-    let mut security = chapter_01::security::Security::docker_default();
-    security.masked_paths.clear(); // the container's mounts already hide them
-    security.readonly_paths.clear();
-    security.run_as(spec.uid, spec.gid);
-    let hardening = chapter_01::security::Prepared::new(&security);
     let tty = spec.tty;
     let mut command = std::process::Command::new(&spec.args[0]);
     command
@@ -127,8 +148,10 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
             } else {
                 Ok(())
             };
+            // The filter last: after this closure only execve follows.
             result
                 .and_then(|()| chapter_01::security::apply(&mut kernel, &hardening))
+                .and_then(|()| chapter_01::security::filter_last(&mut kernel, &hardening))
                 .map_err(|errno| std::io::Error::from_raw_os_error(errno as i32))
         });
     }

@@ -18,6 +18,9 @@
 //! - [`monitor`]: the per-container process that holds stdio and the exit
 //!   status: it mounts the overlay (03), creates the cgroup (02) and clones
 //!   the container (01) with Docker's hardening.
+//! - [`security`], [`seccomp`]: capabilities, no_new_privs and Docker's
+//!   seccomp profile compiled to BPF, from `--cap-*`, `--privileged` and
+//!   `--security-opt`.
 //! - [`exec`]: a second process in a running container (`setns(2)`).
 //! - [`net`]: bridge networking: addresses, veth pairs, NAT, /etc files.
 //! - [`stdcopy`], [`jsonlog`], [`human`], [`ids`]: Docker's stream frames,
@@ -34,5 +37,7 @@ pub mod ids;
 pub mod jsonlog;
 pub mod monitor;
 pub mod net;
+pub mod seccomp;
+pub mod security;
 pub mod state;
 pub mod stdcopy;

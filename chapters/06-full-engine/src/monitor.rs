@@ -171,7 +171,7 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
 
 /// The chapter 01 spec of this container: namespaces, rootfs, command,
 /// and Docker's hardening.
-pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
+pub fn spec_for(c: &Container, rootfs: &Path) -> Result<chapter_01::Spec> {
     let mut spec = chapter_01::Spec::new(rootfs, c.args.clone());
     if c.host_config.network_mode == "host" {
         spec.namespaces.remove(chapter_01::Namespace::Net);
@@ -181,10 +181,16 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> chapter_01::Spec {
     spec.workdir = c.workdir.clone();
     spec.console = c.config.tty;
     spec.readonly_rootfs = c.host_config.readonly_rootfs;
-    let mut security = chapter_01::security::Security::docker_default();
-    security.run_as(c.uid, c.gid);
-    spec.security = Some(security);
-    spec
+    let capabilities =
+        crate::security::container_capabilities(&c.host_config).map_err(|e| anyhow!(e))?;
+    spec.security = Some(crate::security::hardening(
+        &c.host_config,
+        &c.confinement,
+        capabilities,
+        c.uid,
+        c.gid,
+    )?);
+    Ok(spec)
 }
 
 // ANCHOR: limits_for
@@ -235,6 +241,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let sys = resolve_target(mounted.merged(), "/sys", false)?;
     let mut extra_mounts = vec![chapter_01::ExtraMount::Sysfs {
         target: sys.clone(),
+        readonly: !c.host_config.privileged,
     }];
     for m in &c.mounts {
         extra_mounts.push(prepare_mount(mounted.merged(), m)?);
@@ -256,7 +263,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
     let mut stdio = make_stdio(&c)?;
-    let mut spec = spec_for(&c, mounted.merged());
+    let mut spec = spec_for(&c, mounted.merged())?;
     spec.mounts = extra_mounts;
     // Its own cgroup at /sys/fs/cgroup, under a cgroup namespace or not.
     let private_cgroupns = c.host_config.cgroupns_mode == "private";

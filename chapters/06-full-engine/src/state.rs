@@ -47,6 +47,9 @@ pub struct Container {
     /// Exposed ports of the image and the request ("80/tcp"), for `-P`.
     #[serde(default)]
     pub exposed_ports: Vec<String>,
+    /// The seccomp profile and no_new_privs, resolved at create.
+    #[serde(default)]
+    pub confinement: crate::security::Confinement,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]

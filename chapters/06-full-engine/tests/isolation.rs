@@ -186,8 +186,17 @@ fn a_container_reads_its_own_limits_at_sys_fs_cgroup() {
     }
     // An exec joins the container's cgroup namespace too.
     engine.ok(&[
-        "run", "-d", "--name", "ns", "--cgroupns", "private", "--network", "none", "fixture",
-        "sleep", "60",
+        "run",
+        "-d",
+        "--name",
+        "ns",
+        "--cgroupns",
+        "private",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
     ]);
     let text = engine.ok(&["exec", "ns", "cat", "/proc/self/cgroup"]);
     assert!(text.lines().all(|l| l.ends_with(":/")), "exec: {text}");
@@ -214,4 +223,214 @@ fn a_container_reads_its_own_limits_at_sys_fs_cgroup() {
         assert_eq!(own_limits(&text), expected, "{}: {text}", cli.display());
     }
     engine.ok(&["rm", "dflt"]);
+}
+
+/// `facts probe` in a new container with `options`: each try's outcome.
+fn probe(engine: &Engine, options: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend(options);
+    args.extend(["fixture", "facts", "probe"]);
+    serde_json::from_str(&engine.ok(&args)).unwrap()
+}
+
+/// Refused by Docker's default seccomp profile (and, for mount and
+/// clone_newns, by the missing CAP_SYS_ADMIN too).
+const REFUSED: [&str; 8] = [
+    "unshare_user",
+    "keyctl",
+    "add_key",
+    "kcmp",
+    "mount",
+    "clone_newns",
+    "personality_bad",
+    "vsock_socket",
+];
+
+fn assert_outcomes(p: &serde_json::Value, want: &[(&str, &str)], context: &str) {
+    for (name, outcome) in want {
+        let got = p[name].as_str().unwrap_or("missing");
+        let ok = match outcome.strip_prefix('!') {
+            Some(not) => got != not,
+            None => got == *outcome,
+        };
+        assert!(ok, "{context}: {name} is {got}, wanted {outcome}: {p}");
+    }
+}
+
+#[test]
+fn a_default_container_is_refused_what_dockers_seccomp_profile_refuses() {
+    if !privileged("a_default_container_is_refused_what_dockers_seccomp_profile_refuses") {
+        return;
+    }
+    let engine = Engine::start();
+    let mut want: Vec<(&str, &str)> = REFUSED.iter().map(|n| (*n, "EPERM")).collect();
+    // ptrace of one's own processes is allowed since kernel 4.8 (the
+    // profile's minKernel rule); chroot comes with CAP_SYS_CHROOT.
+    want.extend([("ptrace", "ok"), ("chroot", "ok")]);
+    assert_outcomes(&probe(&engine, &[]), &want, "ours");
+    for cli in docker_clis() {
+        let text = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "fixture",
+                "facts",
+                "probe",
+            ],
+        );
+        let p: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_outcomes(&p, &want, &cli.display().to_string());
+    }
+    // An exec gets the same filter.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "probed",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
+    ]);
+    let p: serde_json::Value =
+        serde_json::from_str(&engine.ok(&["exec", "probed", "facts", "probe"])).unwrap();
+    assert_outcomes(&p, &want, "exec");
+    // exec --privileged: every capability, the container's filter still.
+    let p: serde_json::Value =
+        serde_json::from_str(&engine.ok(&["exec", "--privileged", "probed", "facts", "probe"]))
+            .unwrap();
+    assert_outcomes(
+        &p,
+        &[("keyctl", "EPERM"), ("mount", "EPERM")],
+        "exec --privileged",
+    );
+    engine.ok(&["rm", "-f", "probed"]);
+}
+
+#[test]
+fn security_options_loosen_and_tighten_as_dockers_do() {
+    if !privileged("security_options_loosen_and_tighten_as_dockers_do") {
+        return;
+    }
+    let engine = Engine::start();
+    // No filter: what only seccomp refused works; the capability checks stay.
+    let p = probe(&engine, &["--security-opt", "seccomp=unconfined"]);
+    let unfiltered = [
+        ("unshare_user", "ok"),
+        ("keyctl", "!EPERM"),
+        ("add_key", "!EPERM"),
+        ("kcmp", "ok"),
+        ("personality_bad", "ok"),
+        ("vsock_socket", "!EPERM"),
+        ("mount", "EPERM"),
+        ("clone_newns", "EPERM"),
+    ];
+    assert_outcomes(&p, &unfiltered, "seccomp=unconfined");
+    // CAP_SYS_ADMIN opens the profile's CAP_SYS_ADMIN rules too.
+    let p = probe(&engine, &["--cap-add", "SYS_ADMIN"]);
+    let admin = [
+        ("mount", "ok"),
+        ("unshare_user", "ok"),
+        ("clone_newns", "ok"),
+        ("keyctl", "EPERM"),
+    ];
+    assert_outcomes(&p, &admin, "--cap-add SYS_ADMIN");
+    let p = probe(&engine, &["--cap-add", "sys_ptrace"]);
+    assert_outcomes(
+        &p,
+        &[("kcmp", "ok"), ("keyctl", "EPERM")],
+        "--cap-add sys_ptrace",
+    );
+    // Privileged: no filter, every capability.
+    let p = probe(&engine, &["--privileged"]);
+    let all: Vec<(&str, &str)> = REFUSED
+        .iter()
+        .filter(|n| **n != "vsock_socket")
+        .map(|n| (*n, "ok"))
+        .chain([("vsock_socket", "!EPERM")])
+        .collect();
+    assert_outcomes(&p, &all, "--privileged");
+    // Without CAP_SYS_CHROOT the profile refuses chroot as well.
+    let p = probe(&engine, &["--cap-drop", "ALL", "--cap-add", "CHOWN"]);
+    assert_outcomes(&p, &[("chroot", "EPERM")], "--cap-drop ALL --cap-add CHOWN");
+    let facts = |options: &[&str]| {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend(options);
+        args.extend(["fixture", "facts"]);
+        testkit::parse_facts(engine.ok(&args).as_bytes())
+    };
+    let f = facts(&["--cap-drop", "ALL", "--cap-add", "CHOWN"]);
+    assert_eq!(f["capabilities"]["effective"], "0000000000000001");
+    let f = facts(&["--security-opt", "no-new-privileges"]);
+    assert_eq!(f["no_new_privs"], "1");
+    assert_eq!(facts(&[])["no_new_privs"], "0");
+
+    // A profile of one's own, in Docker's format, read by the client.
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let script =
+        "mkdir /tmp/x 2>&1; echo keyctl $(facts probe | grep -o '\"keyctl\":\"[A-Za-z]*\"')";
+    let mut clis: Vec<Option<std::path::PathBuf>> = vec![None];
+    clis.extend(docker_clis().into_iter().map(Some));
+    for cli in clis {
+        let args = [
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--security-opt",
+            &opt,
+            "fixture",
+            "sh",
+            "-c",
+            script,
+        ];
+        let text = match &cli {
+            None => engine.ok(&args),
+            Some(cli) => engine.docker_ok(cli, &args),
+        };
+        assert!(text.contains("Permission denied"), "{cli:?}: {text}");
+        assert!(!text.contains("\"keyctl\":\"EPERM\""), "{cli:?}: {text}");
+    }
+
+    // Bad input says what is wrong.
+    let err = |args: &[&str]| {
+        let out = engine.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err(&["run", "--rm", "--cap-add", "FLY", "fixture", "true"]);
+    assert!(e.contains("unknown capability: \"FLY\""), "{e}");
+    let e = err(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/no/such.json",
+        "fixture",
+        "true",
+    ]);
+    assert!(e.contains("opening seccomp profile"), "{e}");
+    std::fs::write(&profile, r#"{"defaultAction": "SCMP_ACT_SOMETIMES"}"#).unwrap();
+    let e = err(&["run", "--rm", "--security-opt", &opt, "fixture", "true"]);
+    assert!(e.contains("unsupported seccomp action"), "{e}");
+    let e = err(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "shields=up",
+        "fixture",
+        "true",
+    ]);
+    assert!(e.contains("invalid --security-opt"), "{e}");
 }

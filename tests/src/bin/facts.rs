@@ -12,6 +12,9 @@
 //! - `facts forkbomb MAX`  forks up to MAX sleeping children and reports
 //!   how many it got and why it stopped (run only inside a pids-limited
 //!   container: the children live until the container ends)
+//! - `facts probe`    tries what a default container must not do (each in
+//!   a child process of its own) and reports "ok" or the errno's name per
+//!   try (run only inside a container)
 
 use serde_json::{json, Value};
 use std::fs;
@@ -33,8 +36,9 @@ fn main() {
         "hog" => hog(number_arg()),
         "spin" => spin(number_arg()),
         "forkbomb" => forkbomb(number_arg()),
+        "probe" => println!("{}", probe()),
         other => {
-            eprintln!("facts: unknown argument {other:?}: use no argument, --human, escape, hog, spin or forkbomb");
+            eprintln!("facts: unknown argument {other:?}: use no argument, --human, escape, hog, spin, forkbomb or probe");
             std::process::exit(2);
         }
     }
@@ -333,6 +337,146 @@ fn spin(seconds: u64) {
         std::hint::black_box(x);
     }
     println!("{{\"spun_seconds\": {seconds}}}");
+}
+
+/// The name of an errno the probes meet, else its number.
+fn errno_name(errno: i32) -> String {
+    let known = [
+        (libc::EPERM, "EPERM"),
+        (libc::ENOENT, "ENOENT"),
+        (libc::ESRCH, "ESRCH"),
+        (libc::EACCES, "EACCES"),
+        (libc::EBUSY, "EBUSY"),
+        (libc::EINVAL, "EINVAL"),
+        (libc::ENOSYS, "ENOSYS"),
+        (libc::EOPNOTSUPP, "EOPNOTSUPP"),
+        (libc::EAFNOSUPPORT, "EAFNOSUPPORT"),
+        (libc::ENOKEY, "ENOKEY"),
+        (libc::EDQUOT, "EDQUOT"),
+    ];
+    known
+        .iter()
+        .find(|(n, _)| *n == errno)
+        .map_or_else(|| format!("errno {errno}"), |(_, name)| name.to_string())
+}
+
+/// One try: a system call's return value (negative with errno set).
+type Try = fn() -> libc::c_long;
+
+/// Runs `attempt` in a child process (so a success changes nothing here):
+/// "ok", or the name of the errno it failed with.
+fn attempt(attempt: Try) -> String {
+    // SAFETY: the child makes the attempt's system calls and _exits.
+    match unsafe { libc::fork() } {
+        0 => {
+            let rc = attempt();
+            let code = if rc < 0 {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(255)
+            } else {
+                0
+            };
+            unsafe { libc::_exit(code.min(255)) }
+        }
+        -1 => format!("fork failed: {}", std::io::Error::last_os_error()),
+        pid => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            match (libc::WIFEXITED(status), libc::WEXITSTATUS(status)) {
+                (true, 0) => "ok".into(),
+                (true, code) => errno_name(code),
+                _ => format!("killed by signal {}", libc::WTERMSIG(status)),
+            }
+        }
+    }
+}
+
+/// What Docker's default seccomp profile and capabilities refuse, tried.
+fn probe() -> Value {
+    // SAFETY (every closure): raw system calls with constant arguments or
+    // C strings made here, in a child that exits right after.
+    let tries: [(&str, Try); 10] = [
+        ("unshare_user", || {
+            unsafe { libc::unshare(libc::CLONE_NEWUSER) }.into()
+        }),
+        ("keyctl", || unsafe {
+            // KEYCTL_GET_KEYRING_ID of the session keyring, created if need be.
+            libc::syscall(libc::SYS_keyctl, 0, -3, 1)
+        }),
+        ("add_key", || unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                c"probe".as_ptr(),
+                c"x".as_ptr(),
+                1,
+                -2, // KEY_SPEC_PROCESS_KEYRING
+            )
+        }),
+        ("kcmp", || unsafe {
+            let me = libc::getpid();
+            libc::syscall(libc::SYS_kcmp, me, me, 0 /* KCMP_FILE */, 0, 0)
+        }),
+        ("ptrace", || unsafe {
+            // Attach to a child of ours that waits.
+            let target = libc::fork();
+            if target == 0 {
+                libc::pause();
+                libc::_exit(0);
+            }
+            let rc = libc::ptrace(libc::PTRACE_ATTACH, target, 0, 0);
+            let errno = *libc::__errno_location();
+            libc::kill(target, libc::SIGKILL);
+            *libc::__errno_location() = errno;
+            rc
+        }),
+        ("mount", || unsafe {
+            let dir = c"/dev/shm/.probe-mount";
+            libc::mkdir(dir.as_ptr(), 0o700);
+            let rc = libc::mount(
+                c"probe".as_ptr(),
+                dir.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            );
+            let errno = *libc::__errno_location();
+            libc::umount2(dir.as_ptr(), libc::MNT_DETACH);
+            libc::rmdir(dir.as_ptr());
+            *libc::__errno_location() = errno;
+            rc.into()
+        }),
+        ("clone_newns", || unsafe {
+            // Through the raw call: glibc's fork would not take the flag.
+            let rc = libc::syscall(
+                libc::SYS_clone,
+                libc::CLONE_NEWNS | libc::SIGCHLD,
+                0,
+                0,
+                0,
+                0,
+            );
+            if rc == 0 {
+                libc::_exit(0);
+            }
+            rc
+        }),
+        ("personality_bad", || {
+            unsafe { libc::personality(0xffff) }.into()
+        }),
+        ("vsock_socket", || {
+            unsafe { libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) }.into()
+        }),
+        ("chroot", || unsafe { libc::chroot(c"/".as_ptr()) }.into()),
+    ];
+    Value::Object(
+        tries
+            .iter()
+            .map(|(name, f)| (name.to_string(), json!(attempt(*f))))
+            .collect(),
+    )
 }
 
 /// Forks up to `max` children that sleep; stops at the first failure.

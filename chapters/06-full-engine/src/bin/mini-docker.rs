@@ -129,6 +129,9 @@ enum Command {
         workdir: Option<String>,
         #[arg(short, long)]
         env: Vec<String>,
+        /// Every capability for this process
+        #[arg(long)]
+        privileged: bool,
         container: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
@@ -598,10 +601,12 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             user,
             workdir,
             env,
+            privileged,
             container,
             command,
         } => {
             let body = json!({
+                "Privileged": privileged,
                 "AttachStdin": interactive && !detach, "AttachStdout": !detach, "AttachStderr": !detach,
                 "Tty": tty, "Cmd": command, "Env": env, "User": user.unwrap_or_default(),
                 "WorkingDir": workdir.unwrap_or_default(),

@@ -33,6 +33,13 @@ struct Cli {
     /// host [default: private on cgroup v2, host on v1]
     #[arg(long, value_name = "MODE")]
     default_cgroupns_mode: Option<String>,
+    /// The seccomp profile of containers that ask for none: a file in
+    /// Docker's JSON format, or unconfined [default: Docker's]
+    #[arg(long, value_name = "PATH")]
+    seccomp_profile: Option<PathBuf>,
+    /// Set no_new_privs in every container
+    #[arg(long)]
+    no_new_privileges: bool,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -83,6 +90,16 @@ fn main() -> std::process::ExitCode {
             cli.debug,
             daemon::Options {
                 default_cgroupns_mode: cli.default_cgroupns_mode,
+                security: chapter_06::security::Defaults {
+                    seccomp: match seccomp_default(cli.seccomp_profile) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("mini-dockerd: {e:#}");
+                            return std::process::ExitCode::FAILURE;
+                        }
+                    },
+                    no_new_privileges: cli.no_new_privileges,
+                },
             },
         ) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -92,6 +109,24 @@ fn main() -> std::process::ExitCode {
             }
         },
     }
+}
+
+/// `--seccomp-profile`: a file is read and checked now.
+fn seccomp_default(path: Option<PathBuf>) -> Result<chapter_06::seccomp::Seccomp> {
+    use chapter_06::seccomp::Seccomp;
+    let Some(path) = path else {
+        return Ok(Seccomp::Builtin);
+    };
+    if path.as_os_str() == "unconfined" {
+        return Ok(Seccomp::Unconfined);
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("--seccomp-profile: reading {}", path.display()))?;
+    let profile = Seccomp::Custom(text);
+    profile
+        .program(chapter_06::security::default_capabilities())
+        .with_context(|| format!("--seccomp-profile {}", path.display()))?;
+    Ok(profile)
 }
 
 fn serve(

@@ -55,6 +55,12 @@ impl Daemon {
             host_config.cgroupns_mode = self.options.cgroupns_default();
         }
         super::valid_cgroupns(&host_config.cgroupns_mode).map_err(ApiError::bad_request)?;
+        crate::security::container_capabilities(&host_config).map_err(ApiError::bad_request)?;
+        let confinement = crate::security::parse_security_opts(
+            host_config.security_opt.as_deref().unwrap_or_default(),
+            &self.options.security,
+        )
+        .map_err(ApiError::bad_request)?;
         let name = name.trim_start_matches('/').to_string();
         if !name.is_empty() {
             crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;
@@ -146,6 +152,7 @@ impl Daemon {
             stop_signal,
             config,
             host_config,
+            confinement,
         };
         crate::monitor::limits_for(&c)
             .validate()

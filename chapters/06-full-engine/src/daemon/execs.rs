@@ -75,6 +75,9 @@ impl Daemon {
             gid,
             tty: config.tty,
             console_size: None,
+            host_config: c.host_config.clone(),
+            confinement: c.confinement.clone(),
+            privileged: config.privileged,
         };
         let exec_id = crate::ids::new_id();
         self.execs.lock().unwrap().insert(
@@ -251,7 +254,7 @@ impl Daemon {
                     "tty": e.config.tty,
                     "entrypoint": e.config.cmd[0],
                     "arguments": e.config.cmd[1..],
-                    "privileged": false,
+                    "privileged": e.config.privileged,
                     "user": e.config.user,
                 },
             }),

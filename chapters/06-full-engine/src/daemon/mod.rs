@@ -82,6 +82,8 @@ pub struct Options {
     /// `--default-cgroupns-mode`; `None`: Docker's default, private on
     /// cgroup v2, host on v1 (and hybrid).
     pub default_cgroupns_mode: Option<String>,
+    /// `--seccomp-profile` and `--no-new-privileges`.
+    pub security: crate::security::Defaults,
 }
 
 impl Options {
@@ -374,7 +376,14 @@ impl Daemon {
 impl Daemon {
     /// `docker info`'s SecurityOptions: what every container gets.
     fn security_options(&self) -> Vec<String> {
-        let mut options = Vec::new();
+        let mut options = vec![match &self.options.security.seccomp {
+            crate::seccomp::Seccomp::Builtin => "name=seccomp,profile=builtin".to_string(),
+            crate::seccomp::Seccomp::Unconfined => "name=seccomp,profile=unconfined".into(),
+            crate::seccomp::Seccomp::Custom(_) => "name=seccomp,profile=custom".into(),
+        }];
+        if self.options.security.no_new_privileges {
+            options.push("name=no-new-privileges".into());
+        }
         if self.options.cgroupns_default() == "private" {
             options.push("name=cgroupns".to_string());
         }
