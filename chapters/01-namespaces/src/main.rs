@@ -86,6 +86,10 @@ struct RunArgs {
     /// Print the steps the child would take, and run nothing
     #[arg(long)]
     dry_run: bool,
+    /// Map the container's IDs to USER[:GROUP]'s ranges in /etc/subuid and
+    /// /etc/subgid, as `dockerd --userns-remap` (adds user; needs root)
+    #[arg(long, value_name = "USER")]
+    userns_remap: Option<String>,
     /// The command and its arguments
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -167,8 +171,15 @@ fn run_command(args: RunArgs) -> Result<i32> {
     if args.chroot_insecure {
         spec.root_mode = RootMode::ChrootInsecure;
     }
+    if let Some(user) = &args.userns_remap {
+        if !is_root() {
+            bail!("--userns-remap writes another user's ID ranges: run it as root");
+        }
+        spec.id_map = Some(chapter_01::user::remap_for(user).map_err(anyhow::Error::msg)?);
+        spec.namespaces.insert(Namespace::User);
+    }
     spec.validate()?;
-    if chosen && spec.namespaces.contains(Namespace::User) {
+    if chosen && !is_root() && spec.namespaces.contains(Namespace::User) {
         eprintln!("chapter-01: not root, so adding a user namespace (--ns to choose)");
     }
     if args.dry_run {

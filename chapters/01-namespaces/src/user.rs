@@ -160,6 +160,154 @@ pub fn become_root(sys: &mut impl Sys, drop_groups: bool) -> Result<(), Errno> {
 }
 // ANCHOR_END: become_root
 
+/// The most lines a map file takes (Linux 4.15+).
+pub const MAX_MAP_LINES: usize = 340;
+
+// ANCHOR: subordinate_ranges
+// exercise 1.16: the ranges a user owns in /etc/subuid, laid end to end
+// builds on: 1.8
+// hint: Docker's --userns-remap gives every container one host user's
+//   subordinate IDs: /etc/subuid (and /etc/subgid) hold lines
+//   "NAME:START:COUNT", and a user may own several. The lines that name the
+//   user, by name or by number (`id`), in file order, become the map.
+// hint: Inside, the ranges are laid end to end: the first starts at 0, the
+//   next where the one before ends. Skip blank lines and # comments. A line
+//   that is not three fields with two numbers (a count of at least 1) is an
+//   error naming its line number; so is no line for the user (say what to
+//   add to which file), a range past 2^32, or more lines than MAX_MAP_LINES.
+// hint: subuid(5) and subgid(5); user_namespaces(7) on maps of several
+//   lines. `Result<_, String>`: the error is one line for the daemon to print.
+/// The ranges of `name` (or of the numeric `id`) in a subuid/subgid file,
+/// mapped from 0 inside upwards.
+pub fn subordinate_ranges(text: &str, name: &str, id: u32) -> Result<Vec<IdRange>, String> {
+    let mut ranges = Vec::new();
+    let mut inside: u64 = 0;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').collect();
+        let bad = || format!("line {}: {line:?} is not NAME:START:COUNT", n + 1);
+        let [owner, start, count] = fields[..] else {
+            return Err(bad());
+        };
+        let (Ok(start), Ok(count)) = (start.parse::<u32>(), count.parse::<u32>()) else {
+            return Err(bad());
+        };
+        if count == 0 {
+            return Err(bad());
+        }
+        if owner != name && owner.parse::<u32>() != Ok(id) {
+            continue;
+        }
+        if u64::from(start) + u64::from(count) > 1 << 32 || inside + u64::from(count) > 1 << 32 {
+            return Err(format!("line {}: the range {start}+{count} passes 2^32", n + 1));
+        }
+        ranges.push(IdRange {
+            inside: inside as u32,
+            outside: start,
+            count,
+        });
+        inside += u64::from(count);
+    }
+    if ranges.is_empty() {
+        return Err(format!(
+            "no subordinate IDs for {name} (id {id}): add a line {name}:START:COUNT, \
+             e.g. {name}:100000:65536"
+        ));
+    }
+    if ranges.len() > MAX_MAP_LINES {
+        return Err(format!(
+            "{name} has {} ranges; a user namespace takes at most {MAX_MAP_LINES}",
+            ranges.len()
+        ));
+    }
+    Ok(ranges)
+}
+// ANCHOR_END: subordinate_ranges
+
+impl IdMap {
+    /// Docker's `--userns-remap USER:GROUP`: the user's ranges from the
+    /// text of /etc/subuid, the group's from /etc/subgid.
+    pub fn remap(
+        (user, uid): (&str, u32),
+        (group, gid): (&str, u32),
+        subuid: &str,
+        subgid: &str,
+    ) -> Result<IdMap, String> {
+        Ok(IdMap {
+            uids: subordinate_ranges(subuid, user, uid).map_err(|e| format!("subuid: {e}"))?,
+            gids: subordinate_ranges(subgid, group, gid).map_err(|e| format!("subgid: {e}"))?,
+            deny_setgroups: false,
+        })
+    }
+
+    /// The host uid of the container's root (inside 0).
+    pub fn root_uid(&self) -> Option<u32> {
+        map_id(&self.uids, 0)
+    }
+
+    /// The host gid of the container's root group.
+    pub fn root_gid(&self) -> Option<u32> {
+        map_id(&self.gids, 0)
+    }
+}
+
+/// Where the subordinate IDs are: /etc/subuid and /etc/subgid, unless
+/// `MINI_DOCKER_SUBUID` / `MINI_DOCKER_SUBGID` name other files (tests use
+/// their own, so the machine's stay untouched).
+pub fn subid_files() -> (String, String) {
+    let file = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
+    (
+        file("MINI_DOCKER_SUBUID", "/etc/subuid"),
+        file("MINI_DOCKER_SUBGID", "/etc/subgid"),
+    )
+}
+
+/// `USER[:GROUP]` (names or numbers; the group defaults to the user's
+/// name, as Docker's) → the map of its subordinate IDs.
+pub fn remap_for(spec: &str) -> Result<IdMap, String> {
+    let (user, group) = spec.split_once(':').unwrap_or((spec, spec));
+    let (user_name, uid) = match user.parse::<u32>() {
+        Ok(uid) => match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(u)) => (u.name, uid),
+            _ => (user.to_string(), uid),
+        },
+        Err(_) => match nix::unistd::User::from_name(user) {
+            Ok(Some(u)) => (u.name, u.uid.as_raw()),
+            _ => return Err(format!("no user {user:?} on this host (see /etc/passwd)")),
+        },
+    };
+    let (group_name, gid) = match group.parse::<u32>() {
+        Ok(gid) => match nix::unistd::Group::from_gid(gid.into()) {
+            Ok(Some(g)) => (g.name, gid),
+            _ => (group.to_string(), gid),
+        },
+        Err(_) => match nix::unistd::Group::from_name(group) {
+            Ok(Some(g)) => (g.name, g.gid.as_raw()),
+            _ => return Err(format!("no group {group:?} on this host (see /etc/group)")),
+        },
+    };
+    let (uid_file, gid_file) = subid_files();
+    let read = |p: &str| std::fs::read_to_string(p).map_err(|e| format!("reading {p}: {e}"));
+    Ok(IdMap {
+        uids: subordinate_ranges(&read(&uid_file)?, &user_name, uid)
+            .map_err(|e| format!("{uid_file}: {e}"))?,
+        gids: subordinate_ranges(&read(&gid_file)?, &group_name, gid)
+            .map_err(|e| format!("{gid_file}: {e}"))?,
+        deny_setgroups: false,
+    })
+}
+
+/// The outside ID of `inside`, if the ranges map it.
+pub fn map_id(ranges: &[IdRange], inside: u32) -> Option<u32> {
+    ranges
+        .iter()
+        .find(|r| inside >= r.inside && inside - r.inside < r.count)
+        .map(|r| r.outside + (inside - r.inside))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

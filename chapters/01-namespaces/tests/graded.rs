@@ -309,7 +309,7 @@ fn ex1_5_a_signal_the_runtime_gets_goes_to_the_container_and_the_old_action_come
     );
 }
 
-// ---- 1.5 the handshake -------------------------------------------------------
+// ---- 1.6 the handshake -------------------------------------------------------
 
 #[test]
 fn ex1_6_start_returns_once_the_command_runs_or_says_which_step_failed() {
@@ -345,7 +345,7 @@ fn ex1_6_start_returns_once_the_command_runs_or_says_which_step_failed() {
     );
 }
 
-// ---- 1.6 waiting, and exit codes ---------------------------------------------
+// ---- 1.7 waiting, and exit codes ---------------------------------------------
 
 #[test]
 fn ex1_7_exit_codes_and_deaths_by_signal_come_back_as_a_shell_reports_them() {
@@ -363,7 +363,7 @@ fn ex1_7_exit_codes_and_deaths_by_signal_come_back_as_a_shell_reports_them() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/program"));
 }
 
-// ---- 1.7 ID maps -------------------------------------------------------------
+// ---- 1.8 ID maps -------------------------------------------------------------
 
 fn written(map: &chapter_01::IdMap) -> Vec<(String, String)> {
     let mut files = Vec::new();
@@ -418,7 +418,7 @@ fn ex1_8_maps_are_written_once_each_with_setgroups_denied_first_where_needed() {
     assert_eq!((calls, err.raw_os_error()), (1, Some(libc::EPERM)));
 }
 
-// ---- 1.8 root of the user namespace -----------------------------------------
+// ---- 1.9 root of the user namespace -----------------------------------------
 
 #[test]
 fn ex1_9_groups_then_gid_then_uid_and_groups_only_where_allowed() {
@@ -520,7 +520,7 @@ fn ex1_9_host_message_queue_is_invisible_inside() {
     );
 }
 
-// ---- 1.9 UTS -----------------------------------------------------------------
+// ---- 1.10 UTS -----------------------------------------------------------------
 
 #[test]
 fn ex1_10_the_hostname_is_set_with_one_call() {
@@ -555,7 +555,7 @@ fn ex1_10_hostname_is_set_inside_and_unchanged_on_host() {
     );
 }
 
-// ---- 1.10 a private mount table ----------------------------------------------
+// ---- 1.11 a private mount table ----------------------------------------------
 
 #[test]
 fn ex1_11_propagation_stops_first_then_the_rootfs_becomes_a_mount_point() {
@@ -601,7 +601,7 @@ fn ex1_11_mount_made_inside_is_invisible_on_host() {
     );
 }
 
-// ---- 1.11 /proc ----------------------------------------------------------------
+// ---- 1.12 /proc ----------------------------------------------------------------
 
 #[test]
 fn ex1_12_proc_is_mounted_nosuid_nodev_noexec_on_a_directory_that_exists() {
@@ -646,7 +646,7 @@ fn ex1_12_command_is_pid_1_and_host_processes_are_invisible() {
     );
 }
 
-// ---- 1.12 /dev -------------------------------------------------------------------
+// ---- 1.13 /dev -------------------------------------------------------------------
 
 #[test]
 fn ex1_13_dev_is_a_tmpfs_with_the_devices_bound_devpts_links_and_shm() {
@@ -717,7 +717,7 @@ fn ex1_13_dev_is_a_tmpfs_with_the_devices_bound_devpts_links_and_shm() {
     );
 }
 
-// ---- 1.13 pivot_root -----------------------------------------------------------------
+// ---- 1.14 pivot_root -----------------------------------------------------------------
 
 #[test]
 fn ex1_14_pivot_root_then_the_old_root_detached_then_slash() {
@@ -897,7 +897,7 @@ fn copy_tree(from: &Path, to: &PathBuf) {
     assert!(ok, "copying {} failed", from.display());
 }
 
-// ---- 1.14 NET -----------------------------------------------------------------------
+// ---- 1.15 NET -----------------------------------------------------------------------
 
 #[test]
 fn ex1_15_only_loopback_inside_and_it_is_up() {
@@ -939,4 +939,44 @@ fn ex1_7_sigterm_to_the_runtime_reaches_the_containers_pid_1() {
         Some(42),
         "SIGTERM was not forwarded to PID 1"
     );
+}
+
+// ---- 1.16 the remap's subordinate IDs -----------------------------------------
+
+#[test]
+fn ex1_16_a_users_subordinate_ranges_are_laid_end_to_end_from_zero() {
+    use chapter_01::user::subordinate_ranges;
+    use chapter_01::IdRange;
+    let file = "# comment\n\nalice:100000:65536\ndockremap:165536:65536\n1001:300000:10\n\
+                dockremap:400000:1000\n";
+    let r = |inside, outside, count| IdRange {
+        inside,
+        outside,
+        count,
+    };
+    assert_eq!(
+        subordinate_ranges(file, "dockremap", 999).unwrap(),
+        [r(0, 165536, 65536), r(65536, 400000, 1000)],
+        "every line of the user, in file order, one after the other inside"
+    );
+    assert_eq!(
+        subordinate_ranges(file, "bob", 1001).unwrap(),
+        [r(0, 300000, 10)],
+        "a line may name the user by number"
+    );
+    let missing = subordinate_ranges(file, "carol", 1002).unwrap_err();
+    assert!(missing.contains("carol") && missing.contains("carol:"), "{missing}");
+    for (bad, line) in [
+        ("alice:100000\n", "line 1"),
+        ("alice:1:1\nalice:x:5\n", "line 2"),
+        ("alice:100:0\n", "line 1"),
+        ("alice:4294967295:2\n", "line 1"),
+    ] {
+        let err = subordinate_ranges(bad, "alice", 1000).unwrap_err();
+        assert!(err.contains(line), "{bad:?}: {err}");
+    }
+    let many: String = (0..341).map(|i| format!("alice:{}:1\n", 100000 + i * 2)).collect();
+    assert!(subordinate_ranges(&many, "alice", 1000).is_err(), "over 340 lines");
+    let map = chapter_01::IdMap::remap(("alice", 1000), ("alice", 1000), file, file).unwrap();
+    assert_eq!(map.root_uid(), Some(100000));
 }
