@@ -202,7 +202,10 @@ pub fn subordinate_ranges(text: &str, name: &str, id: u32) -> Result<Vec<IdRange
             continue;
         }
         if u64::from(start) + u64::from(count) > 1 << 32 || inside + u64::from(count) > 1 << 32 {
-            return Err(format!("line {}: the range {start}+{count} passes 2^32", n + 1));
+            return Err(format!(
+                "line {}: the range {start}+{count} passes 2^32",
+                n + 1
+            ));
         }
         ranges.push(IdRange {
             inside: inside as u32,

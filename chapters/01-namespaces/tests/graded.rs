@@ -965,7 +965,10 @@ fn ex1_16_a_users_subordinate_ranges_are_laid_end_to_end_from_zero() {
         "a line may name the user by number"
     );
     let missing = subordinate_ranges(file, "carol", 1002).unwrap_err();
-    assert!(missing.contains("carol") && missing.contains("carol:"), "{missing}");
+    assert!(
+        missing.contains("carol") && missing.contains("carol:"),
+        "{missing}"
+    );
     for (bad, line) in [
         ("alice:100000\n", "line 1"),
         ("alice:1:1\nalice:x:5\n", "line 2"),
@@ -975,8 +978,13 @@ fn ex1_16_a_users_subordinate_ranges_are_laid_end_to_end_from_zero() {
         let err = subordinate_ranges(bad, "alice", 1000).unwrap_err();
         assert!(err.contains(line), "{bad:?}: {err}");
     }
-    let many: String = (0..341).map(|i| format!("alice:{}:1\n", 100000 + i * 2)).collect();
-    assert!(subordinate_ranges(&many, "alice", 1000).is_err(), "over 340 lines");
+    let many: String = (0..341)
+        .map(|i| format!("alice:{}:1\n", 100000 + i * 2))
+        .collect();
+    assert!(
+        subordinate_ranges(&many, "alice", 1000).is_err(),
+        "over 340 lines"
+    );
     let map = chapter_01::IdMap::remap(("alice", 1000), ("alice", 1000), file, file).unwrap();
     assert_eq!(map.root_uid(), Some(100000));
 }

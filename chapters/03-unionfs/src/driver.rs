@@ -3,7 +3,7 @@
 //! holds what the driver needs: `upper/`, `work/` and `merged/` for
 //! overlay; `merged/` for copy.
 
-use crate::{copy, diff, overlay};
+use crate::{copy, diff, idmap, overlay};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -49,7 +49,10 @@ impl Driver {
                 Ok(Mounted {
                     merged,
                     upper: layers.upper,
-                    state: State::Overlay { _mount: mount },
+                    state: State::Overlay {
+                        _mount: mount,
+                        idmapped: Vec::new(),
+                    },
                 })
             }
             Driver::Copy => {
@@ -70,10 +73,97 @@ impl Driver {
     }
 }
 
+/// A container in a user namespace: its ID map, and where shifted copies
+/// of layers are kept when the kernel cannot idmap (see [`idmap`]).
+pub struct Remap<'a> {
+    pub map: &'a chapter_01::IdMap,
+    pub cache: &'a Path,
+}
+
+/// How a remapped container's layers were given their owners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemapMethod {
+    Idmapped,
+    ShiftedCopies,
+}
+
+impl Driver {
+    /// Like [`Driver::mount`], for a container whose root is
+    /// `remap.map`'s: every layer idmapped (or, where idmapped mounts are
+    /// missing or `MINI_DOCKER_IDMAP=off`, a shifted copy), and the upper
+    /// directory owned by the container's root.
+    pub fn mount_remapped(
+        self,
+        lower: &[PathBuf],
+        container_dir: &Path,
+        remap: &Remap<'_>,
+    ) -> Result<(Mounted, RemapMethod), String> {
+        if self == Driver::Copy {
+            return Err(
+                "user namespace remapping needs overlayfs (the copy driver has no layers to idmap): \
+                 run the container with --userns host"
+                    .into(),
+            );
+        }
+        let (Some(uid), Some(gid)) = (remap.map.root_uid(), remap.map.root_gid()) else {
+            return Err(format!("the map {} does not map root", remap.map));
+        };
+        let mut idmapped = Vec::new();
+        let mut lowers = Vec::new();
+        let mut method = RemapMethod::Idmapped;
+        if std::env::var("MINI_DOCKER_IDMAP").as_deref() == Ok("off") {
+            method = RemapMethod::ShiftedCopies;
+        } else {
+            let userns = idmap::user_namespace(remap.map)
+                .map_err(|e| format!("a user namespace for the idmapped layers: {e}"))?;
+            for (i, layer) in lower.iter().enumerate() {
+                let target = container_dir.join("lower").join(i.to_string());
+                std::fs::create_dir_all(&target)
+                    .map_err(|e| format!("creating {}: {e}", target.display()))?;
+                match idmap::bind_idmapped(layer, &target, std::os::fd::AsFd::as_fd(&userns)) {
+                    Ok(m) => {
+                        lowers.push(target);
+                        idmapped.push(m);
+                    }
+                    Err(e) if idmap::unsupported(&e) => {
+                        method = RemapMethod::ShiftedCopies;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(format!("idmapping layer {}: {e}", layer.display()));
+                    }
+                }
+            }
+        }
+        if method == RemapMethod::ShiftedCopies {
+            idmapped.clear();
+            lowers = lower
+                .iter()
+                .map(|l| {
+                    idmap::shifted_copy(l, remap.cache, remap.map)
+                        .map_err(|e| format!("a shifted copy of layer {}: {e}", l.display()))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        // The upper directory is the merged root's owner: the container's root.
+        let upper = container_dir.join("upper");
+        std::fs::create_dir_all(&upper)
+            .and_then(|()| std::os::unix::fs::chown(&upper, Some(uid), Some(gid)))
+            .map_err(|e| format!("giving {} to the container's root: {e}", upper.display()))?;
+        let mut mounted = self.mount(&lowers, container_dir)?;
+        if let State::Overlay { idmapped: held, .. } = &mut mounted.state {
+            *held = idmapped;
+        }
+        Ok((mounted, method))
+    }
+}
+
 enum State {
-    /// Held for its Drop, which unmounts.
+    /// Held for its Drop, which unmounts: the overlay first (fields drop
+    /// in order), then the idmapped layers under it.
     Overlay {
         _mount: overlay::OverlayMount,
+        idmapped: Vec<idmap::IdmappedMount>,
     },
     Copy(BTreeMap<PathBuf, copy::Stamp>),
 }

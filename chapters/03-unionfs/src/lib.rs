@@ -14,6 +14,8 @@
 //! - [`copy`]: a fallback for hosts without overlayfs, with the same
 //!   interface, that copies instead.
 //! - [`driver`]: the two behind one interface, chosen by detection.
+//! - [`idmap`]: layers for a container in a user namespace: idmapped
+//!   mounts, or shifted copies where the kernel has none.
 //!
 //! The book page: `book/src/ch03-unionfs.md`.
 
@@ -21,6 +23,7 @@ pub mod apply;
 pub mod copy;
 pub mod diff;
 pub mod driver;
+pub mod idmap;
 pub mod overlay;
 pub mod whiteout;
 

@@ -64,6 +64,8 @@ pub struct HostConfig {
     /// `--cgroupns`: "private" or "host" (the daemon's default when empty,
     /// recorded at create).
     pub cgroupns_mode: String,
+    /// `--userns`: "host" opts out of the daemon's remapping; empty keeps it.
+    pub userns_mode: String,
     pub binds: Option<Vec<String>>,
     /// `-p`: "80/tcp" → where on the host.
     pub port_bindings: Option<BTreeMap<String, Vec<PortBinding>>>,

@@ -41,6 +41,32 @@ pub struct ExecSpec {
     /// `exec --privileged`: every capability for this process.
     #[serde(default)]
     pub privileged: bool,
+    /// The container has a user namespace of its own (`--userns-remap`).
+    #[serde(default)]
+    pub userns: bool,
+}
+
+impl ExecSpec {
+    /// The namespaces to join, in order: the user namespace first where the
+    /// container has one (it owns all the others: joining it gives the
+    /// capabilities the other joins need), then [`NAMESPACES`]; those PID 1
+    /// shares with us are left out (a container under `--cgroupns host`
+    /// has the host's cgroup namespace, which a process in the container's
+    /// user namespace may not join, and needs not).
+    pub fn namespaces(&self) -> Vec<&'static str> {
+        use std::os::unix::fs::MetadataExt;
+        let id = |pid: &str, ns: &str| {
+            std::fs::metadata(format!("/proc/{pid}/ns/{ns}")).map(|m| (m.dev(), m.ino()))
+        };
+        let user = self.userns.then_some("user");
+        user.into_iter()
+            .chain(NAMESPACES)
+            .filter(|ns| match (id("self", ns), id(&self.pid.to_string(), ns)) {
+                (Ok(ours), Ok(theirs)) => ours != theirs,
+                _ => true,
+            })
+            .collect()
+    }
 }
 
 /// With a TTY, the descriptor the helper sends the terminal's master over
@@ -58,7 +84,8 @@ const NAMESPACES: [&str; 6] = ["ipc", "uts", "net", "pid", "cgroup", "mnt"];
 // hint: There is no container object in the kernel to enter, only what its
 //   PID 1 (spec.pid) belongs to. Join the cgroup first (write our PID into
 //   each of spec.cgroup_dirs' cgroup.procs: host paths, so while our /proc and
-//   / are still the host's), then setns(2) into each of NAMESPACES of PID 1.
+//   / are still the host's), then setns(2) into each of spec.namespaces() of
+//   PID 1 (NAMESPACES, after "user" when the container has its own).
 // hint: Open every /proc/PID/ns/NAME first, then enter them: after the mount
 //   namespace switch the paths mean the container's files. That is why "mnt"
 //   is last in NAMESPACES. The PID namespace applies to the children of the
@@ -73,14 +100,15 @@ pub fn enter(spec: &ExecSpec) -> Result<()> {
         std::fs::write(dir.join("cgroup.procs"), &me)
             .with_context(|| format!("joining cgroup {}", dir.display()))?;
     }
-    let fds = NAMESPACES
+    let names = spec.namespaces();
+    let fds = names
         .iter()
         .map(|ns| {
             std::fs::File::open(format!("/proc/{}/ns/{ns}", spec.pid))
                 .with_context(|| format!("opening the {ns} namespace of PID {}", spec.pid))
         })
         .collect::<Result<Vec<_>>>()?;
-    for (fd, ns) in fds.iter().zip(NAMESPACES) {
+    for (fd, ns) in fds.iter().zip(names) {
         nix::sched::setns(fd, nix::sched::CloneFlags::empty())
             .with_context(|| format!("entering the container's {ns} namespace"))?;
     }
@@ -116,6 +144,15 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     security.readonly_paths.clear();
     let hardening = chapter_01::security::Prepared::new(&security);
     enter(spec)?;
+    // In the container's user namespace we are still host root, which it
+    // does not map: become its root, as PID 1 did (chapter 01's become_root).
+    if spec.userns {
+        use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+        setgroups(&[])
+            .and_then(|()| setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)))
+            .and_then(|()| setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)))
+            .context("becoming root of the container's user namespace")?;
+    }
     // Now our root and working directory are the container's root. A
     // terminal comes from its own /dev/ptmx, as PID 1's did; its slave is
     // our stdio from here, and so the command's.

@@ -21,6 +21,8 @@
 //! - [`security`], [`seccomp`]: capabilities, no_new_privs and Docker's
 //!   seccomp profile compiled to BPF, from `--cap-*`, `--privileged` and
 //!   `--security-opt`.
+//! - [`userns`]: `--userns-remap`, every container's root an unprivileged
+//!   host user (its layers idmapped by chapter 03).
 //! - [`exec`]: a second process in a running container (`setns(2)`).
 //! - [`net`]: bridge networking: addresses, veth pairs, NAT, /etc files.
 //! - [`stdcopy`], [`jsonlog`], [`human`], [`ids`]: Docker's stream frames,
@@ -41,3 +43,4 @@ pub mod seccomp;
 pub mod security;
 pub mod state;
 pub mod stdcopy;
+pub mod userns;

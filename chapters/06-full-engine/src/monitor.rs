@@ -227,31 +227,49 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let c: Container = read_json(&paths.config(id))?;
     let dir = paths.container(id);
     let driver = chapter_03::Driver::detect(&dir);
-    let mounted = driver
-        .mount(&c.layers, &dir)
-        .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
+    let id_map = c.userns.as_ref().map(crate::state::UsernsMap::to_id_map);
+    let owner: Owner = id_map
+        .as_ref()
+        .and_then(|m| Some((m.root_uid()?, m.root_gid()?)));
+    let mounted = match &id_map {
+        None => driver.mount(&c.layers, &dir),
+        Some(map) => {
+            let cache = paths.remapped_layers(map);
+            driver
+                .mount_remapped(
+                    &c.layers,
+                    &dir,
+                    &chapter_03::driver::Remap { map, cache: &cache },
+                )
+                .map(|(mounted, _method)| mounted)
+        }
+    }
+    .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
     // The mount points every container needs, and the working directory,
     // are created when the image lacks them (a `FROM scratch` image has no
     // /proc), in the container's own layer.
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
-        ensure_dir(mounted.merged(), dir)?;
+        ensure_dir(mounted.merged(), dir, owner)?;
     }
     // A read-only /sys first, as Docker gives one (its masked paths hide
     // parts of it), then the user's mounts.
-    let sys = resolve_target(mounted.merged(), "/sys", false)?;
+    let sys = resolve_target(mounted.merged(), "/sys", false, owner)?;
     let mut extra_mounts = vec![chapter_01::ExtraMount::Sysfs {
         target: sys.clone(),
         readonly: !c.host_config.privileged,
     }];
     for m in &c.mounts {
-        extra_mounts.push(prepare_mount(mounted.merged(), m)?);
+        extra_mounts.push(prepare_mount(mounted.merged(), m, owner)?);
     }
     // The daemon's /etc/hostname, /etc/hosts, /etc/resolv.conf (not for
     // --network host, and not where the user mounted their own).
     for (file, destination) in crate::net::files::FILES {
         let source = dir.join(file);
         if source.exists() && !c.mounts.iter().any(|m| m.destination == destination) {
-            let target = resolve_target(mounted.merged(), destination, true)?;
+            let target = resolve_target(mounted.merged(), destination, true, owner)?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
+            }
             extra_mounts.push(chapter_01::ExtraMount::Bind {
                 source,
                 target,
@@ -264,6 +282,10 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
 
     let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged())?;
+    if let Some(map) = id_map {
+        spec.namespaces.insert(chapter_01::Namespace::User);
+        spec.id_map = Some(map);
+    }
     spec.mounts = extra_mounts;
     // Its own cgroup at /sys/fs/cgroup, under a cgroup namespace or not.
     let private_cgroupns = c.host_config.cgroupns_mode == "private";
@@ -612,9 +634,9 @@ fn feed_stdin(shared: &Shared, bytes: &[u8]) {
 /// root (created as a directory, or as a file for a file bind), as the real
 /// host path the mount(2) call will use. Nothing runs in the container yet,
 /// so no one can swap a component between this and the mount.
-fn prepare_mount(root: &Path, m: &MountPoint) -> Result<chapter_01::ExtraMount> {
+fn prepare_mount(root: &Path, m: &MountPoint, owner: Owner) -> Result<chapter_01::ExtraMount> {
     let source_is_file = m.kind == MountKind::Bind && m.source.is_file();
-    let target = resolve_target(root, &m.destination, source_is_file)?;
+    let target = resolve_target(root, &m.destination, source_is_file, owner)?;
     if target == root.canonicalize()? {
         return Err(anyhow!(
             "mount destination {} resolves to the container's root (a symlink in the image?)",
@@ -645,6 +667,15 @@ fn prepare_mount(root: &Path, m: &MountPoint) -> Result<chapter_01::ExtraMount> 
                         format!("copying the image's {} into the volume", m.destination)
                     })?;
             }
+            // A volume the daemon made (root's) is the container's root's
+            // to write, under a user namespace.
+            if let Some((uid, gid)) = owner {
+                use std::os::unix::fs::MetadataExt;
+                let meta = std::fs::metadata(&m.source)?;
+                if (meta.uid(), meta.gid()) == (0, 0) {
+                    std::os::unix::fs::chown(&m.source, Some(uid), Some(gid))?;
+                }
+            }
             chapter_01::ExtraMount::Bind {
                 source: m.source.clone(),
                 target,
@@ -660,13 +691,13 @@ fn prepare_mount(root: &Path, m: &MountPoint) -> Result<chapter_01::ExtraMount> 
 }
 
 /// `dest` inside `root`, created if missing, as a real path under `root`.
-fn resolve_target(root: &Path, dest: &str, file: bool) -> Result<std::path::PathBuf> {
+fn resolve_target(root: &Path, dest: &str, file: bool, owner: Owner) -> Result<std::path::PathBuf> {
     let root_fd = File::open(root)?;
     let parent = match dest.rsplit_once('/') {
         Some((p, _)) if !p.is_empty() => p,
         _ => "/",
     };
-    ensure_dir(root, parent)?;
+    ensure_dir(root, parent, owner)?;
     if file {
         if let Err(e) = open_in_root(&root_fd, dest, 0) {
             if e.raw_os_error() != Some(libc::ENOENT) {
@@ -693,9 +724,11 @@ fn resolve_target(root: &Path, dest: &str, file: bool) -> Result<std::path::Path
                     .with_context(|| format!("creating mount point {dest}"));
             }
             unsafe { libc::close(fd) };
+            give(dir.as_raw_fd(), &name, owner)
+                .with_context(|| format!("giving {dest} to the container's root"))?;
         }
     } else {
-        ensure_dir(root, dest)?;
+        ensure_dir(root, dest, owner)?;
     }
     let handle = open_in_root(&root_fd, dest, if file { 0 } else { libc::O_DIRECTORY })
         .with_context(|| format!("mount destination {dest}"))?;
@@ -714,7 +747,7 @@ fn resolve_target(root: &Path, dest: &str, file: bool) -> Result<std::path::Path
 /// Docker does for the working directory), resolving every component
 /// inside the root: a symlink in the image cannot point the creation
 /// outside.
-pub fn ensure_dir(root: &Path, workdir: &str) -> Result<()> {
+pub fn ensure_dir(root: &Path, workdir: &str, owner: Owner) -> Result<()> {
     let root_fd = File::open(root)?;
     let mut prefix = String::new();
     for part in workdir.split('/').filter(|p| !p.is_empty()) {
@@ -734,11 +767,31 @@ pub fn ensure_dir(root: &Path, workdir: &str) -> Result<()> {
                     return Err(std::io::Error::last_os_error())
                         .with_context(|| format!("creating working directory {workdir}"));
                 }
+                give(dir.as_raw_fd(), &name, owner)
+                    .with_context(|| format!("giving {prefix} to the container's root"))?;
             }
             Err(e) => {
                 return Err(e).with_context(|| format!("working directory {workdir}"));
             }
         }
+    }
+    Ok(())
+}
+
+/// Who owns what the monitor creates in a container's root: with a user
+/// namespace, the container's root (host ids), so that root inside owns
+/// its mount points and working directory, as Docker makes them.
+pub type Owner = Option<(u32, u32)>;
+
+/// `fchownat` of `name` in `dir` to `owner`, if any (not following links).
+fn give(dir: RawFd, name: &std::ffi::CStr, owner: Owner) -> std::io::Result<()> {
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    // SAFETY: fchownat on a directory descriptor we hold and a C string.
+    let rc = unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -50,6 +50,46 @@ pub struct Container {
     /// The seccomp profile and no_new_privs, resolved at create.
     #[serde(default)]
     pub confinement: crate::security::Confinement,
+    /// The user namespace's map under the daemon's `--userns-remap`
+    /// (resolved at create); `None`: no user namespace.
+    #[serde(default)]
+    pub userns: Option<UsernsMap>,
+}
+
+/// A user namespace's ID map as kept on disk: `[inside, outside, count]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct UsernsMap {
+    pub uids: Vec<[u32; 3]>,
+    pub gids: Vec<[u32; 3]>,
+}
+
+impl UsernsMap {
+    pub fn from_id_map(map: &chapter_01::IdMap) -> UsernsMap {
+        let ranges = |rs: &[chapter_01::IdRange]| {
+            rs.iter().map(|r| [r.inside, r.outside, r.count]).collect()
+        };
+        UsernsMap {
+            uids: ranges(&map.uids),
+            gids: ranges(&map.gids),
+        }
+    }
+
+    pub fn to_id_map(&self) -> chapter_01::IdMap {
+        let ranges = |rs: &[[u32; 3]]| {
+            rs.iter()
+                .map(|[inside, outside, count]| chapter_01::IdRange {
+                    inside: *inside,
+                    outside: *outside,
+                    count: *count,
+                })
+                .collect()
+        };
+        chapter_01::IdMap {
+            uids: ranges(&self.uids),
+            gids: ranges(&self.gids),
+            deny_setgroups: false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -149,6 +189,16 @@ impl Paths {
     pub fn socket(&self, id: &str) -> PathBuf {
         self.root.join("sock").join(crate::ids::short(id))
     }
+    /// Shifted copies of layers for one remapped root (where idmapped
+    /// mounts are missing): `remapped/UID.GID`, as Docker names its root.
+    pub fn remapped_layers(&self, map: &chapter_01::IdMap) -> PathBuf {
+        self.root.join("remapped").join(format!(
+            "{}.{}",
+            map.root_uid().unwrap_or(0),
+            map.root_gid().unwrap_or(0)
+        ))
+    }
+
     pub fn volumes(&self) -> PathBuf {
         self.root.join("volumes")
     }

@@ -392,6 +392,11 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             ] {
                 println!("{key}: {}", v[key].to_string().trim_matches('"'));
             }
+            // As `docker info` shows them: one "name=…" option a line.
+            println!("SecurityOptions:");
+            for option in v["SecurityOptions"].as_array().into_iter().flatten() {
+                println!("  {}", option.as_str().unwrap_or(""));
+            }
         }
         Command::Pull { image, platform } => {
             pull(client, &image, platform.as_deref(), false).await?

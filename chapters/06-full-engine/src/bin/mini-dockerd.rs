@@ -40,6 +40,11 @@ struct Cli {
     /// Set no_new_privs in every container
     #[arg(long)]
     no_new_privileges: bool,
+    /// Give every container a user namespace whose root is an unprivileged
+    /// host user: `default` (the dockremap user, created if missing) or
+    /// USER[:GROUP], with its ranges in /etc/subuid and /etc/subgid
+    #[arg(long, value_name = "USER")]
+    userns_remap: Option<String>,
     #[command(subcommand)]
     internal: Option<Internal>,
 }
@@ -100,6 +105,7 @@ fn main() -> std::process::ExitCode {
                     },
                     no_new_privileges: cli.no_new_privileges,
                 },
+                userns_remap: cli.userns_remap,
             },
         ) {
             Ok(()) => std::process::ExitCode::SUCCESS,

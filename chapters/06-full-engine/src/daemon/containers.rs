@@ -61,6 +61,18 @@ impl Daemon {
             &self.options.security,
         )
         .map_err(ApiError::bad_request)?;
+        let userns = match host_config.userns_mode.as_str() {
+            "" => self
+                .remap
+                .as_ref()
+                .map(|(_, map)| crate::state::UsernsMap::from_id_map(map)),
+            "host" => None,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid --userns {other:?}: use host (to opt out of the daemon's remapping)"
+                )))
+            }
+        };
         let name = name.trim_start_matches('/').to_string();
         if !name.is_empty() {
             crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;
@@ -153,6 +165,7 @@ impl Daemon {
             config,
             host_config,
             confinement,
+            userns,
         };
         crate::monitor::limits_for(&c)
             .validate()

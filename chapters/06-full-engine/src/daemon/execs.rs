@@ -78,6 +78,7 @@ impl Daemon {
             host_config: c.host_config.clone(),
             confinement: c.confinement.clone(),
             privileged: config.privileged,
+            userns: c.userns.is_some(),
         };
         let exec_id = crate::ids::new_id();
         self.execs.lock().unwrap().insert(

@@ -84,6 +84,8 @@ pub struct Options {
     pub default_cgroupns_mode: Option<String>,
     /// `--seccomp-profile` and `--no-new-privileges`.
     pub security: crate::security::Defaults,
+    /// `--userns-remap`: `default` or `USER[:GROUP]`.
+    pub userns_remap: Option<String>,
 }
 
 impl Options {
@@ -119,6 +121,8 @@ pub fn valid_cgroupns(mode: &str) -> Result<(), String> {
 pub struct Daemon {
     pub paths: Paths,
     pub options: Options,
+    /// The remap user and its map, under `--userns-remap`.
+    pub remap: Option<(String, chapter_01::IdMap)>,
     pub store: chapter_04::Store,
     pub containers: Mutex<BTreeMap<String, Entry>>,
     pub execs: Mutex<HashMap<String, execs::Exec>>,
@@ -156,11 +160,20 @@ impl Daemon {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let lock = take_lock(&paths.lock())?;
+        let remap = match &options.userns_remap {
+            Some(value) => {
+                let remap = crate::userns::resolve(value)?;
+                crate::userns::open_paths(&paths.root)?;
+                Some(remap)
+            }
+            None => None,
+        };
         let store = chapter_04::Store::open(paths.images())?;
         let net = crate::net::NetConfig::from_env().map_err(|e| anyhow!(e))?;
         let daemon = Arc::new(Daemon {
             paths,
             options,
+            remap,
             store,
             containers: Mutex::new(BTreeMap::new()),
             execs: Mutex::new(HashMap::new()),
@@ -383,6 +396,9 @@ impl Daemon {
         }];
         if self.options.security.no_new_privileges {
             options.push("name=no-new-privileges".into());
+        }
+        if self.remap.is_some() {
+            options.push("name=userns".into());
         }
         if self.options.cgroupns_default() == "private" {
             options.push("name=cgroupns".to_string());

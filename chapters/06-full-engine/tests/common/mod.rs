@@ -22,6 +22,8 @@ pub struct Engine {
     pub address_pool: String,
     /// More environment for the daemon (`MINI_DOCKER_NAT=iptables`).
     pub env: Vec<(String, String)>,
+    /// More flags for the daemon (`--userns-remap root`).
+    pub daemon_args: Vec<String>,
     daemon: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -34,6 +36,52 @@ impl Engine {
 
     /// Like [`Engine::start`], with more images put in the store first.
     pub fn start_with(prepare: impl FnOnce(&chapter_04::Store)) -> Engine {
+        let mut engine = Engine::prepared(prepare);
+        engine.start_daemon();
+        engine
+    }
+
+    /// An engine whose daemon runs under `--userns-remap root`, with root's
+    /// subordinate IDs (from `start` on) in files of its own, so the
+    /// machine's /etc/subuid is not touched. Its directory is o+x, as the
+    /// containers' root must pass it.
+    pub fn start_remapped(start: u32, prepare: impl FnOnce(&chapter_04::Store)) -> Engine {
+        let mut engine = Engine::prepared(prepare);
+        let dir = engine.root.parent().unwrap().to_path_buf();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let line = format!("root:{start}:65536\n");
+        for file in ["subuid", "subgid"] {
+            std::fs::write(dir.join(file), &line).unwrap();
+        }
+        engine.env.extend([
+            (
+                "MINI_DOCKER_SUBUID".into(),
+                dir.join("subuid").display().to_string(),
+            ),
+            (
+                "MINI_DOCKER_SUBGID".into(),
+                dir.join("subgid").display().to_string(),
+            ),
+        ]);
+        engine.daemon_args = vec!["--userns-remap".into(), "root".into()];
+        engine.start_daemon();
+        engine
+    }
+
+    /// An engine whose daemon runs with more flags.
+    pub fn start_with_flags(flags: &[&str]) -> Engine {
+        let mut engine = Engine::prepared(|_| {});
+        use std::os::unix::fs::PermissionsExt;
+        let dir = engine.root.parent().unwrap().to_path_buf();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+        engine.daemon_args = flags.iter().map(|f| f.to_string()).collect();
+        engine.start_daemon();
+        engine
+    }
+
+    /// The root with its images, the daemon not started.
+    fn prepared(prepare: impl FnOnce(&chapter_04::Store)) -> Engine {
         let dir = tempfile::Builder::new()
             .prefix("mini-docker-test-")
             .tempdir()
@@ -52,18 +100,17 @@ impl Engine {
         .unwrap();
         prepare(&store);
         let n = ENGINES.fetch_add(1, Ordering::SeqCst);
-        let mut engine = Engine {
+        Engine {
             socket: dir.path().join("api.sock"),
             root,
             cgroup_prefix: format!("mini-docker-test-e{}-{n}-", std::process::id()),
             net_prefix: format!("e{n}"),
             address_pool: format!("10.{}.0.0/16", 100 + n % 150),
             env: Vec::new(),
+            daemon_args: Vec::new(),
             daemon: None,
             _dir: dir,
-        };
-        engine.start_daemon();
-        engine
+        }
     }
 
     pub fn host(&self) -> String {
@@ -81,6 +128,7 @@ impl Engine {
             .arg(&self.root)
             .arg("-H")
             .arg(self.host())
+            .args(&self.daemon_args)
             .env("MINI_DOCKER_CGROUP_PREFIX", &self.cgroup_prefix)
             .env("MINI_DOCKER_NET_PREFIX", &self.net_prefix)
             .env("MINI_DOCKER_ADDRESS_POOL", &self.address_pool)
