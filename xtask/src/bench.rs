@@ -12,10 +12,14 @@
 //! own temporary storage root), and by `skopeo copy` + `umoci unpack`.
 //!
 //! `bench start`: `run --rm --network none fixture /bin/true`, start to
-//! exit, by mini-docker (a release mini-dockerd), `podman run`, `docker
+//! exit, by mini-docker (a release mini-dockerd, all defaults on: seccomp,
+//! and a second daemon under `--userns-remap`), mini-docker with
+//! `seccomp=unconfined` (what the filter costs), `podman run`, `docker
 //! run` (a dockerd of Debian's docker.io, started for the benchmark with its
 //! own data root) and `runc run` of a bundle of the same root filesystem
-//! (the floor: a runtime with no daemon, no image, no API).
+//! (the floor: a runtime with no daemon, no image, no API). With
+//! `--baseline REV`, mini-docker built from that revision (a git worktree
+//! under target/bench) runs in the same hyperfine call.
 //!
 //! The unpacks write to a tmpfs: on a virtual disk, writing 200 MB is
 //! dominated by the kernel's filesystem and writeback work (measured here:
@@ -27,11 +31,14 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn bench(what: &str, runs: u32) -> Result<()> {
+pub fn bench(what: &str, runs: u32, baseline: Option<&str>) -> Result<()> {
+    if baseline.is_some() && what != "start" {
+        bail!("--baseline is for `bench start` only");
+    }
     match what {
         "unpack" => unpack(runs),
         "pull" => pull(runs),
-        "start" => start(runs),
+        "start" => start(runs, baseline),
         other => {
             bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull` or `start`")
         }
@@ -373,7 +380,36 @@ fn wait_for_socket(path: &Path, what: &str) -> Result<()> {
     bail!("{what} did not answer on {}", path.display())
 }
 
-fn start(runs: u32) -> Result<()> {
+/// mini-dockerd and mini-docker built in release from git revision `rev`,
+/// in a worktree of its own (removed after); returns their directory.
+fn build_baseline(root: &Path, dir: &Path, rev: &str) -> Result<PathBuf> {
+    let src = dir.join("baseline-src");
+    let target = dir.join("baseline-target");
+    let _ = Command::new("git")
+        .current_dir(root)
+        .args(["worktree", "remove", "--force"])
+        .arg(&src)
+        .status();
+    run(Command::new("git")
+        .current_dir(root)
+        .args(["worktree", "add", "--detach"])
+        .arg(&src)
+        .arg(rev))
+    .with_context(|| format!("checking out {rev} for the baseline"))?;
+    let built = run(cargo()
+        .current_dir(&src)
+        .env("CARGO_TARGET_DIR", &target)
+        .args(["build", "--release", "--quiet", "-p", "chapter-06"]));
+    let _ = Command::new("git")
+        .current_dir(root)
+        .args(["worktree", "remove", "--force"])
+        .arg(&src)
+        .status();
+    built.with_context(|| format!("building mini-docker at {rev}"))?;
+    Ok(target.join("release"))
+}
+
+fn start(runs: u32, baseline: Option<&str>) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the start benchmark needs root (every engine in it does)");
     }
@@ -383,10 +419,14 @@ fn start(runs: u32) -> Result<()> {
     let rootfs = testkit::fixture::rootfs();
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
+    let baseline = match baseline {
+        Some(rev) => Some((rev.to_string(), build_baseline(&root, &dir, rev)?)),
+        None => None,
+    };
     let before = peer_leftovers();
     let fs = TmpFs::mount(&dir.join("start-tmpfs"), "2g")?;
     let t = fs.path().to_path_buf();
-    let result = start_in(runs, &rel, &rootfs, &t, &dir);
+    let result = start_in(runs, &rel, baseline.as_ref(), &rootfs, &t, &dir);
     // The daemons' overlays, before the tmpfs itself goes.
     testkit::unmount_below(&t);
     testkit::janitor::sweep_cgroups("mini-docker-bench-");
@@ -441,7 +481,14 @@ fn peer_leftovers() -> Vec<PathBuf> {
     found
 }
 
-fn start_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
+fn start_in(
+    runs: u32,
+    rel: &Path,
+    baseline: Option<&(String, PathBuf)>,
+    rootfs: &Path,
+    t: &Path,
+    dir: &Path,
+) -> Result<()> {
     let p = |name: &str| t.join(name).display().to_string();
     // The fixture as an image in our store, and as a `docker save` archive
     // for podman and docker.
@@ -471,6 +518,61 @@ fn start_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
         &dir.join("mini-dockerd.log"),
     )?;
     wait_for_socket(&t.join("ours.sock"), "mini-dockerd")?;
+
+    // The same under --userns-remap (root's IDs from 400000, in subuid
+    // files of the benchmark's own), on a root of its own with the same
+    // image imported.
+    for file in ["subuid", "subgid"] {
+        std::fs::write(t.join(file), "root:400000:65536\n")?;
+    }
+    run(Command::new(&ch04)
+        .arg("--store")
+        .arg(p("remapped/images"))
+        .args(["import", "--rootfs"])
+        .arg(rootfs)
+        .arg("docker.io/library/fixture:latest"))?;
+    let _remapped = service(
+        Command::new(rel.join("mini-dockerd"))
+            .args([
+                "--root",
+                &p("remapped"),
+                "-H",
+                &format!("unix://{}", p("remapped.sock")),
+                "--userns-remap",
+                "root",
+            ])
+            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-")
+            .env("MINI_DOCKER_SUBUID", t.join("subuid"))
+            .env("MINI_DOCKER_SUBGID", t.join("subgid")),
+        &dir.join("mini-dockerd-remapped.log"),
+    )?;
+    wait_for_socket(&t.join("remapped.sock"), "mini-dockerd --userns-remap")?;
+
+    // The baseline build, on a root of its own with the same image.
+    let _baseline = match baseline {
+        Some((_, bin)) => {
+            run(Command::new(&ch04)
+                .arg("--store")
+                .arg(p("baseline/images"))
+                .args(["import", "--rootfs"])
+                .arg(rootfs)
+                .arg("docker.io/library/fixture:latest"))?;
+            let daemon = service(
+                Command::new(bin.join("mini-dockerd"))
+                    .args([
+                        "--root",
+                        &p("baseline"),
+                        "-H",
+                        &format!("unix://{}", p("baseline.sock")),
+                    ])
+                    .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+                &dir.join("mini-dockerd-baseline.log"),
+            )?;
+            wait_for_socket(&t.join("baseline.sock"), "the baseline mini-dockerd")?;
+            Some(daemon)
+        }
+        None => None,
+    };
 
     // dockerd (Debian's docker.io) on its own data root and socket, with
     // no networking to set up (every run is --network none).
@@ -525,41 +627,97 @@ fn start_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
     std::fs::write(&spec, serde_json::to_vec_pretty(&config)?)?;
 
     let results = dir.join("start.json");
-    let ours = format!(
-        "{} -H unix://{}",
-        rel.join("mini-docker").display(),
-        p("ours.sock")
-    );
-    run(Command::new("hyperfine")
-        .args(["--runs", &runs.to_string(), "--warmup", "3", "--style", "basic", "--export-json"])
-        .arg(&results)
-        .args(["-n", "mini-docker run", &format!("{ours} run --rm --network none fixture /bin/true")])
-        .args(["-n", "podman run", &format!("{podman} run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 fixture /bin/true")])
-        .args(["-n", "docker run", &format!("{docker} run --rm --network none fixture /bin/true")])
-        .args(["-n", "runc run", &format!("runc --root {} run --bundle {} b$$", p("runc"), bundle.display())]))?;
+    let cli = |bin: &Path, sock: &str| {
+        format!(
+            "{} -H unix://{}",
+            bin.join("mini-docker").display(),
+            p(sock)
+        )
+    };
+    let run_true = "run --rm --network none fixture /bin/true";
+    let mut commands: Vec<(String, String)> = vec![
+        (
+            "mini-docker".into(),
+            format!("{} {run_true}", cli(rel, "ours.sock")),
+        ),
+        (
+            "mini-docker remapped".into(),
+            format!("{} {run_true}", cli(rel, "remapped.sock")),
+        ),
+        (
+            "mini-docker unconfined".into(),
+            format!(
+                "{} run --rm --network none --security-opt seccomp=unconfined fixture /bin/true",
+                cli(rel, "ours.sock")
+            ),
+        ),
+    ];
+    if let Some((rev, bin)) = baseline {
+        commands.push((
+            format!("mini-docker at {rev}"),
+            format!("{} {run_true}", cli(bin, "baseline.sock")),
+        ));
+    }
+    commands.extend([
+        ("podman".into(), format!("{podman} run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 fixture /bin/true")),
+        ("docker".into(), format!("{docker} {run_true}")),
+        ("runc (floor)".into(), format!("runc --root {} run --bundle {} b$$", p("runc"), bundle.display())),
+    ]);
+    let mut hyperfine = Command::new("hyperfine");
+    hyperfine
+        .args([
+            "--runs",
+            &runs.to_string(),
+            "--warmup",
+            "3",
+            "--style",
+            "basic",
+            "--export-json",
+        ])
+        .arg(&results);
+    for (name, command) in &commands {
+        hyperfine.args(["-n", name, command]);
+    }
+    run(&mut hyperfine)?;
 
     let r = json(&results)?;
-    let stat = |i: usize, k: &str| r["results"][i][k].as_f64().unwrap_or(f64::NAN) * 1e3;
-    println!("\n`run --rm --network none fixture /bin/true`, start to exit, {runs} runs:");
-    for (i, name) in ["mini-docker", "podman", "docker", "runc (floor)"]
-        .iter()
-        .enumerate()
-    {
+    let median = |name: &str| {
+        let i = commands
+            .iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or(usize::MAX);
+        r["results"][i]["median"].as_f64().unwrap_or(f64::NAN) * 1e3
+    };
+    println!("\n`{run_true}`, start to exit, {runs} runs:");
+    for (i, (name, _)) in commands.iter().enumerate() {
+        let stat = |k: &str| r["results"][i][k].as_f64().unwrap_or(f64::NAN) * 1e3;
         println!(
-            "  {name:<14} median {:>7.1} ms   mean {:>7.1} ms",
-            stat(i, "median"),
-            stat(i, "mean")
+            "  {name:<24} median {:>7.1} ms   mean {:>7.1} ms",
+            stat("median"),
+            stat("mean")
         );
     }
-    let (ours, podman, docker, runc) = (
-        stat(0, "median"),
-        stat(1, "median"),
-        stat(2, "median"),
-        stat(3, "median"),
-    );
+    let ours = median("mini-docker");
+    let remapped = median("mini-docker remapped");
     println!(
-        "ratios (medians): podman / mini-docker = {:.1} (target >= 5); docker / mini-docker = {:.1}; mini-docker / runc = {:.2}; mini-docker median {:.1} ms (target < 25)",
-        podman / ours, docker / ours, ours / runc, ours
+        "ratios (medians): podman / mini-docker = {:.1} (target >= 5), podman / remapped = {:.1}; \
+         docker / mini-docker = {:.1}; mini-docker / runc = {:.2}; remapped / mini-docker = {:.2}; \
+         mini-docker / unconfined = {:.2}; mini-docker median {:.1} ms (target < 25)",
+        median("podman") / ours,
+        median("podman") / remapped,
+        median("docker") / ours,
+        ours / median("runc (floor)"),
+        remapped / ours,
+        ours / median("mini-docker unconfined"),
+        ours
     );
+    if let Some((rev, _)) = baseline {
+        let base = median(&format!("mini-docker at {rev}"));
+        println!(
+            "against {rev}: mini-docker / baseline = {:.2}, remapped / baseline = {:.2} (target <= 1.2)",
+            ours / base,
+            remapped / base
+        );
+    }
     Ok(())
 }

@@ -77,6 +77,10 @@ enum Cmd {
         what: String,
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// `start` only: also time mini-docker as built from this git
+        /// revision (e.g. the commit before a change), side by side
+        #[arg(long)]
+        baseline: Option<String>,
     },
 }
 
@@ -93,7 +97,11 @@ fn main() {
         Cmd::Fixture => fixture().map(|_| ()),
         Cmd::Install => install::install(),
         Cmd::Book => book::build(),
-        Cmd::Bench { what, runs } => bench::bench(&what, runs),
+        Cmd::Bench {
+            what,
+            runs,
+            baseline,
+        } => bench::bench(&what, runs, baseline.as_deref()),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");

@@ -37,17 +37,11 @@ fn c_path(p: &Path) -> io::Result<CString> {
 /// A user namespace with `map`, as a descriptor (`/proc/PID/ns/user` of a
 /// short-lived child that only holds it). Needs root to write any map.
 pub fn user_namespace(map: &IdMap) -> io::Result<OwnedFd> {
-    let (wait_read, wait_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let (r, w) = (wait_read.as_raw_fd(), wait_write.as_raw_fd());
-    let entry = Box::new(move || {
-        // SAFETY: close and read on descriptors of our copy of the table;
-        // the read returns at EOF, when the parent closes its end.
-        unsafe {
-            libc::close(w);
-            let mut byte = 0u8;
-            libc::read(r, (&raw mut byte).cast(), 1);
-            libc::_exit(0)
-        }
+    // The child only waits to be killed. (Not for a pipe's EOF: a process
+    // cloned meanwhile by another thread would hold a copy of the write end.)
+    let entry = Box::new(|| loop {
+        // SAFETY: pause(2) has no arguments.
+        unsafe { libc::pause() };
     });
     let pid = chapter_01::parent::clone_child(nix::sched::CloneFlags::CLONE_NEWUSER, entry)
         .map_err(io::Error::from)?;
@@ -55,7 +49,7 @@ pub fn user_namespace(map: &IdMap) -> io::Result<OwnedFd> {
         let file = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         Ok(OwnedFd::from(file))
     });
-    drop(wait_write);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     while let Err(Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
     result
 }
