@@ -354,6 +354,23 @@ fn security_options_loosen_and_tighten_as_dockers_do() {
         .chain([("vsock_socket", "!EPERM")])
         .collect();
     assert_outcomes(&p, &all, "--privileged");
+    // The docker CLIs send the same options.
+    for cli in docker_clis() {
+        let docker_probe = |options: &[&str]| {
+            let mut args = vec!["run", "--rm", "--network", "none"];
+            args.extend(options);
+            args.extend(["fixture", "facts", "probe"]);
+            let text = engine.docker_ok(&cli, &args);
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        };
+        let name = cli.display().to_string();
+        let p = docker_probe(&["--security-opt", "seccomp=unconfined"]);
+        assert_outcomes(&p, &unfiltered, &format!("{name} seccomp=unconfined"));
+        let p = docker_probe(&["--cap-add", "SYS_ADMIN"]);
+        assert_outcomes(&p, &admin, &format!("{name} --cap-add SYS_ADMIN"));
+        let p = docker_probe(&["--privileged"]);
+        assert_outcomes(&p, &all, &format!("{name} --privileged"));
+    }
     // Without CAP_SYS_CHROOT the profile refuses chroot as well.
     let p = probe(&engine, &["--cap-drop", "ALL", "--cap-add", "CHOWN"]);
     assert_outcomes(&p, &[("chroot", "EPERM")], "--cap-drop ALL --cap-add CHOWN");
