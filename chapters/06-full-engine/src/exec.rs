@@ -44,6 +44,9 @@ pub struct ExecSpec {
     /// The container has a user namespace of its own (`--userns-remap`).
     #[serde(default)]
     pub userns: bool,
+    /// Where compiled seccomp programs are kept (the engine's root).
+    #[serde(default)]
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 impl ExecSpec {
@@ -137,8 +140,8 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
         &spec.host_config,
         &spec.confinement,
         capabilities,
-        spec.uid,
-        spec.gid,
+        (spec.uid, spec.gid),
+        spec.seccomp_cache.as_deref(),
     )?;
     security.masked_paths.clear(); // the container's mounts already hide them
     security.readonly_paths.clear();

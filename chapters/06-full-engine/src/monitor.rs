@@ -171,7 +171,7 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
 
 /// The chapter 01 spec of this container: namespaces, rootfs, command,
 /// and Docker's hardening.
-pub fn spec_for(c: &Container, rootfs: &Path) -> Result<chapter_01::Spec> {
+pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_01::Spec> {
     let mut spec = chapter_01::Spec::new(rootfs, c.args.clone());
     if c.host_config.network_mode == "host" {
         spec.namespaces.remove(chapter_01::Namespace::Net);
@@ -187,8 +187,8 @@ pub fn spec_for(c: &Container, rootfs: &Path) -> Result<chapter_01::Spec> {
         &c.host_config,
         &c.confinement,
         capabilities,
-        c.uid,
-        c.gid,
+        (c.uid, c.gid),
+        Some(&paths.seccomp_cache()),
     )?);
     Ok(spec)
 }
@@ -281,7 +281,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
 
     let mut stdio = make_stdio(&c)?;
-    let mut spec = spec_for(&c, mounted.merged())?;
+    let mut spec = spec_for(&c, mounted.merged(), paths)?;
     if let Some(map) = id_map {
         spec.namespaces.insert(chapter_01::Namespace::User);
         spec.id_map = Some(map);

@@ -301,6 +301,7 @@ impl Profile {
     pub fn compile(&self, target: &Target) -> Result<Vec<BpfInstruction>> {
         let default = action(&self.default_action, self.default_errno_ret)?;
         let mut filter = ScmpFilterContext::new(default)?;
+        filter.set_ctl_optimize(2)?;
         for arch in self.arches()? {
             // The native one is there from the start.
             if !filter.is_arch_present(arch)? {
@@ -365,15 +366,7 @@ fn export(filter: &ScmpFilterContext) -> Result<Vec<BpfInstruction>> {
     file.rewind()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    let program: Vec<BpfInstruction> = bytes
-        .chunks_exact(8)
-        .map(|b| BpfInstruction {
-            code: u16::from_ne_bytes([b[0], b[1]]),
-            jt: b[2],
-            jf: b[3],
-            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
-        })
-        .collect();
+    let program = from_bytes(&bytes);
     // The kernel's limit (BPF_MAXINSNS).
     if program.len() > 4096 {
         return Err(anyhow!(
@@ -385,16 +378,87 @@ fn export(filter: &ScmpFilterContext) -> Result<Vec<BpfInstruction>> {
 }
 
 impl Seccomp {
+    fn json(&self) -> Option<&str> {
+        match self {
+            Seccomp::Unconfined => None,
+            Seccomp::Builtin => Some(DEFAULT_PROFILE),
+            Seccomp::Custom(json) => Some(json),
+        }
+    }
+
     /// The BPF program for a container with `capabilities`, or `None` for
     /// no filter.
     pub fn program(&self, capabilities: u64) -> Result<Option<Vec<BpfInstruction>>> {
-        let profile = match self {
-            Seccomp::Unconfined => return Ok(None),
-            Seccomp::Builtin => Profile::parse(DEFAULT_PROFILE)?,
-            Seccomp::Custom(json) => Profile::parse(json)?,
+        let Some(json) = self.json() else {
+            return Ok(None);
         };
-        profile.compile(&Target::here(capabilities)).map(Some)
+        Profile::parse(json)?
+            .compile(&Target::here(capabilities))
+            .map(Some)
     }
+
+    /// [`Seccomp::program`], kept in `cache` (a directory): compiling
+    /// Docker's profile takes libseccomp about 6 ms, as long as the rest of
+    /// a container's start, and the result depends only on the profile,
+    /// the capabilities, the architecture and the kernel, which name the
+    /// file (a SHA-256). A file is written whole or not at all.
+    pub fn program_cached(
+        &self,
+        capabilities: u64,
+        cache: &std::path::Path,
+    ) -> Result<Option<Vec<BpfInstruction>>> {
+        use sha2::{Digest, Sha256};
+        let Some(json) = self.json() else {
+            return Ok(None);
+        };
+        let target = Target::here(capabilities);
+        let mut hash = Sha256::new();
+        hash.update(json.as_bytes());
+        hash.update(format!(
+            "\0{capabilities:x} {} {:?}",
+            target.arch, target.kernel
+        ));
+        let name: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let file = cache.join(format!("{name}.bpf"));
+        if let Ok(bytes) = std::fs::read(&file) {
+            if bytes.len() % 8 == 0 && !bytes.is_empty() {
+                return Ok(Some(from_bytes(&bytes)));
+            }
+        }
+        let program = Profile::parse(json)?.compile(&target)?;
+        let bytes: Vec<u8> = program
+            .iter()
+            .flat_map(|i| {
+                let mut b = Vec::with_capacity(8);
+                b.extend(i.code.to_ne_bytes());
+                b.extend([i.jt, i.jf]);
+                b.extend(i.k.to_ne_bytes());
+                b
+            })
+            .collect();
+        // A cache that cannot be written is only slower.
+        let tmp = cache.join(format!(".{name}.{}", std::process::id()));
+        let written = std::fs::create_dir_all(cache)
+            .and_then(|()| std::fs::write(&tmp, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &file));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        Ok(Some(program))
+    }
+}
+
+/// `struct sock_filter`s as the kernel lays them out, 8 bytes each.
+fn from_bytes(bytes: &[u8]) -> Vec<BpfInstruction> {
+    bytes
+        .chunks_exact(8)
+        .map(|b| BpfInstruction {
+            code: u16::from_ne_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -473,6 +537,28 @@ mod tests {
         let index = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],
             "action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#;
         assert!(err(index).contains("out of range"));
+    }
+
+    #[test]
+    fn a_cached_program_is_the_compiled_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = crate::security::default_capabilities();
+        let fresh = Seccomp::Builtin.program(caps).unwrap();
+        let first = Seccomp::Builtin.program_cached(caps, dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let again = Seccomp::Builtin.program_cached(caps, dir.path()).unwrap();
+        assert_eq!((&first, &again), (&fresh, &fresh));
+        // Other capabilities, another program and another file.
+        let admin = caps | 1 << 21;
+        let other = Seccomp::Builtin.program_cached(admin, dir.path()).unwrap();
+        assert_ne!(other, fresh);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(
+            Seccomp::Unconfined
+                .program_cached(caps, dir.path())
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

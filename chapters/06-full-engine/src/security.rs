@@ -173,14 +173,15 @@ pub fn container_capabilities(h: &HostConfig) -> Result<u64, String> {
 
 /// The hardening of a process of the container: `capabilities` (the
 /// container's, or all of them for `exec --privileged`), run as `uid:gid`.
-/// The seccomp filter is compiled for the container's capabilities, and
-/// left out for a privileged container.
+/// The seccomp filter is compiled for the container's capabilities (and
+/// kept in `seccomp_cache`, when given), and left out for a privileged
+/// container.
 pub fn hardening(
     h: &HostConfig,
     confinement: &Confinement,
     capabilities: u64,
-    uid: u32,
-    gid: u32,
+    (uid, gid): (u32, u32),
+    seccomp_cache: Option<&std::path::Path>,
 ) -> Result<Security> {
     let mut security = Security::docker_default();
     security.capabilities = capabilities;
@@ -190,7 +191,10 @@ pub fn hardening(
         security.readonly_paths.clear();
     } else {
         let container_caps = container_capabilities(h).map_err(anyhow::Error::msg)?;
-        security.seccomp = confinement.seccomp.program(container_caps)?;
+        security.seccomp = match seccomp_cache {
+            Some(cache) => confinement.seccomp.program_cached(container_caps, cache)?,
+            None => confinement.seccomp.program(container_caps)?,
+        };
     }
     security.run_as(uid, gid);
     Ok(security)

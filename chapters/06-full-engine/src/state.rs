@@ -199,6 +199,11 @@ impl Paths {
         ))
     }
 
+    /// Compiled seccomp programs, by what they were compiled from.
+    pub fn seccomp_cache(&self) -> PathBuf {
+        self.root.join("seccomp")
+    }
+
     pub fn volumes(&self) -> PathBuf {
         self.root.join("volumes")
     }

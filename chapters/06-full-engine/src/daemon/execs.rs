@@ -79,6 +79,7 @@ impl Daemon {
             confinement: c.confinement.clone(),
             privileged: config.privileged,
             userns: c.userns.is_some(),
+            seccomp_cache: Some(self.paths.seccomp_cache()),
         };
         let exec_id = crate::ids::new_id();
         self.execs.lock().unwrap().insert(
