@@ -192,6 +192,20 @@ pub fn doctor() -> Result<()> {
             "missing: `apt-get install busybox-static` (or `cargo xtask install`)".into(),
         );
     }
+    // Chapter 06 links libseccomp to compile seccomp profiles.
+    if crate::install::installed("libseccomp-dev") {
+        report(
+            Level::Ok,
+            "libseccomp-dev",
+            "installed (chapter 06 compiles seccomp profiles with it)".into(),
+        );
+    } else {
+        report(
+            Level::Fail,
+            "libseccomp-dev",
+            "missing: chapter 06 does not link without it: `apt-get install libseccomp-dev` (or `cargo xtask install`)".into(),
+        );
+    }
     let fixture = testkit::fixture::fixture_dir().join("rootfs/.fixture-stamp");
     if fixture.exists() {
         report(Level::Ok, "fixture image", "built".into());

@@ -30,7 +30,7 @@ pub const BENCH_PACKAGES: &[&str] = &["debootstrap", "hyperfine", "umoci"];
 /// The mdBook the book is built with (pinned: CI and learners agree).
 pub const MDBOOK_VERSION: &str = "0.5.4";
 
-fn installed(package: &str) -> bool {
+pub fn installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
         .output()
