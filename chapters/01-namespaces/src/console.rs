@@ -100,37 +100,30 @@ pub fn make_console(socket: RawFd, rows: u16, cols: u16) -> Result<(), Errno> {
     }
 }
 
-/// The runtime's side: waits for the master a [`make_console`] sent.
+/// The runtime's side: waits for the master a [`make_console`] sent. It
+/// may allocate, so nix's recvmsg does the control-message work here (the
+/// child's [`send_fd`] may not, and builds its message by hand).
 pub fn receive_console(socket: RawFd) -> std::io::Result<OwnedFd> {
-    let mut control = [0u64; 4];
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     let mut byte = [0u8; 1];
-    // SAFETY: as in send_fd; the received descriptor is owned at once.
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: byte.as_mut_ptr().cast(),
-            iov_len: 1,
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if n == 0
-            || cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err(std::io::Error::other(
-                "the container sent no terminal (its setup ended before the console step)",
-            ));
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(
+        socket,
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let fd = msg.cmsgs()?.find_map(|c| match c {
+        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+        _ => None,
+    });
+    match fd {
+        // SAFETY: the kernel just installed this descriptor for us.
+        Some(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        None => Err(std::io::Error::other(
+            "the container sent no terminal (its setup ended before the console step)",
+        )),
     }
 }
 

@@ -16,30 +16,21 @@ const START: u32 = 300_000;
 /// whose files belong to several users.
 fn engine() -> Engine {
     Engine::start_remapped(START, |store| {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(testkit::fixture::rootfs())
-            .arg(&rootfs)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::create_dir_all(rootfs.join("home/user")).unwrap();
-        std::fs::write(rootfs.join("home/user/notes"), "the user's\n").unwrap();
-        for (path, uid, gid) in [("home/user", 1000, 1000), ("home/user/notes", 1000, 1001)] {
-            nix::unistd::chown(&rootfs.join(path), Some(uid.into()), Some(gid.into())).unwrap();
-        }
-        chapter_04::archive::import_rootfs_dir(
+        let config = Default::default();
+        common::import_fixture_variant(
             store,
-            &rootfs,
             "docker.io/library/owners:latest",
-            chapter_04::manifest::ContainerConfig {
-                cmd: Some(vec!["/bin/sh".into()]),
-                ..Default::default()
+            config,
+            |rootfs| {
+                std::fs::create_dir_all(rootfs.join("home/user")).unwrap();
+                std::fs::write(rootfs.join("home/user/notes"), "the user's\n").unwrap();
+                for (path, uid, gid) in [("home/user", 1000, 1000), ("home/user/notes", 1000, 1001)]
+                {
+                    nix::unistd::chown(&rootfs.join(path), Some(uid.into()), Some(gid.into()))
+                        .unwrap();
+                }
             },
-        )
-        .unwrap();
+        );
     })
 }
 

@@ -10,32 +10,18 @@ use testkit::privileged;
 /// `/etclink -> /etc`.
 fn engine_with_volume_image() -> Engine {
     Engine::start_with(|store| {
-        let dir = tempfile::tempdir().unwrap();
-        let rootfs = dir.path().join("rootfs");
-        let status = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(testkit::fixture::rootfs())
-            .arg(&rootfs)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::create_dir_all(rootfs.join("data")).unwrap();
-        std::fs::write(rootfs.join("data/seed.txt"), "from the image\n").unwrap();
-        std::os::unix::fs::symlink("/", rootfs.join("evil")).unwrap();
-        std::os::unix::fs::symlink("/etc", rootfs.join("etclink")).unwrap();
         let mut volumes = std::collections::BTreeMap::new();
         volumes.insert("/data".to_string(), serde_json::json!({}));
-        chapter_04::archive::import_rootfs_dir(
-            store,
-            &rootfs,
-            "docker.io/library/vols:latest",
-            chapter_04::manifest::ContainerConfig {
-                cmd: Some(vec!["/bin/sh".into()]),
-                volumes: Some(volumes),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let config = chapter_04::manifest::ContainerConfig {
+            volumes: Some(volumes),
+            ..Default::default()
+        };
+        common::import_fixture_variant(store, "docker.io/library/vols:latest", config, |rootfs| {
+            std::fs::create_dir_all(rootfs.join("data")).unwrap();
+            std::fs::write(rootfs.join("data/seed.txt"), "from the image\n").unwrap();
+            std::os::unix::fs::symlink("/", rootfs.join("evil")).unwrap();
+            std::os::unix::fs::symlink("/etc", rootfs.join("etclink")).unwrap();
+        });
     })
 }
 

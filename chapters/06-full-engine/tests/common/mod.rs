@@ -329,6 +329,28 @@ impl Drop for Engine {
 /// Every docker CLI on this machine, one per version: the one on PATH
 /// first (often a v28 of its own), then Debian's docker.io (20.10) at
 /// /usr/bin/docker. None is a skip, except under CI.
+/// Imports a copy of the fixture, changed by `edit`, as `reference` with
+/// `config` (its cmd /bin/sh unless the config says otherwise).
+pub fn import_fixture_variant(
+    store: &chapter_04::Store,
+    reference: &str,
+    mut config: chapter_04::manifest::ContainerConfig,
+    edit: impl FnOnce(&Path),
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(testkit::fixture::rootfs())
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying the fixture");
+    edit(&rootfs);
+    config.cmd.get_or_insert_with(|| vec!["/bin/sh".into()]);
+    chapter_04::archive::import_rootfs_dir(store, &rootfs, reference, config).unwrap();
+}
+
 pub fn docker_clis() -> Vec<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| {
