@@ -74,6 +74,9 @@ struct Shared {
     /// sent it).
     master: Mutex<Option<RawFd>>,
     log: Mutex<File>,
+    /// The line every `wait` gets, once PID 1 has ended (for one that
+    /// connects later).
+    exited: Mutex<Option<String>>,
 }
 
 /// Entry point of `mini-dockerd monitor`: fd 0 carries the daemon's `go`,
@@ -319,6 +322,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         stdin: Mutex::new(stdio.stdin.take()),
         early_stdin: Mutex::new(Vec::new()),
         master: Mutex::new(None),
+        exited: Mutex::new(None),
         log: Mutex::new(
             std::fs::OpenOptions::new()
                 .create(true)
@@ -414,7 +418,23 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         exit_code,
         stats.oom_kills,
         &shared,
-    )
+    )?;
+    // A wait or attach that connected while record_exit answered the others
+    // (or any later one, until the socket is gone) gets the end at once.
+    let exit = Exit {
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed,
+    };
+    let line = serde_json::to_string(&exit)? + "\n";
+    let mut waiters = shared.waiters.lock().unwrap();
+    *shared.exited.lock().unwrap() = Some(line.clone());
+    for mut w in waiters.drain(..) {
+        let _ = w.write_all(line.as_bytes());
+    }
+    for a in shared.attachers.lock().unwrap().drain(..) {
+        let _ = a.conn.shutdown(std::net::Shutdown::Both);
+    }
+    Ok(())
 }
 
 // ANCHOR: spawn_paused
@@ -567,8 +587,18 @@ fn handle(conn: UnixStream, shared: &Shared) -> Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    // Wait and Attach are acknowledged ("ok") once registered, under the
+    // lock the exit and the output take: the daemon says go only after the
+    // ok, so no output and no exit can pass a client by.
     match serde_json::from_str::<Hello>(&line)? {
-        Hello::Wait => shared.waiters.lock().unwrap().push(conn),
+        Hello::Wait => {
+            let mut waiters = shared.waiters.lock().unwrap();
+            (&conn).write_all(b"ok\n")?;
+            match shared.exited.lock().unwrap().as_deref() {
+                Some(exit) => (&conn).write_all(exit.as_bytes())?,
+                None => waiters.push(conn),
+            }
+        }
         Hello::Resize { height, width } => {
             if let Some(master) = *shared.master.lock().unwrap() {
                 let size = libc::winsize {
@@ -587,11 +617,19 @@ fn handle(conn: UnixStream, shared: &Shared) -> Result<()> {
             stdout,
             stderr,
         } => {
-            shared.attachers.lock().unwrap().push(Attacher {
-                conn: conn.try_clone()?,
-                stdout,
-                stderr,
-            });
+            {
+                let mut attachers = shared.attachers.lock().unwrap();
+                (&conn).write_all(b"ok\n")?;
+                if shared.exited.lock().unwrap().is_some() {
+                    let _ = conn.shutdown(std::net::Shutdown::Both);
+                    return Ok(());
+                }
+                attachers.push(Attacher {
+                    conn: conn.try_clone()?,
+                    stdout,
+                    stderr,
+                });
+            }
             if stdin {
                 let mut buf = vec![0u8; 32 * 1024];
                 // Bytes the hello's reader already buffered belong to stdin.

@@ -118,6 +118,43 @@ fn fifty_parallel_runs_all_succeed_and_leave_nothing() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("run-{i}\n"));
     }
+    // The docker CLIs attach, then start at once: not one line may be lost
+    // between the attach being accepted and the container's first write.
+    for cli in common::docker_clis() {
+        let children: Vec<_> = (0..30)
+            .map(|i| {
+                let echo = format!("echo run-{i}");
+                engine
+                    .docker_at(
+                        &cli,
+                        &[
+                            "run",
+                            "--rm",
+                            "--network",
+                            "none",
+                            "fixture",
+                            "sh",
+                            "-c",
+                            &echo,
+                        ],
+                    )
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{} run {i}: {out:?}", cli.display());
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("run-{i}\n"),
+                "{} run {i}",
+                cli.display()
+            );
+        }
+    }
     assert_eq!(engine.ok(&["ps", "-aq"]), "");
     assert_eq!(engine.leftovers(), Vec::<String>::new());
     assert!(engine.monitors().is_empty());

@@ -156,6 +156,20 @@ fn under_userns_remap_container_root_is_an_unprivileged_host_user() {
         ["0", "0", "4294967295"],
         "--userns host: no user namespace"
     );
+    let bad = engine.run(&["run", "--rm", "--privileged", "owners", "true"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--userns host"),
+        "{bad:?}"
+    );
+    engine.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--userns",
+        "host",
+        "owners",
+        "true",
+    ]);
     let bad = engine.run(&["run", "--rm", "--userns", "private", "owners", "true"]);
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("invalid --userns"),

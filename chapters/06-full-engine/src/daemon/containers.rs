@@ -73,6 +73,12 @@ impl Daemon {
                 )))
             }
         };
+        if userns.is_some() && host_config.privileged {
+            return Err(ApiError::bad_request(
+                "privileged mode is incompatible with user namespaces: \
+                 run the container with --userns host to run it privileged",
+            ));
+        }
         let name = name.trim_start_matches('/').to_string();
         if !name.is_empty() {
             crate::ids::validate_name(&name).map_err(ApiError::bad_request)?;
@@ -559,13 +565,10 @@ impl Daemon {
         let id = self.find(query)?;
         let (height, width) = size_of(q)?;
         if self.is_running(&id) {
-            if let Ok(conn) = self
+            // Answered (ok) once the terminal has its new size.
+            let _ = self
                 .connect_monitor(&id, &Hello::Resize { height, width })
-                .await
-            {
-                let mut lines = BufReader::new(conn).lines();
-                let _ = lines.next_line().await;
-            }
+                .await;
         }
         Ok(http::empty(StatusCode::OK))
     }

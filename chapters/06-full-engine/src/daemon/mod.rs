@@ -268,6 +268,17 @@ impl Daemon {
         let mut line = serde_json::to_vec(hello).map_err(std::io::Error::other)?;
         line.push(b'\n');
         conn.write_all(&line).await?;
+        // The monitor acknowledges once the connection is registered (and,
+        // for a resize, done); exactly these bytes, so that what follows
+        // on an attach stays the container's output.
+        let mut ok = [0u8; 3];
+        tokio::io::AsyncReadExt::read_exact(&mut conn, &mut ok).await?;
+        if &ok != b"ok\n" {
+            return Err(std::io::Error::other(format!(
+                "the monitor of {id} answered {:?} instead of ok",
+                String::from_utf8_lossy(&ok)
+            )));
+        }
         Ok(conn)
     }
 
