@@ -244,3 +244,102 @@ pub fn listing(tar_bytes: &[u8]) -> io::Result<String> {
     }
     Ok(out)
 }
+
+/// What a change did to a path, as `docker diff` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `C`: there before, changed (or, for a directory, changed inside).
+    Modified,
+    /// `A`: not there before.
+    Added,
+    /// `D`: there before, now gone (a whiteout).
+    Deleted,
+}
+
+impl Change {
+    /// Docker's `Kind` number in `GET /containers/{id}/changes`.
+    pub fn kind(self) -> u8 {
+        match self {
+            Change::Modified => 0,
+            Change::Added => 1,
+            Change::Deleted => 2,
+        }
+    }
+
+    pub fn letter(self) -> char {
+        match self {
+            Change::Modified => 'C',
+            Change::Added => 'A',
+            Change::Deleted => 'D',
+        }
+    }
+}
+
+/// Whether `rel` exists in the stack `lowers` (bottom first), read as
+/// overlayfs reads it: from the top, a whiteout hides the path, an opaque
+/// directory hides everything below it in lower layers.
+pub fn exists_below(lowers: &[PathBuf], rel: &Path) -> bool {
+    for layer in lowers.iter().rev() {
+        let mut hidden = false;
+        let mut at = layer.clone();
+        let parts: Vec<_> = rel.components().collect();
+        for (i, part) in parts.iter().enumerate() {
+            at.push(part);
+            let Ok(meta) = std::fs::symlink_metadata(&at) else {
+                break;
+            };
+            if is_overlay_whiteout(&meta) {
+                return false;
+            }
+            if i + 1 == parts.len() {
+                return true;
+            }
+            if meta.is_dir() && is_opaque(&at) {
+                hidden = true;
+            }
+        }
+        if hidden {
+            return false;
+        }
+    }
+    false
+}
+
+/// The changes an upper directory holds over `lowers`, in path order:
+/// each whiteout a deletion, each entry new or changed, a directory's own
+/// entry included (Docker lists `C /etc` for a file changed in /etc).
+pub fn changes(upper: &Path, lowers: &[PathBuf]) -> io::Result<Vec<(Change, PathBuf)>> {
+    let mut out = Vec::new();
+    walk_changes(upper, Path::new(""), lowers, false, &mut out)?;
+    Ok(out)
+}
+
+fn walk_changes(
+    abs: &Path,
+    rel: &Path,
+    lowers: &[PathBuf],
+    under_new: bool,
+    out: &mut Vec<(Change, PathBuf)>,
+) -> io::Result<()> {
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(abs)?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()?;
+    names.sort();
+    for name in names {
+        let (path, rel_path) = (abs.join(&name), rel.join(&name));
+        let meta = std::fs::symlink_metadata(&path)?;
+        let shown = Path::new("/").join(&rel_path);
+        if is_overlay_whiteout(&meta) {
+            out.push((Change::Deleted, shown));
+            continue;
+        }
+        let new = under_new || !exists_below(lowers, &rel_path);
+        out.push((if new { Change::Added } else { Change::Modified }, shown));
+        if meta.is_dir() {
+            // Below an opaque directory every entry is new.
+            let fresh = new || is_opaque(&path);
+            walk_changes(&path, &rel_path, lowers, fresh, out)?;
+        }
+    }
+    Ok(())
+}

@@ -140,8 +140,14 @@ impl Driver {
             lowers = lower
                 .iter()
                 .map(|l| {
-                    idmap::shifted_copy(l, remap.cache, remap.map)
-                        .map_err(|e| format!("a shifted copy of layer {}: {e}", l.display()))
+                    // A layer of the container's own (its init layer) is
+                    // shifted where it is; shared ones are copied once.
+                    if l.starts_with(container_dir) {
+                        idmap::shift_tree(l, remap.map).map(|()| l.clone())
+                    } else {
+                        idmap::shifted_copy(l, remap.cache, remap.map)
+                    }
+                    .map_err(|e| format!("a shifted copy of layer {}: {e}", l.display()))
                 })
                 .collect::<Result<_, _>>()?;
         }

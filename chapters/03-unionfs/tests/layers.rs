@@ -201,6 +201,59 @@ fn a_known_change_has_a_known_layer() {
 }
 
 #[test]
+fn changes_list_what_docker_diff_lists() {
+    if !privileged("changes_list_what_docker_diff_lists") {
+        return;
+    }
+    // Two lower layers: a deletion in the top one hides a file of the
+    // bottom one, so recreating it is an addition again.
+    let dir = tempfile::tempdir().unwrap();
+    let layers = stack(dir.path(), 2);
+    let (bottom, top) = (&layers.lower[0], &layers.lower[1]);
+    fs::create_dir_all(bottom.join("etc")).unwrap();
+    fs::write(bottom.join("etc/hostname"), "image\n").unwrap();
+    fs::write(bottom.join("gone"), "x").unwrap();
+    fs::create_dir_all(bottom.join("opaque-me")).unwrap();
+    fs::write(bottom.join("opaque-me/old"), "old").unwrap();
+    fs::write(bottom.join("rm-me"), "x").unwrap();
+    let merged = dir.path().join("merged");
+    {
+        // The top layer is made by overlayfs itself: it deletes `gone`.
+        let once = chapter_03::overlay::Layers {
+            lower: vec![bottom.clone()],
+            upper: top.clone(),
+            work: dir.path().join("work"),
+        };
+        let _m = overlay::mount(&once, &merged).unwrap();
+        sh(&merged, "rm gone");
+    }
+    fs::remove_dir_all(dir.path().join("work")).unwrap();
+    fs::create_dir(dir.path().join("work")).unwrap();
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    sh(&merged, "echo c > etc/hostname && echo back > gone && rm rm-me && rm -r opaque-me && mkdir opaque-me && echo n > opaque-me/new && mkdir -p new/sub && touch new/sub/f");
+    drop(mount);
+    let shown: Vec<String> = chapter_03::diff::changes(&layers.upper, &layers.lower)
+        .unwrap()
+        .into_iter()
+        .map(|(c, p)| format!("{} {}", c.letter(), p.display()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "C /etc",
+            "C /etc/hostname",
+            "A /gone",
+            "A /new",
+            "A /new/sub",
+            "A /new/sub/f",
+            "C /opaque-me",
+            "A /opaque-me/new",
+            "D /rm-me",
+        ]
+    );
+}
+
+#[test]
 fn bad_stacks_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let mut layers = stack(dir.path(), 1);

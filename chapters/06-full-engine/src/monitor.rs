@@ -217,6 +217,41 @@ pub fn limits_for(c: &Container) -> chapter_02::Limits {
 }
 // ANCHOR_END: limits_for
 
+/// The files the daemon binds over the image's: (its file in the container
+/// directory, where it goes), those that exist and that no mount of the
+/// user's replaces (`--network host` has none).
+fn daemon_files<'a>(dir: &Path, c: &Container) -> Vec<(std::path::PathBuf, &'a str)> {
+    crate::net::files::FILES
+        .iter()
+        .map(|(file, destination)| (dir.join(file), *destination))
+        .filter(|(source, destination)| {
+            source.exists() && !c.mounts.iter().any(|m| m.destination == *destination)
+        })
+        .collect()
+}
+
+/// `containers/ID/init`, Docker's init layer: empty mount points for
+/// /proc, /dev, /sys and the daemon's /etc files, made afresh at each start.
+/// It lies between the image and the container's upper directory, so that
+/// what the engine needs to mount on is not part of the container's changes.
+fn init_layer(dir: &Path, c: &Container) -> Result<std::path::PathBuf> {
+    let init = dir.join("init");
+    if init.exists() {
+        std::fs::remove_dir_all(&init)?;
+    }
+    for d in ["proc", "dev", "sys"] {
+        std::fs::create_dir_all(init.join(d))?;
+    }
+    for (_, destination) in daemon_files(dir, c) {
+        let path = init.join(destination.trim_start_matches('/'));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        File::create(&path)?;
+    }
+    Ok(init)
+}
+
 /// The cgroup name of a container: `mini-docker-<id>`, or with the prefix
 /// in `MINI_DOCKER_CGROUP_PREFIX` (tests give each engine its own, so a
 /// janitor can find exactly theirs).
@@ -234,13 +269,18 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     let owner: Owner = id_map
         .as_ref()
         .and_then(|m| Some((m.root_uid()?, m.root_gid()?)));
+    // The image's layers, and on top the init layer: the mount points the
+    // engine needs, so they are not the container's changes (diff, commit,
+    // a build's RUN).
+    let mut lowers = c.layers.clone();
+    lowers.push(init_layer(&dir, &c)?);
     let mounted = match &id_map {
-        None => driver.mount(&c.layers, &dir),
+        None => driver.mount(&lowers, &dir),
         Some(map) => {
             let cache = paths.remapped_layers(map);
             driver
                 .mount_remapped(
-                    &c.layers,
+                    &lowers,
                     &dir,
                     &chapter_03::driver::Remap { map, cache: &cache },
                 )
@@ -248,9 +288,8 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         }
     }
     .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
-    // The mount points every container needs, and the working directory,
-    // are created when the image lacks them (a `FROM scratch` image has no
-    // /proc), in the container's own layer.
+    // The working directory (and any mount point the init layer lacks) is
+    // created when the image lacks it, in the container's own layer.
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
         ensure_dir(mounted.merged(), dir, owner)?;
     }
@@ -266,19 +305,16 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     }
     // The daemon's /etc/hostname, /etc/hosts, /etc/resolv.conf (not for
     // --network host, and not where the user mounted their own).
-    for (file, destination) in crate::net::files::FILES {
-        let source = dir.join(file);
-        if source.exists() && !c.mounts.iter().any(|m| m.destination == destination) {
-            let target = resolve_target(mounted.merged(), destination, true, owner)?;
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
-            }
-            extra_mounts.push(chapter_01::ExtraMount::Bind {
-                source,
-                target,
-                readonly: false,
-            });
+    for (source, destination) in daemon_files(&dir, &c) {
+        let target = resolve_target(mounted.merged(), destination, true, owner)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&source, Some(uid), Some(gid))?;
         }
+        extra_mounts.push(chapter_01::ExtraMount::Bind {
+            source,
+            target,
+            readonly: false,
+        });
     }
     let (cgroup, _warnings) =
         chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
