@@ -279,30 +279,46 @@ impl Change {
 /// overlayfs reads it: from the top, a whiteout hides the path, an opaque
 /// directory hides everything below it in lower layers.
 pub fn exists_below(lowers: &[PathBuf], rel: &Path) -> bool {
+    find_below(lowers, rel).is_some()
+}
+
+/// Where `rel` is in the stack `lowers` (bottom first): the path in the
+/// topmost layer that has it, unless a whiteout or an opaque directory
+/// above hides it. Symlinks on the way are not followed.
+pub fn find_below(lowers: &[PathBuf], rel: &Path) -> Option<PathBuf> {
+    let parts: Vec<_> = rel
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect();
     for layer in lowers.iter().rev() {
         let mut hidden = false;
         let mut at = layer.clone();
-        let parts: Vec<_> = rel.components().collect();
+        if parts.is_empty() {
+            return Some(at);
+        }
         for (i, part) in parts.iter().enumerate() {
             at.push(part);
             let Ok(meta) = std::fs::symlink_metadata(&at) else {
                 break;
             };
             if is_overlay_whiteout(&meta) {
-                return false;
+                return None;
             }
             if i + 1 == parts.len() {
-                return true;
+                return Some(at);
             }
-            if meta.is_dir() && is_opaque(&at) {
+            if !meta.is_dir() {
+                break;
+            }
+            if is_opaque(&at) {
                 hidden = true;
             }
         }
         if hidden {
-            return false;
+            return None;
         }
     }
-    false
+    None
 }
 
 /// The changes an upper directory holds over `lowers`, in path order:

@@ -18,6 +18,16 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Stores `config` and a manifest for it and `layers` (already stored);
+/// returns the manifest's descriptor. Nothing is tagged.
+pub fn put_image(store: &Store, config: &ImageConfig, layers: Vec<Descriptor>) -> io::Result<Descriptor> {
+    let config = store.put_bytes(
+        OCI_CONFIG,
+        &serde_json::to_vec(config).map_err(io::Error::other)?,
+    )?;
+    put_manifest(store, config, layers)
+}
+
 /// Stores an OCI manifest for `config` and `layers`; returns its descriptor.
 fn put_manifest(
     store: &Store,
@@ -49,6 +59,7 @@ fn finish_image(
     let platform = host_platform();
     let config = ImageConfig {
         created: None,
+        author: None,
         architecture: platform.architecture,
         os: platform.os,
         config: Some(run),

@@ -81,6 +81,8 @@ pub struct Index {
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]
@@ -114,6 +116,36 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Docker's extensions, kept by a build: `HEALTHCHECK`, `SHELL`, `ONBUILD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
+}
+
+/// A `HEALTHCHECK` as Docker keeps it: `Test` is `["NONE"]`, `["CMD", …]`
+/// or `["CMD-SHELL", "…"]`; durations in nanoseconds, 0 for the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeout: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_period: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub start_interval: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -257,6 +257,49 @@ impl Store {
         Ok(removed)
     }
 
+    /// Keeps `manifest` in the index without a tag: an image Docker shows
+    /// as `<none>` (a commit without a name) or a build's cache, told apart
+    /// by the `KIND` annotation. One entry per manifest and kind.
+    pub fn keep(&self, manifest: &Descriptor, mut annotations: BTreeMap<String, String>) -> io::Result<()> {
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let kind = annotations.get(KIND).cloned();
+        index.manifests.retain(|d| {
+            !(ref_name(d).is_none()
+                && d.digest == manifest.digest
+                && d.annotations.as_ref().and_then(|a| a.get(KIND)) == kind.as_ref())
+        });
+        let mut d = manifest.clone();
+        let mine = d.annotations.get_or_insert_with(BTreeMap::new);
+        mine.remove(REF_NAME);
+        mine.append(&mut annotations);
+        index.manifests.push(d);
+        self.write_index(&index)
+    }
+
+    /// The untagged entries of the index (see [`Store::keep`]).
+    pub fn untagged(&self) -> io::Result<Vec<Descriptor>> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .filter(|d| ref_name(d).is_none())
+            .collect())
+    }
+
+    /// Drops the untagged entries `drop` chooses; returns how many.
+    pub fn forget(&self, mut drop: impl FnMut(&Descriptor) -> bool) -> io::Result<usize> {
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let before = index.manifests.len();
+        index
+            .manifests
+            .retain(|d| ref_name(d).is_some() || !drop(d));
+        let dropped = before - index.manifests.len();
+        self.write_index(&index)?;
+        Ok(dropped)
+    }
+
     /// Every tag and the manifest it names.
     pub fn tags(&self) -> io::Result<Vec<(String, Descriptor)>> {
         Ok(self
@@ -312,6 +355,19 @@ impl Store {
         }
         Ok(problems)
     }
+}
+
+/// The annotation that says what an untagged index entry is: [`DANGLING`]
+/// or [`BUILD_CACHE`].
+pub const KIND: &str = "io.mini-docker.kind";
+pub const DANGLING: &str = "dangling";
+pub const BUILD_CACHE: &str = "build-cache";
+/// A build cache entry's key (chapter 06's builder).
+pub const CACHE_KEY: &str = "io.mini-docker.cache-key";
+
+/// The `KIND` of an untagged entry.
+pub fn kind(d: &Descriptor) -> Option<&str> {
+    d.annotations.as_ref()?.get(KIND).map(String::as_str)
 }
 
 pub fn ref_name(d: &Descriptor) -> Option<&str> {

@@ -23,6 +23,8 @@
 //!   `--security-opt`.
 //! - [`userns`]: `--userns-remap`, every container's root an unprivileged
 //!   host user (its layers idmapped by chapter 03).
+//! - [`build`]: `docker build`'s grammar, substitution, `.dockerignore`
+//!   and cache key (the steps run in `daemon::build`).
 //! - [`exec`]: a second process in a running container (`setns(2)`).
 //! - [`net`]: bridge networking: addresses, veth pairs, NAT, /etc files.
 //! - [`stdcopy`], [`jsonlog`], [`human`], [`ids`]: Docker's stream frames,
@@ -31,6 +33,7 @@
 //! The book page: `book/src/ch06-engine.md`.
 
 pub mod api;
+pub mod build;
 pub mod client;
 pub mod daemon;
 pub mod exec;

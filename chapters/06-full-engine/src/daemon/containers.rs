@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
 impl Daemon {
-    fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> Result<T, ApiError> {
+    pub(crate) fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> Result<T, ApiError> {
         let mut map = self.containers.lock().unwrap();
         let e = map
             .get_mut(id)
@@ -41,7 +41,7 @@ impl Daemon {
         Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warnings": []})))
     }
 
-    fn create_blocking(
+    pub(crate) fn create_blocking(
         &self,
         body: CreateRequest,
         name: &str,
@@ -91,7 +91,7 @@ impl Daemon {
                 "no image given: say which image to run",
             ));
         }
-        let (_, image) = self.resolve_image(&config.image)?;
+        let image = self.resolve_image(&config.image)?.image;
         if !platform.is_empty() {
             let wanted =
                 chapter_05::pull::parse_platform(platform).map_err(ApiError::bad_request)?;

@@ -178,7 +178,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
             d.rmi(&name.join("/"), &query(&req)).await
         }
-        ("POST", ["images", "prune"]) => d.image_prune().await,
+        ("POST", ["images", "prune"]) => d.image_prune(&query(&req)).await,
         ("POST", ["containers", "create"]) => d.create(req).await,
         ("GET", ["containers", "json"]) => d.list(&query(&req)),
         ("POST", ["containers", "prune"]) => d.container_prune().await,

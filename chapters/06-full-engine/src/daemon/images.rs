@@ -37,11 +37,26 @@ fn split_repo_tag(name: &str) -> (&str, &str) {
     }
 }
 
+/// An image found by name or ID.
+pub struct Found {
+    /// The stored tag it was found by; `None`: found by ID, untagged.
+    pub name: Option<String>,
+    pub manifest: Descriptor,
+    pub image: Image,
+}
+
+impl Found {
+    /// Docker's image ID: the config's digest.
+    pub fn id(&self) -> String {
+        self.image.manifest.config.digest.to_string()
+    }
+}
+
 impl Daemon {
     /// Finds an image by name (as typed or normalised) or by ID (prefix of
-    /// the config digest, with or without `sha256:`). Returns the stored
-    /// name and the image.
-    pub fn resolve_image(&self, name: &str) -> Result<(String, Image), ApiError> {
+    /// the config digest, with or without `sha256:`), tagged or not (a
+    /// commit without a name, a build's intermediate image).
+    pub fn resolve_image(&self, name: &str) -> Result<Found, ApiError> {
         let platform = chapter_04::unpack::host_platform();
         let load = |d: &Descriptor| {
             chapter_04::unpack::load_image(&self.store, d, &platform)
@@ -50,15 +65,25 @@ impl Daemon {
         let tags = self.store.tags()?;
         for candidate in [name.to_string(), normalise(name)] {
             if let Some((n, d)) = tags.iter().find(|(n, _)| *n == candidate) {
-                return Ok((n.clone(), load(d)?));
+                return Ok(Found {
+                    name: Some(n.clone()),
+                    manifest: d.clone(),
+                    image: load(d)?,
+                });
             }
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            for (n, d) in &tags {
-                let image = load(d)?;
+            let tagged = tags.into_iter().map(|(n, d)| (Some(n), d));
+            let untagged = self.store.untagged()?.into_iter().map(|d| (None, d));
+            for (n, d) in tagged.chain(untagged) {
+                let image = load(&d)?;
                 if image.manifest.config.digest.hex().starts_with(hex) {
-                    return Ok((n.clone(), image));
+                    return Ok(Found {
+                        name: n,
+                        manifest: d,
+                        image,
+                    });
                 }
             }
         }
@@ -193,10 +218,21 @@ impl Daemon {
         Ok(http::full(StatusCode::OK, out))
     }
 
-    /// `GET /images/json`: one entry per image ID, with all its tags.
+    /// `GET /images/json`: one entry per image ID, with all its tags; an
+    /// untagged image (a commit without a name) with none. A build's cache
+    /// is not listed.
     pub fn images(&self) -> Result<Vec<Value>, ApiError> {
         let platform = chapter_04::unpack::host_platform();
         let mut by_id: BTreeMap<String, (Image, Vec<String>, Vec<String>)> = BTreeMap::new();
+        for d in self.store.untagged()? {
+            if chapter_04::store::kind(&d) != Some(chapter_04::store::DANGLING) {
+                continue;
+            }
+            if let Ok(image) = chapter_04::unpack::load_image(&self.store, &d, &platform) {
+                let id = image.manifest.config.digest.to_string();
+                by_id.entry(id).or_insert((image, Vec::new(), Vec::new()));
+            }
+        }
         for (name, d) in self.store.tags()? {
             let Ok(image) = chapter_04::unpack::load_image(&self.store, &d, &platform) else {
                 continue;
@@ -233,14 +269,31 @@ impl Daemon {
     }
 
     pub fn image_inspect(&self, name: &str) -> ApiResult {
-        let (stored, image) = self.resolve_image(name)?;
+        let found = self.resolve_image(name)?;
+        let image = found.image;
         let cfg = image.config.config.clone().unwrap_or_default();
         let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
+        let id = image.manifest.config.digest.to_string();
+        let tags: Vec<String> = self
+            .store
+            .tags()?
+            .iter()
+            .filter(|(_, d)| self.image_id_of(d).as_deref() == Some(id.as_str()))
+            .map(|(n, _)| familiar(n))
+            .collect();
+        let comment = image
+            .config
+            .history
+            .last()
+            .and_then(|h| h.get("comment"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Ok(json(
             StatusCode::OK,
             &j!({
-                "Id": image.manifest.config.digest.to_string(),
-                "RepoTags": [familiar(&stored)],
+                "Id": id,
+                "RepoTags": tags,
+                "Comment": comment,
                 "RepoDigests": [],
                 "Created": image.config.created.clone().unwrap_or_else(|| crate::jsonlog::ZERO_TIME.into()),
                 "Size": size,
@@ -256,6 +309,9 @@ impl Daemon {
                     "Volumes": cfg.volumes,
                     "StopSignal": cfg.stop_signal,
                     "Labels": cfg.labels,
+                    "Healthcheck": cfg.healthcheck,
+                    "Shell": cfg.shell,
+                    "OnBuild": cfg.on_build,
                 },
                 "RootFS": {
                     "Type": "layers",
@@ -268,7 +324,7 @@ impl Daemon {
 
     /// `POST /images/{name}/tag?repo=…&tag=…`
     pub fn tag(&self, name: &str, q: &HashMap<String, String>) -> ApiResult {
-        let (stored, _) = self.resolve_image(name)?;
+        let found = self.resolve_image(name)?;
         let repo = q.get("repo").cloned().unwrap_or_default();
         if repo.is_empty() {
             return Err(ApiError::bad_request(
@@ -282,8 +338,14 @@ impl Daemon {
             .unwrap_or("latest".into());
         let new = normalise(&format!("{repo}:{tag}"));
         chapter_04::store::validate_tag(&new).map_err(ApiError::bad_request)?;
-        let descriptor = self.store.resolve(&stored)?;
+        let mut descriptor = found.manifest;
+        descriptor.annotations = None;
         self.store.tag(&new, &descriptor)?;
+        // A dangling image that gets a name is no longer dangling.
+        let digest = descriptor.digest.clone();
+        self.store.forget(|d| {
+            d.digest == digest && chapter_04::store::kind(d) == Some(chapter_04::store::DANGLING)
+        })?;
         Ok(http::empty(StatusCode::CREATED))
     }
 
@@ -292,8 +354,9 @@ impl Daemon {
     /// needs `force`, and its layers stay while the container exists.
     pub async fn rmi(&self, name: &str, q: &HashMap<String, String>) -> ApiResult {
         let _guard = self.images_lock.lock().await;
-        let (stored, image) = self.resolve_image(name)?;
-        let id = image.manifest.config.digest.to_string();
+        let found = self.resolve_image(name)?;
+        let image = &found.image;
+        let id = found.id();
         let user = self
             .containers
             .lock()
@@ -308,8 +371,20 @@ impl Daemon {
                 &image.manifest.config.digest.hex()[..12]
             )));
         }
-        self.store.untag(&stored)?;
-        let mut out = vec![j!({"Untagged": familiar(&stored)})];
+        let mut out = Vec::new();
+        match &found.name {
+            Some(stored) => {
+                self.store.untag(stored)?;
+                out.push(j!({"Untagged": familiar(stored)}));
+            }
+            None => {
+                let platform = chapter_04::unpack::host_platform();
+                self.store.forget(|d| {
+                    chapter_04::unpack::load_image(&self.store, d, &platform)
+                        .is_ok_and(|i| i.manifest.config.digest.to_string() == id)
+                })?;
+            }
+        }
         let still_tagged = self
             .store
             .tags()?
@@ -330,14 +405,15 @@ impl Daemon {
     }
 
     /// Chapter 04's GC, but only when every container's image is still
-    /// tagged: the GC knows tags, not containers, and would remove the
-    /// snapshots of a force-removed image a container still runs on.
-    fn collect_garbage(&self) -> Result<(), ApiError> {
+    /// in the index: the GC knows the index, not containers, and would
+    /// remove the snapshots of a force-removed image a container still runs on.
+    pub fn collect_garbage(&self) -> Result<(), ApiError> {
         let tagged: Vec<String> = self
             .store
-            .tags()?
+            .read_index()?
+            .manifests
             .iter()
-            .filter_map(|(_, d)| self.image_id_of(d))
+            .filter_map(|d| self.image_id_of(d))
             .collect();
         let orphaned_user = self
             .containers
@@ -351,15 +427,57 @@ impl Daemon {
         Ok(())
     }
 
-    /// `POST /images/prune`: nothing is dangling in this store (an image
-    /// without a tag is deleted at once), so only the GC runs.
-    pub async fn image_prune(&self) -> ApiResult {
+    /// `POST /images/prune`: untagged images no container uses go (with
+    /// `filters={"dangling":["false"]}`, `prune -a`, the build cache too),
+    /// then the GC runs.
+    pub async fn image_prune(&self, q: &HashMap<String, String>) -> ApiResult {
         let _guard = self.images_lock.lock().await;
+        let all = q
+            .get("filters")
+            .and_then(|f| serde_json::from_str::<Value>(f).ok())
+            .and_then(|f| f.get("dangling").cloned())
+            .is_some_and(|v| v.to_string().contains("false") || v.to_string().contains("0"));
+        let used: Vec<String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .values()
+            .map(|e| e.c.image_id.clone())
+            .collect();
+        let platform = chapter_04::unpack::host_platform();
+        let mut deleted = Vec::new();
+        self.store.forget(|d| {
+            let kind = chapter_04::store::kind(d);
+            let wanted = kind == Some(chapter_04::store::DANGLING)
+                || (all && kind == Some(chapter_04::store::BUILD_CACHE));
+            let Ok(image) = chapter_04::unpack::load_image(&self.store, d, &platform) else {
+                return wanted;
+            };
+            let id = image.manifest.config.digest.to_string();
+            let go = wanted && !used.contains(&id);
+            if go && kind == Some(chapter_04::store::DANGLING) {
+                deleted.push(j!({"Deleted": id}));
+            }
+            go
+        })?;
+        let before = self.store_bytes();
         self.collect_garbage()?;
+        let reclaimed = before.saturating_sub(self.store_bytes());
         Ok(json(
             StatusCode::OK,
-            &j!({"ImagesDeleted": [], "SpaceReclaimed": 0}),
+            &j!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
         ))
+    }
+
+    /// The bytes of the store's blobs.
+    fn store_bytes(&self) -> u64 {
+        std::fs::read_dir(self.store.root().join("blobs/sha256"))
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 }
 
