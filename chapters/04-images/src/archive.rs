@@ -20,7 +20,11 @@ fn invalid(msg: String) -> io::Error {
 
 /// Stores `config` and a manifest for it and `layers` (already stored);
 /// returns the manifest's descriptor. Nothing is tagged.
-pub fn put_image(store: &Store, config: &ImageConfig, layers: Vec<Descriptor>) -> io::Result<Descriptor> {
+pub fn put_image(
+    store: &Store,
+    config: &ImageConfig,
+    layers: Vec<Descriptor>,
+) -> io::Result<Descriptor> {
     let config = store.put_bytes(
         OCI_CONFIG,
         &serde_json::to_vec(config).map_err(io::Error::other)?,

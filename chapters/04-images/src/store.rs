@@ -260,7 +260,11 @@ impl Store {
     /// Keeps `manifest` in the index without a tag: an image Docker shows
     /// as `<none>` (a commit without a name) or a build's cache, told apart
     /// by the `KIND` annotation. One entry per manifest and kind.
-    pub fn keep(&self, manifest: &Descriptor, mut annotations: BTreeMap<String, String>) -> io::Result<()> {
+    pub fn keep(
+        &self,
+        manifest: &Descriptor,
+        mut annotations: BTreeMap<String, String>,
+    ) -> io::Result<()> {
         let _lock = self.lock()?;
         let mut index = self.read_index()?;
         let kind = annotations.get(KIND).cloned();

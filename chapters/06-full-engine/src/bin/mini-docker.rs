@@ -53,6 +53,23 @@ enum Command {
     },
     /// Give an image another name
     Tag { source: String, target: String },
+    /// List the files a container changed (A added, C changed, D deleted)
+    Diff { container: String },
+    /// Make a new image from a container's changes
+    Commit {
+        /// A Dockerfile instruction for the image's config (CMD, ENV, …)
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
+        /// A commit message
+        #[arg(short, long)]
+        message: Option<String>,
+        /// The author (e.g. "Ada <ada@example.org>")
+        #[arg(short, long)]
+        author: Option<String>,
+        container: String,
+        /// NAME[:TAG] [default: no name]
+        repository: Option<String>,
+    },
     /// Create and start a container
     Run(RunArgs),
     /// Create a container
@@ -431,8 +448,18 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                     println!("{short}");
                     continue;
                 }
-                for tag in img["RepoTags"].as_array().into_iter().flatten() {
-                    let tag = tag.as_str().unwrap_or("");
+                let tags: Vec<&str> = img["RepoTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                let none = ["<none>:<none>"];
+                for tag in if tags.is_empty() {
+                    &none[..]
+                } else {
+                    &tags[..]
+                } {
                     let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
                     println!(
                         "{repo:<40} {t:<12} {short:<14} {:<16} {}",
@@ -485,6 +512,47 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                     None,
                 )
                 .await?;
+        }
+        Command::Diff { container } => {
+            let list = client
+                .json(
+                    "GET",
+                    &format!("/containers/{}/changes", enc(&container)),
+                    None,
+                )
+                .await?;
+            for change in list.as_array().into_iter().flatten() {
+                let letter = match change["Kind"].as_i64() {
+                    Some(1) => 'A',
+                    Some(2) => 'D',
+                    _ => 'C',
+                };
+                println!("{letter} {}", change["Path"].as_str().unwrap_or(""));
+            }
+        }
+        Command::Commit {
+            changes,
+            message,
+            author,
+            container,
+            repository,
+        } => {
+            let mut path = format!("/commit?container={}", enc(&container));
+            if let Some(r) = &repository {
+                let (repo, tag) = split_name(r);
+                path += &format!("&repo={}&tag={}", enc(repo), enc(tag));
+            }
+            for c in &changes {
+                path += &format!("&changes={}", enc(c));
+            }
+            if let Some(m) = &message {
+                path += &format!("&comment={}", enc(m));
+            }
+            if let Some(a) = &author {
+                path += &format!("&author={}", enc(a));
+            }
+            let v = client.json("POST", &path, None).await?;
+            println!("{}", v["Id"].as_str().unwrap_or(""));
         }
         Command::Create(args) => {
             let id = create(client, &args).await?;
@@ -897,6 +965,14 @@ fn human_size(bytes: u64) -> String {
 
 /// Pulls, printing Docker's progress lines (on stderr when the pull is part
 /// of a `run`, so the container's output stays alone on stdout).
+/// `name:tag` → (name, tag); `host:5000/name` has no tag: latest.
+fn split_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (name, "latest"),
+    }
+}
+
 async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: bool) -> Result<()> {
     let (from, tag) = match image.rsplit_once(':') {
         Some((r, t)) if !t.contains('/') => (r, t),

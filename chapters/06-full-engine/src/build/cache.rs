@@ -61,7 +61,10 @@ pub fn tree_digest(dir: &Path) -> io::Result<String> {
             let (letter, content) = if kind.is_dir() {
                 ("d", String::new())
             } else if kind.is_symlink() {
-                ("l", std::fs::read_link(&path)?.to_string_lossy().into_owned())
+                (
+                    "l",
+                    std::fs::read_link(&path)?.to_string_lossy().into_owned(),
+                )
             } else if kind.is_file() {
                 ("f", file_digest(&path)?)
             } else {

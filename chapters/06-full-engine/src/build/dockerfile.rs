@@ -114,7 +114,10 @@ pub fn directives(text: &str) -> Result<Directives, (usize, String)> {
             break;
         }
         if seen.contains(&name) {
-            return Err((i + 1, format!("only one {name} parser directive can be used")));
+            return Err((
+                i + 1,
+                format!("only one {name} parser directive can be used"),
+            ));
         }
         seen.push(name.clone());
         if name == "escape" {
@@ -183,14 +186,15 @@ pub fn parse(text: &str) -> Result<(Directives, Vec<Instruction>), (usize, Strin
     let mut out = Vec::new();
     for line in logical_lines(text, d.escape) {
         let text = line.text.trim();
-        let (word, rest) = text
-            .split_once(char::is_whitespace)
-            .unwrap_or((text, ""));
+        let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
         let keyword = word.to_ascii_uppercase();
         if !KEYWORDS.contains(&keyword.as_str()) {
             return Err((
                 line.number,
-                format!("unknown instruction: {word} (the instructions are {})", KEYWORDS.join(", ")),
+                format!(
+                    "unknown instruction: {word} (the instructions are {})",
+                    KEYWORDS.join(", ")
+                ),
             ));
         }
         let (flags, rest) = split_flags(rest.trim_start());
@@ -213,9 +217,7 @@ pub fn parse(text: &str) -> Result<(Directives, Vec<Instruction>), (usize, Strin
 fn split_flags(mut rest: &str) -> (Vec<(String, String)>, &str) {
     let mut flags = Vec::new();
     while let Some(after) = rest.strip_prefix("--") {
-        let (word, tail) = after
-            .split_once(char::is_whitespace)
-            .unwrap_or((after, ""));
+        let (word, tail) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
         rest = tail.trim_start();
         if word.is_empty() {
             break;
@@ -251,7 +253,10 @@ mod tests {
     fn directives_end_at_the_first_other_line() {
         let (d, _) = parse("FROM x\n# escape=`\n").unwrap();
         assert_eq!(d.escape, '\\');
-        assert!(parse("# escape=x\nFROM a").unwrap_err().1.contains("escape"));
+        assert!(parse("# escape=x\nFROM a")
+            .unwrap_err()
+            .1
+            .contains("escape"));
     }
 
     #[test]

@@ -64,7 +64,8 @@ impl Ignore {
             if pattern.is_empty() {
                 continue;
             }
-            let matcher = glob(&pattern).map_err(|e| format!(".dockerignore line {}: {e}", i + 1))?;
+            let matcher =
+                glob(&pattern).map_err(|e| format!(".dockerignore line {}: {e}", i + 1))?;
             rules.push((matcher, exception));
         }
         Ok(Ignore { rules })

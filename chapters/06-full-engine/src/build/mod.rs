@@ -94,10 +94,12 @@ pub fn pairs(
         return Err(format!("{} needs at least one NAME=value", ins.keyword));
     };
     if !first.contains('=') {
-        let (name, value) = ins
-            .rest
-            .split_once(char::is_whitespace)
-            .ok_or_else(|| format!("{} {first}: the value is missing (write {first}=value)", ins.keyword))?;
+        let (name, value) = ins.rest.split_once(char::is_whitespace).ok_or_else(|| {
+            format!(
+                "{} {first}: the value is missing (write {first}=value)",
+                ins.keyword
+            )
+        })?;
         return Ok(vec![(
             words::expand(name, vars, escape)?,
             words::expand(value.trim(), vars, escape)?,
@@ -106,7 +108,10 @@ pub fn pairs(
     raw.iter()
         .map(|w| {
             let (k, v) = w.split_once('=').ok_or_else(|| {
-                format!("{}: {w:?} is not NAME=value (quote a value with blanks)", ins.keyword)
+                format!(
+                    "{}: {w:?} is not NAME=value (quote a value with blanks)",
+                    ins.keyword
+                )
             })?;
             let k = words::expand(k, vars, escape)?;
             if k.is_empty() {
@@ -295,7 +300,8 @@ pub fn apply_config(
 /// A Go duration (`30s`, `1m30s`, `500ms`, `1h`) in nanoseconds, as
 /// HEALTHCHECK's flags are written.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {text:?}: use a number and a unit, e.g. 30s, 1m30s, 500ms");
+    let bad =
+        || format!("invalid duration {text:?}: use a number and a unit, e.g. 30s, 1m30s, 500ms");
     if text == "0" {
         return Ok(0);
     }
@@ -310,7 +316,9 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
             .ok_or_else(bad)?;
         let value: f64 = rest[..n].parse().map_err(|_| bad())?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let scale = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,

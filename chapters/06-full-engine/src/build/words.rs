@@ -228,11 +228,16 @@ mod tests {
         let e = |t: &str| expand(t, &v, '\\').unwrap();
         assert_eq!(e("$A-${A}x"), "1-1x");
         assert_eq!(e("${NONE:-d}/${EMPTY:-e}/${EMPTY-f}/${A:-g}"), "d/e//1");
-        assert_eq!(e("${A:+yes}/${EMPTY:+no}/${EMPTY+set}/${NONE+x}"), "yes//set/");
+        assert_eq!(
+            e("${A:+yes}/${EMPTY:+no}/${EMPTY+set}/${NONE+x}"),
+            "yes//set/"
+        );
         assert_eq!(e("${NONE:-$P/x}"), "/usr/bin/x");
         assert_eq!(e("'$A' \"$A\" \\$A $"), "$A 1 $A $");
         assert!(expand("${A", &v, '\\').is_err());
-        assert!(expand("${A?x}", &v, '\\').unwrap_err().contains("unsupported"));
+        assert!(expand("${A?x}", &v, '\\')
+            .unwrap_err()
+            .contains("unsupported"));
     }
 
     #[test]
@@ -242,6 +247,9 @@ mod tests {
             words(r#"a "b c" d\ e '$A' $A"#, &v, '\\').unwrap(),
             ["a", "b c", "d e", "$A", "1"]
         );
-        assert_eq!(raw_words(r#"k="a b" x=\ y"#, '\\'), [r#"k="a b""#, r"x=\ y"]);
+        assert_eq!(
+            raw_words(r#"k="a b" x=\ y"#, '\\'),
+            [r#"k="a b""#, r"x=\ y"]
+        );
     }
 }

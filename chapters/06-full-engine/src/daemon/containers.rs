@@ -20,7 +20,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
 impl Daemon {
-    pub(crate) fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> Result<T, ApiError> {
+    pub(crate) fn entry<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> Result<T, ApiError> {
         let mut map = self.containers.lock().unwrap();
         let e = map
             .get_mut(id)

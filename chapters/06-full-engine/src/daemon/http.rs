@@ -55,6 +55,18 @@ pub fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
+/// Every value of a repeated query parameter (`t=a&t=b`), in order.
+pub fn query_all(req: &Request<Incoming>, key: &str) -> Vec<String> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .filter(|(k, _)| decode(k) == key)
+        .map(|(_, v)| decode(v))
+        .collect()
+}
+
 /// A query flag as Docker reads it: `1`, `true`, `True` are true.
 pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key)
@@ -191,6 +203,8 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["containers", id, "resize"]) => d.resize(id, &query(&req)).await,
         ("GET", ["containers", id, "logs"]) => d.logs(id, &query(&req)),
         ("GET", ["containers", id, "stats"]) => d.stats(id),
+        ("GET", ["containers", id, "changes"]) => d.changes(id),
+        ("POST", ["commit"]) => d.commit(req).await,
         ("DELETE", ["containers", id]) => d.remove(id, &query(&req)).await,
         ("POST", ["containers", id, "exec"]) => d.exec_create(id, req).await,
         ("POST", ["exec", id, "start"]) => d.clone().exec_start(id, req).await,
