@@ -131,6 +131,31 @@ impl Client {
         Ok(response.into_body())
     }
 
+    /// A streamed reply to a request with any body and extra headers
+    /// (build sends a tar, push its registry credentials).
+    pub async fn stream_with(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Incoming> {
+        let mut req = Self::build("POST", path, Bytes::from(body), content_type);
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(name.as_bytes())?,
+                value.parse()?,
+            );
+        }
+        let response = self.send(req).await?;
+        let status = response.status();
+        if status.is_client_error() || status.is_server_error() {
+            let bytes = response.into_body().collect().await?.to_bytes();
+            return Err(ApiError::from_reply(status, &bytes, || status.to_string()).into());
+        }
+        Ok(response.into_body())
+    }
+
     /// A hijacked connection (attach, exec start): after `101`, the socket
     /// is a raw byte stream both ways.
     pub async fn hijack(

@@ -53,6 +53,27 @@ enum Command {
     },
     /// Give an image another name
     Tag { source: String, target: String },
+    /// Show how an image was made, newest step first
+    History {
+        #[arg(long)]
+        no_trunc: bool,
+        #[arg(short, long)]
+        quiet: bool,
+        image: String,
+    },
+    /// Write images to a tar archive (docker save format, or --format oci)
+    Save {
+        /// The archive [default: standard output, when it is not a terminal]
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        /// docker (docker load reads it) or oci (an OCI image layout)
+        #[arg(long, default_value = "docker")]
+        format: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Upload an image to its registry
+    Push { image: String },
     /// List the files a container changed (A added, C changed, D deleted)
     Diff { container: String },
     /// Make a new image from a container's changes
@@ -513,6 +534,126 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 )
                 .await?;
         }
+        Command::History {
+            no_trunc,
+            quiet,
+            image,
+        } => {
+            let list = client
+                .json("GET", &format!("/images/{}/history", enc(&image)), None)
+                .await?;
+            if !quiet {
+                println!(
+                    "{:<14} {:<16} {:<46} {:<10} COMMENT",
+                    "IMAGE", "CREATED", "CREATED BY", "SIZE"
+                );
+            }
+            for h in list.as_array().into_iter().flatten() {
+                let id = h["Id"].as_str().unwrap_or("");
+                let id = match id.strip_prefix("sha256:") {
+                    Some(hex) if !no_trunc => hex[..12.min(hex.len())].to_string(),
+                    _ => id.to_string(),
+                };
+                if quiet {
+                    println!("{id}");
+                    continue;
+                }
+                let by = h["CreatedBy"].as_str().unwrap_or("");
+                let by = if no_trunc || by.chars().count() <= 45 {
+                    by.to_string()
+                } else {
+                    by.chars().take(44).collect::<String>() + "…"
+                };
+                println!(
+                    "{id:<14} {:<16} {by:<46} {:<10} {}",
+                    ago(h["Created"].as_i64().unwrap_or(0)),
+                    human_size(h["Size"].as_u64().unwrap_or(0)),
+                    h["Comment"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Command::Save {
+            output,
+            format,
+            images,
+        } => {
+            let oci = match format.as_str() {
+                "docker" => false,
+                "oci" => true,
+                other => return Err(anyhow!("unknown --format {other:?}: use docker or oci")),
+            };
+            if output.is_none() && std::io::stdout().is_terminal() {
+                return Err(anyhow!(
+                    "refusing to write an archive to the terminal: use -o FILE or redirect the output"
+                ));
+            }
+            let mut path = String::from("/images/get?");
+            for i in &images {
+                path += &format!("names={}&", enc(i));
+            }
+            if oci {
+                path += "format=oci";
+            }
+            let body = client.stream("GET", &path, None).await?;
+            // Written beside the target and renamed: a failed save leaves
+            // no half archive under the name.
+            let mut sink: Box<dyn Write> = Box::new(std::io::stdout().lock());
+            let mut partial = None;
+            if let Some(out) = &output {
+                let dir = out
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                let tmp = tempfile::NamedTempFile::new_in(dir)
+                    .map_err(|e| anyhow!("writing in {}: {e}", dir.display()))?;
+                sink = Box::new(tmp.reopen()?);
+                partial = Some(tmp);
+            }
+            let mut failed = None;
+            each_chunk(body, |chunk| {
+                if failed.is_none() {
+                    if let Err(e) = sink.write_all(chunk) {
+                        failed = Some(e);
+                    }
+                }
+            })
+            .await?;
+            if let Some(e) = failed {
+                return Err(anyhow!("writing the archive: {e}"));
+            }
+            sink.flush()?;
+            if let (Some(tmp), Some(out)) = (partial, &output) {
+                tmp.persist(out)
+                    .map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
+            }
+        }
+        Command::Push { image } => {
+            let reference = chapter_05::Reference::parse(&image).map_err(|e| anyhow!(e))?;
+            let (repo, tag) = split_name(&image);
+            let auth = match chapter_05::auth::credentials_for(&reference.registry)
+                .map_err(|e| anyhow!(e))?
+            {
+                Some(c) => {
+                    json!({"username": c.username, "password": c.secret, "serveraddress": reference.registry})
+                }
+                None => json!({}),
+            };
+            use base64::Engine as _;
+            let header = base64::engine::general_purpose::URL_SAFE.encode(auth.to_string());
+            let body = client
+                .stream_with(
+                    &format!("/images/{}/push?tag={}", enc(repo), enc(tag)),
+                    Vec::new(),
+                    "application/json",
+                    &[("X-Registry-Auth", header)],
+                )
+                .await?;
+            let failed = print_messages(body, false).await?;
+            if let Some(e) = failed {
+                eprintln!("{e}");
+                return Ok(1);
+            }
+        }
         Command::Diff { container } => {
             let list = client
                 .json(
@@ -965,6 +1106,38 @@ fn human_size(bytes: u64) -> String {
 
 /// Pulls, printing Docker's progress lines (on stderr when the pull is part
 /// of a `run`, so the container's output stays alone on stdout).
+/// Prints a JSON message stream (push, build): statuses with their
+/// layer's id, streams as they are; byte progress is left out. Returns
+/// the error the stream ended with.
+async fn print_messages(body: hyper::body::Incoming, quiet: bool) -> Result<Option<String>> {
+    let mut failed = None;
+    let mut pending = Vec::new();
+    let mut stdout = std::io::stdout();
+    each_chunk(body, |chunk| {
+        pending.extend_from_slice(chunk);
+        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=pos).collect();
+            let Ok(m) = serde_json::from_slice::<Value>(&line) else {
+                continue;
+            };
+            if let Some(e) = m["error"].as_str() {
+                failed = Some(e.to_string());
+            } else if quiet || m["progressDetail"]["current"].is_number() {
+            } else if let Some(s) = m["stream"].as_str() {
+                print!("{s}");
+            } else if let Some(status) = m["status"].as_str() {
+                match m["id"].as_str() {
+                    Some(id) => println!("{id}: {status}"),
+                    None => println!("{status}"),
+                }
+            }
+            let _ = stdout.flush();
+        }
+    })
+    .await?;
+    Ok(failed)
+}
+
 /// `name:tag` → (name, tag); `host:5000/name` has no tag: latest.
 fn split_name(name: &str) -> (&str, &str) {
     match name.rsplit_once(':') {

@@ -185,7 +185,20 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["images", "create"]) => d.pull(req).await,
         ("POST", ["images", "load"]) => d.load(req).await,
         ("GET", ["images", "json"]) => d.images().map(|v| json(StatusCode::OK, &v)),
+        ("GET", ["images", "get"]) => {
+            d.save(
+                query_all(&req, "names"),
+                query(&req).get("format").is_some_and(|f| f == "oci"),
+            )
+            .await
+        }
         ("GET", ["images", name @ .., "json"]) => d.image_inspect(&name.join("/")),
+        ("GET", ["images", name @ .., "history"]) => d.history(&name.join("/")),
+        ("GET", ["images", name @ .., "get"]) => {
+            let oci = query(&req).get("format").is_some_and(|f| f == "oci");
+            d.save(vec![name.join("/")], oci).await
+        }
+        ("POST", ["images", name @ .., "push"]) => d.push(&name.join("/"), req).await,
         ("POST", ["images", name @ .., "tag"]) => d.tag(&name.join("/"), &query(&req)),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => {
             d.rmi(&name.join("/"), &query(&req)).await

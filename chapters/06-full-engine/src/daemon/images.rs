@@ -509,3 +509,282 @@ fn created_unix(image: &Image) -> i64 {
         .and_then(crate::jsonlog::parse_time)
         .map_or(0, |t| t.unix_timestamp())
 }
+
+/// A push's progress events as the messages `docker push` shows.
+fn push_message(id: &str, event: chapter_05::progress::Event, from: &str) -> Message {
+    use chapter_05::progress::Event;
+    let (status, detail) = match event {
+        Event::Started { .. } => ("Preparing".to_string(), None),
+        Event::Advanced { current, total } => (
+            "Pushing".to_string(),
+            Some(crate::api::ProgressDetail { current, total }),
+        ),
+        Event::Finished("already there") => ("Layer already exists".to_string(), None),
+        Event::Finished("mounted") => (format!("Mounted from {from}"), None),
+        Event::Finished(_) => ("Pushed".to_string(), None),
+        Event::Note(other) => (other.to_string(), None),
+    };
+    Message {
+        status,
+        id: id.to_string(),
+        progress_detail: detail,
+        ..Message::default()
+    }
+}
+
+/// Credentials from the API's `X-Registry-Auth` header: base64url of
+/// `{"username": …, "password": …}` (or an identity token); `None` when
+/// absent or empty, and the daemon then reads its own Docker config.
+pub fn registry_auth(
+    req: &Request<Incoming>,
+) -> Result<Option<chapter_05::auth::Credentials>, ApiError> {
+    use base64::Engine as _;
+    let Some(header) = req.headers().get("X-Registry-Auth") else {
+        return Ok(None);
+    };
+    let text = header.to_str().unwrap_or("").trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+    ];
+    let bytes = engines
+        .iter()
+        .find_map(|e| e.decode(text).ok())
+        .ok_or_else(|| ApiError::bad_request("X-Registry-Auth is not base64"))?;
+    let v: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("X-Registry-Auth is not JSON: {e}")))?;
+    let user = v["username"].as_str().unwrap_or("");
+    let secret = v["password"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .or_else(|| v["identitytoken"].as_str())
+        .unwrap_or("");
+    if user.is_empty() && secret.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(chapter_05::auth::Credentials {
+        username: user.to_string(),
+        secret: secret.to_string(),
+    }))
+}
+
+impl Daemon {
+    /// `GET /images/{name}/history`: newest first, one entry per history
+    /// entry, each non-empty one paired with its layer.
+    pub fn history(&self, name: &str) -> ApiResult {
+        let found = self.resolve_image(name)?;
+        let image = &found.image;
+        let mut layers = image.manifest.layers.iter();
+        let mut out = Vec::new();
+        let history = if image.config.history.is_empty() {
+            // An image without history: one line per layer.
+            image.manifest.layers.iter().map(|_| j!({})).collect()
+        } else {
+            image.config.history.clone()
+        };
+        for h in &history {
+            let empty = h["empty_layer"].as_bool().unwrap_or(false);
+            let size = if empty {
+                0
+            } else {
+                layers.next().map_or(0, |l| l.size)
+            };
+            out.push(j!({
+                "Id": "<missing>",
+                "Created": h["created"].as_str().and_then(crate::jsonlog::parse_time).map_or(0, |t| t.unix_timestamp()),
+                "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+                "Tags": Value::Null,
+                "Size": size,
+                "Comment": h["comment"].as_str().unwrap_or(""),
+            }));
+        }
+        out.reverse();
+        if let Some(top) = out.first_mut() {
+            top["Id"] = j!(found.id());
+            let tags: Vec<String> = self
+                .store
+                .tags()?
+                .iter()
+                .filter(|(_, d)| self.image_id_of(d).as_deref() == Some(found.id().as_str()))
+                .map(|(n, _)| familiar(n))
+                .collect();
+            top["Tags"] = j!(tags);
+        }
+        Ok(json(StatusCode::OK, &out))
+    }
+
+    /// `GET /images/get?names=…` and `GET /images/{name}/get`: a `docker
+    /// save` archive (`format=oci`, ours: an OCI image layout as a tar).
+    pub async fn save(self: &std::sync::Arc<Self>, names: Vec<String>, oci: bool) -> ApiResult {
+        if names.is_empty() {
+            return Err(ApiError::bad_request(
+                "no image named: say which images to save",
+            ));
+        }
+        let mut stored = Vec::new();
+        for n in &names {
+            let found = self.resolve_image(n)?;
+            let name = match found.name {
+                Some(name) => name,
+                None => {
+                    return Err(ApiError::bad_request(format!(
+                        "{n} has no name: tag it first (mini-docker saves images by name)"
+                    )))
+                }
+            };
+            stored.push(name);
+        }
+        let d = self.clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
+            let ingest = d.store.root().join("ingest");
+            let mut file = tempfile::tempfile_in(&ingest)?;
+            if oci {
+                let dir = tempfile::tempdir_in(&ingest)?;
+                let layout = dir.path().join("layout");
+                for name in &stored {
+                    chapter_04::archive::export_oci(&d.store, name, &layout, name)?;
+                }
+                let mut tar = tar::Builder::new(&mut file);
+                tar.follow_symlinks(false);
+                tar.append_dir_all(".", &layout)?;
+                tar.finish()?;
+            } else {
+                let names: Vec<&str> = stored.iter().map(String::as_str).collect();
+                chapter_04::archive::save_docker(&d.store, &names, &mut file)?;
+            }
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            Ok(file)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        let (mut tx, response) = http::streaming(StatusCode::OK, "application/x-tar");
+        tokio::spawn(async move {
+            let mut file = tokio::fs::File::from_std(file);
+            let mut buf = vec![0u8; 256 * 1024];
+            use tokio::io::AsyncReadExt;
+            while let Ok(n) = file.read(&mut buf).await {
+                if n == 0
+                    || tx
+                        .send_data(Bytes::copy_from_slice(&buf[..n]))
+                        .await
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(response)
+    }
+
+    /// `POST /images/{name}/push?tag=…`: chapter 05's push (blobs first,
+    /// mounted from another repository of the registry when the store has
+    /// the image under one, the manifest last), as Docker's JSON stream.
+    pub async fn push(
+        self: &std::sync::Arc<Self>,
+        name: &str,
+        req: Request<Incoming>,
+    ) -> ApiResult {
+        let q = http::query(&req);
+        let credentials = registry_auth(&req)?;
+        let text = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_string(),
+        };
+        let reference = chapter_05::Reference::parse(&text)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let local = reference.local_name();
+        let found = self.resolve_image(&local)?;
+        if found.name.is_none() {
+            return Err(ApiError::not_found(format!("No such image: {text}")));
+        }
+        // Another repository of the same registry that holds the base layer.
+        let first_layer = found
+            .image
+            .manifest
+            .layers
+            .first()
+            .map(|l| l.digest.clone());
+        let repo_prefix = format!("{}/", reference.registry);
+        let mount_from = self.store.tags()?.into_iter().find_map(|(n, d)| {
+            let r = chapter_05::Reference::parse(&n).ok()?;
+            if !n.starts_with(&repo_prefix) || r.repository == reference.repository {
+                return None;
+            }
+            let image = chapter_04::unpack::load_image(
+                &self.store,
+                &d,
+                &chapter_04::unpack::host_platform(),
+            )
+            .ok()?;
+            (image.manifest.layers.first().map(|l| &l.digest) == first_layer.as_ref())
+                .then_some(r.repository)
+        });
+        let (mut tx, response) = http::streaming(StatusCode::OK, "application/json");
+        let d = self.clone();
+        tokio::spawn(async move {
+            let line = |m: &Value| Bytes::from(m.to_string() + "\r\n");
+            let repo = familiar(&format!("{}/{}", reference.registry, reference.repository));
+            let _ = tx
+                .send_data(line(
+                    &j!({"status": format!("The push refers to repository [{repo}]")}),
+                ))
+                .await;
+            let (events, mut received) = tokio::sync::mpsc::unbounded_channel::<Message>();
+            let from = mount_from.clone().unwrap_or_default();
+            let sink: chapter_05::progress::Sink = std::sync::Arc::new(move |id, event| {
+                let _ = events.send(push_message(id, event, &from));
+            });
+            let r2 = reference.clone();
+            let d2 = d.clone();
+            let mut pushing = tokio::task::spawn_blocking(move || {
+                let client = chapter_05::client::Client::new(&r2, true)?;
+                let client = match credentials {
+                    Some(c) => client.with_credentials(Some(c)),
+                    None => client,
+                };
+                let options = chapter_05::push::Options {
+                    mount_from,
+                    ..Default::default()
+                };
+                let d = chapter_05::push::push(
+                    &client,
+                    &d2.store,
+                    &local,
+                    &options,
+                    &chapter_05::progress::Progress::to_sink(sink),
+                )?;
+                Ok::<_, String>(d)
+            });
+            let result = loop {
+                tokio::select! {
+                    Some(m) = received.recv() => {
+                        let _ = tx.send_data(line(&serde_json::to_value(&m).unwrap())).await;
+                    }
+                    done = &mut pushing => {
+                        break done.unwrap_or_else(|e| Err(format!("the push crashed: {e}")));
+                    }
+                }
+            };
+            while let Ok(m) = received.try_recv() {
+                let _ = tx.send_data(line(&serde_json::to_value(&m).unwrap())).await;
+            }
+            let tag = reference.tag.clone().unwrap_or_else(|| "latest".into());
+            let last = match result {
+                Ok(pushed) => vec![
+                    j!({"status": format!("{tag}: digest: {} size: {}", pushed.digest, pushed.size)}),
+                    j!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": pushed.digest.to_string(), "Size": pushed.size}}),
+                ],
+                Err(e) => vec![j!({"error": e, "errorDetail": {"message": e}})],
+            };
+            for m in last {
+                let _ = tx.send_data(line(&m)).await;
+            }
+        });
+        Ok(response)
+    }
+}
