@@ -115,3 +115,188 @@ fn diff_lists_a_containers_changes_and_commit_makes_them_an_image() {
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
     let _ = stdout_of;
 }
+
+/// The Dockerfile that uses every instruction (two stages, the fixture as
+/// the base), with its context written into `dir`.
+const DOCKERFILE: &str = r#"# escape=\
+ARG BASE=fixture
+FROM ${BASE} AS builder
+ARG GREETING=hello
+# a comment inside the stage
+RUN mkdir -p /out && echo "$GREETING from the builder" > /out/greeting \
+    && chmod 604 /out/greeting
+COPY src/ /src/
+RUN cat /src/a.txt > /out/a && ls /src > /out/listing
+
+FROM ${BASE}
+LABEL org.example.kind="test image" version=1
+ENV APP_HOME=/app \
+    SPACED="with space"
+WORKDIR $APP_HOME
+COPY --from=builder /out/ ./from-builder/
+COPY --chown=1000:1000 --chmod=750 files/*.sh ./files/
+ADD archive.tar.gz /opt/
+ADD plain.txt /opt/plain.txt
+RUN mkdir /data && chown 1000:1000 /data && echo seed > /data/seed
+USER 1000:1000
+EXPOSE 8080 53/udp
+VOLUME ["/data"]
+STOPSIGNAL SIGUSR1
+HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD ["true"]
+SHELL ["/bin/sh", "-ec"]
+RUN echo "ran as $(id -u) in $(pwd)" > /tmp/shell-ran
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo $APP_HOME $SPACED; id -u; pwd; cat from-builder/greeting"]
+"#;
+
+fn write_context(dir: &std::path::Path) {
+    use std::fs;
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::create_dir_all(dir.join("files")).unwrap();
+    fs::create_dir_all(dir.join("ignored-dir")).unwrap();
+    fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
+    fs::write(dir.join("src/a.txt"), "alpha\n").unwrap();
+    fs::write(dir.join("src/b.txt"), "beta\n").unwrap();
+    fs::write(dir.join("files/one.sh"), "echo one\n").unwrap();
+    fs::write(dir.join("files/two.sh"), "echo two\n").unwrap();
+    fs::write(dir.join("files/not-copied.txt"), "x\n").unwrap();
+    fs::write(dir.join("plain.txt"), "plain\n").unwrap();
+    fs::write(dir.join("ignored-dir/secret"), "secret\n").unwrap();
+    fs::write(dir.join("src/skip.log"), "log\n").unwrap();
+    fs::write(dir.join(".dockerignore"), "ignored-dir\n**/*.log\n").unwrap();
+    // A gzip tar with a directory, a file and a symlink.
+    let staging = dir.join("staging");
+    fs::create_dir_all(staging.join("pkg/bin")).unwrap();
+    fs::write(staging.join("pkg/bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
+    std::os::unix::fs::symlink("bin/tool", staging.join("pkg/link")).unwrap();
+    assert!(std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join("archive.tar.gz"))
+        .arg("-C")
+        .arg(&staging)
+        .arg("--owner=0")
+        .arg("--group=0")
+        .arg("pkg")
+        .status()
+        .unwrap()
+        .success());
+    fs::remove_dir_all(&staging).unwrap();
+}
+
+#[test]
+fn a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written() {
+    if !privileged("a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    let out = engine.run(&["build", "-t", "built:v1", ctx.path().to_str().unwrap()]);
+    let text = stdout_of(&out);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Step 1/24 : ARG BASE=fixture"), "{text}");
+    assert!(text.contains("Successfully tagged built:v1"), "{text}");
+    assert!(!text.contains("Using cache"), "{text}");
+
+    assert_eq!(
+        engine.ok(&["run", "--rm", "built:v1"]),
+        "/app with space\n1000\n/app\nhello from the builder\n"
+    );
+    let inside = engine.ok(&[
+        "run", "--rm", "--entrypoint", "sh", "built:v1", "-c",
+        "stat -c '%n %a %u:%g' from-builder from-builder/greeting files files/one.sh files/two.sh /opt/pkg/bin/tool /opt/plain.txt /data/seed; \
+         readlink /opt/pkg/link; cat from-builder/a from-builder/listing /tmp/shell-ran; \
+         ls files; test -e /src || echo no-src; echo $SPACED",
+    ]);
+    assert_eq!(
+        inside,
+        "from-builder 755 0:0\nfrom-builder/greeting 604 0:0\nfiles 755 1000:1000\nfiles/one.sh 750 1000:1000\nfiles/two.sh 750 1000:1000\n\
+         /opt/pkg/bin/tool 644 0:0\n/opt/plain.txt 644 0:0\n/data/seed 644 0:0\n\
+         bin/tool\nalpha\na.txt\nb.txt\nran as 1000 in /app\none.sh\ntwo.sh\nno-src\nwith space\n"
+    );
+
+    let i = engine.inspect("built:v1");
+    let c = &i["Config"];
+    assert_eq!(c["User"], "1000:1000");
+    assert_eq!(c["WorkingDir"], "/app");
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh", "-c"]));
+    assert_eq!(
+        c["Cmd"],
+        serde_json::json!(["echo $APP_HOME $SPACED; id -u; pwd; cat from-builder/greeting"])
+    );
+    assert_eq!(
+        c["Labels"],
+        serde_json::json!({"org.example.kind": "test image", "version": "1"})
+    );
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"53/udp": {}, "8080/tcp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(c["StopSignal"], "SIGUSR1");
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["Healthcheck"],
+        serde_json::json!({"Test": ["CMD", "true"], "Interval": 5_000_000_000u64, "Timeout": 2_000_000_000u64, "Retries": 3})
+    );
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"APP_HOME=/app") && env.contains(&"SPACED=with space"),
+        "{env:?}"
+    );
+    assert!(
+        !env.iter().any(|e| e.starts_with("GREETING")),
+        "ARGs are not kept: {env:?}"
+    );
+    // History: the base's, then one entry per step of the last stage.
+    let history = engine.ok(&["history", "-q", "built:v1"]);
+    let base = engine.ok(&["history", "-q", "fixture"]);
+    assert_eq!(
+        history.lines().count(),
+        base.lines().count() + 17,
+        "{history}"
+    );
+    let base_layers = engine.inspect("fixture")["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    // Layers: WORKDIR, two COPY, two ADD, two RUN.
+    assert_eq!(
+        i["RootFS"]["Layers"].as_array().unwrap().len(),
+        base_layers + 7
+    );
+    // The stop signal, the user and the volume reach a container.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vol",
+        "--entrypoint",
+        "sleep",
+        "built:v1",
+        "60",
+    ]);
+    let v = engine.inspect("vol");
+    assert_eq!(v["Config"]["User"], "1000:1000");
+    assert!(
+        v["Mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["Destination"] == "/data"),
+        "{v}"
+    );
+    engine.ok(&["rm", "-f", "vol"]);
+    // Nothing of the build is left: no container, no mount, no scratch dir.
+    assert_eq!(engine.ok(&["ps", "-aq"]), "");
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

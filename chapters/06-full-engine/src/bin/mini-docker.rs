@@ -74,6 +74,31 @@ enum Command {
     },
     /// Upload an image to its registry
     Push { image: String },
+    /// Build an image from a Dockerfile and a context directory
+    Build {
+        /// NAME[:TAG] for the image (may be given more than once)
+        #[arg(short, long = "tag")]
+        tags: Vec<String>,
+        /// The Dockerfile [default: CONTEXT/Dockerfile]
+        #[arg(short, long)]
+        file: Option<std::path::PathBuf>,
+        /// A build argument, KEY=VALUE (or KEY: its value from the environment)
+        #[arg(long)]
+        build_arg: Vec<String>,
+        /// Build up to this stage
+        #[arg(long)]
+        target: Option<String>,
+        /// Run every step, reusing nothing from the cache
+        #[arg(long)]
+        no_cache: bool,
+        /// A label for the image, KEY=VALUE
+        #[arg(long)]
+        label: Vec<String>,
+        /// Print only the image ID
+        #[arg(short, long)]
+        quiet: bool,
+        context: std::path::PathBuf,
+    },
     /// List the files a container changed (A added, C changed, D deleted)
     Diff { container: String },
     /// Make a new image from a container's changes
@@ -654,6 +679,65 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 return Ok(1);
             }
         }
+        Command::Build {
+            tags,
+            file,
+            build_arg,
+            target,
+            no_cache,
+            label,
+            quiet,
+            context,
+        } => {
+            let pairs = |list: &[String],
+                         what: &str,
+                         env: bool|
+             -> Result<serde_json::Map<String, Value>> {
+                let mut map = serde_json::Map::new();
+                for item in list {
+                    match item.split_once('=') {
+                        Some((k, v)) => {
+                            map.insert(k.to_string(), json!(v));
+                        }
+                        None if env => {
+                            if let Ok(v) = std::env::var(item) {
+                                map.insert(item.clone(), json!(v));
+                            }
+                        }
+                        None => return Err(anyhow!("--{what} {item:?}: write KEY=VALUE")),
+                    }
+                }
+                Ok(map)
+            };
+            let args = pairs(&build_arg, "build-arg", true)?;
+            let labels = pairs(&label, "label", false)?;
+            let (tar, dockerfile) = context_tar(&context, file.as_deref())?;
+            let mut path = format!(
+                "/build?dockerfile={}&buildargs={}&labels={}",
+                enc(&dockerfile),
+                enc(&Value::Object(args).to_string()),
+                enc(&Value::Object(labels).to_string())
+            );
+            for t in &tags {
+                path += &format!("&t={}", enc(t));
+            }
+            if let Some(t) = &target {
+                path += &format!("&target={}", enc(t));
+            }
+            if no_cache {
+                path += "&nocache=1";
+            }
+            if quiet {
+                path += "&q=1";
+            }
+            let body = client
+                .stream_with(&path, tar, "application/x-tar", &[])
+                .await?;
+            if let Some(e) = print_messages(body, false).await? {
+                eprintln!("{e}");
+                return Ok(1);
+            }
+        }
         Command::Diff { container } => {
             let list = client
                 .json(
@@ -1136,6 +1220,92 @@ async fn print_messages(body: hyper::body::Incoming, quiet: bool) -> Result<Opti
     })
     .await?;
     Ok(failed)
+}
+
+/// The build context as a tar, as Docker's CLI sends it: every file of
+/// `dir` that `.dockerignore` does not exclude (the Dockerfile and the
+/// `.dockerignore` always go), and the Dockerfile's name in it (one
+/// outside the context is added under a name of its own).
+fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<(Vec<u8>, String)> {
+    use chapter_06::build::ignore::Ignore;
+    if !dir.is_dir() {
+        return Err(anyhow!(
+            "the build context {} is not a directory",
+            dir.display()
+        ));
+    }
+    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => Ignore::parse(&text).map_err(|e| anyhow!(e))?,
+        Err(_) => Ignore::none(),
+    };
+    let dockerfile = file.map_or_else(|| dir.join("Dockerfile"), |f| f.to_path_buf());
+    if !dockerfile.is_file() {
+        return Err(anyhow!(
+            "cannot find the Dockerfile {}: give it with -f",
+            dockerfile.display()
+        ));
+    }
+    let canon_dir = std::fs::canonicalize(dir)?;
+    let canon_file = std::fs::canonicalize(&dockerfile)?;
+    let inside = canon_file
+        .strip_prefix(&canon_dir)
+        .ok()
+        .map(|r| r.to_string_lossy().into_owned());
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    tar.mode(tar::HeaderMode::Complete);
+    fn walk(
+        tar: &mut tar::Builder<Vec<u8>>,
+        root: &std::path::Path,
+        rel: &str,
+        ignore: &Ignore,
+        always: &[&str],
+    ) -> Result<()> {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(rel))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            let r = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let path = root.join(&r);
+            let meta = std::fs::symlink_metadata(&path)?;
+            let excluded = ignore.excluded(&r) && !always.contains(&r.as_str());
+            if excluded && !(meta.is_dir() && ignore.has_exceptions()) {
+                continue;
+            }
+            if !excluded {
+                tar.append_path_with_name(&path, &r)
+                    .map_err(|e| anyhow!("adding {} to the context: {e}", path.display()))?;
+            }
+            if meta.is_dir() {
+                walk(tar, root, &r, ignore, always)?;
+            }
+        }
+        Ok(())
+    }
+    let name = inside
+        .clone()
+        .unwrap_or_else(|| format!(".dockerfile.{}", std::process::id()));
+    walk(
+        &mut tar,
+        dir,
+        "",
+        &ignore,
+        &[name.as_str(), ".dockerignore"],
+    )?;
+    if inside.is_none() {
+        let bytes = std::fs::read(&dockerfile)?;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, &name, bytes.as_slice())?;
+    }
+    Ok((tar.into_inner()?, name))
 }
 
 /// `name:tag` → (name, tag); `host:5000/name` has no tag: latest.

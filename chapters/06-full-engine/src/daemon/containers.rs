@@ -151,6 +151,17 @@ impl Daemon {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
+        // The container's config is the image's with the request's over it
+        // (Docker's merge): inspect shows the user and labels in effect.
+        let mut config = config;
+        if config.user.is_empty() {
+            config.user = image_config.user.clone().unwrap_or_default();
+        }
+        if let Some(image_labels) = &image_config.labels {
+            let mut labels = image_labels.clone();
+            labels.extend(config.labels.take().unwrap_or_default());
+            config.labels = Some(labels);
+        }
         let id = crate::ids::new_id();
         let c = Container {
             mounts,

@@ -218,6 +218,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("GET", ["containers", id, "stats"]) => d.stats(id),
         ("GET", ["containers", id, "changes"]) => d.changes(id),
         ("POST", ["commit"]) => d.commit(req).await,
+        ("POST", ["build"]) => d.build(req).await,
         ("DELETE", ["containers", id]) => d.remove(id, &query(&req)).await,
         ("POST", ["containers", id, "exec"]) => d.exec_create(id, req).await,
         ("POST", ["exec", id, "start"]) => d.clone().exec_start(id, req).await,

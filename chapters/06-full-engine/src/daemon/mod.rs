@@ -16,6 +16,7 @@
 //! Docker does after a crash without live-restore) and its mounts and
 //! cgroups are cleaned up.
 
+pub mod build;
 pub mod commit;
 pub mod containers;
 pub mod execs;
