@@ -300,3 +300,207 @@ fn a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written() {
     assert_eq!(engine.ok(&["ps", "-aq"]), "");
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+/// Each step's instruction, and whether the build took it from the cache.
+fn steps(output: &str) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix("Step ") {
+            let text = rest.split_once(" : ").map_or(rest, |(_, t)| t);
+            out.push((text.to_string(), false));
+        } else if line == " ---> Using cache" {
+            out.last_mut().unwrap().1 = true;
+        }
+    }
+    out
+}
+
+/// Steps that can come from the cache (not FROM, not an ARG before it).
+fn cacheable(s: &[(String, bool)]) -> Vec<&(String, bool)> {
+    s.iter()
+        .skip(1)
+        .filter(|(t, _)| !t.starts_with("FROM"))
+        .collect()
+}
+
+#[test]
+fn the_cache_reuses_steps_until_the_first_changed_input_and_survives_a_restart() {
+    if !privileged("the_cache_reuses_steps_until_the_first_changed_input_and_survives_a_restart") {
+        return;
+    }
+    let mut engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    let dir = ctx.path().to_str().unwrap();
+    let build = |engine: &Engine, extra: &[&str]| {
+        let mut args = vec!["build", "-t", "cached"];
+        args.extend_from_slice(extra);
+        args.push(dir);
+        let out = engine.ok(&args);
+        let id = engine.inspect("cached")["Id"].as_str().unwrap().to_string();
+        (steps(&out), id)
+    };
+    let (first, id1) = build(&engine, &[]);
+    assert!(cacheable(&first).iter().all(|(_, hit)| !hit));
+    let (second, id2) = build(&engine, &[]);
+    assert!(cacheable(&second).iter().all(|(_, hit)| *hit), "{second:?}");
+    assert_eq!(id1, id2);
+
+    // A new mtime alone changes nothing a build can see.
+    let two = ctx.path().join("files/two.sh");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&two)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (touched, id3) = build(&engine, &[]);
+    assert!(
+        cacheable(&touched).iter().all(|(_, hit)| *hit),
+        "{touched:?}"
+    );
+    assert_eq!(id1, id3);
+
+    // One changed file: every step before the COPY that reads it is a
+    // hit (the whole first stage too), that COPY and every later one not.
+    std::fs::write(&two, "echo two, changed\n").unwrap();
+    let (changed, id4) = build(&engine, &[]);
+    assert_ne!(id1, id4);
+    let at = changed
+        .iter()
+        .position(|(t, _)| t.starts_with("COPY --chown"))
+        .unwrap();
+    for (i, (text, hit)) in changed.iter().enumerate().skip(1) {
+        if text.starts_with("FROM") {
+            continue;
+        }
+        assert_eq!(*hit, i < at, "step {} ({text}): {changed:?}", i + 1);
+    }
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "cat",
+            "cached",
+            "files/two.sh"
+        ]),
+        "echo two, changed\n"
+    );
+    // A build argument's new value misses from the first step that sees it.
+    let (arg, _) = build(&engine, &["--build-arg", "GREETING=bonjour"]);
+    let run = arg
+        .iter()
+        .position(|(t, _)| t.starts_with("RUN mkdir -p /out"))
+        .unwrap();
+    assert!(!arg[run - 1].1 && !arg[run].1, "{arg:?}");
+    assert_eq!(
+        engine.ok(&["run", "--rm", "cached"]).lines().last(),
+        Some("bonjour from the builder")
+    );
+
+    // The cache is in the store: a restarted daemon still has it.
+    engine.kill_daemon();
+    engine.start_daemon();
+    let (after, _) = build(&engine, &["--build-arg", "GREETING=bonjour"]);
+    assert!(cacheable(&after).iter().all(|(_, hit)| *hit), "{after:?}");
+    // --no-cache runs every step again.
+    let (fresh, _) = build(&engine, &["--no-cache"]);
+    assert!(cacheable(&fresh).iter().all(|(_, hit)| !hit), "{fresh:?}");
+    // system prune -a takes the cache; the tagged image stays.
+    engine.ok(&["system", "prune", "-a", "-f"]);
+    assert_eq!(
+        engine.ok(&["run", "--rm", "cached"]).lines().last(),
+        Some("hello from the builder")
+    );
+    let (pruned, _) = build(&engine, &[]);
+    assert!(cacheable(&pruned).iter().all(|(_, hit)| !hit), "{pruned:?}");
+    engine.ok(&["rmi", "cached"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
+fn bad_dockerfiles_and_contexts_fail_with_the_file_line_and_reason_and_leave_nothing() {
+    if !privileged(
+        "bad_dockerfiles_and_contexts_fail_with_the_file_line_and_reason_and_leave_nothing",
+    ) {
+        return;
+    }
+    let engine = Engine::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "host secret\n").unwrap();
+    let cases: Vec<(&str, &[&str], &str)> = vec![
+        ("FROM fixture\n\nCOPPY a b\n", &[], "Dockerfile:3: unknown instruction: COPPY"),
+        ("FROM fixture\nCOPY nothere /x\n", &[], "Dockerfile:2: COPY failed: file not found in build context"),
+        ("FROM fixture\nCOPY ../x /x\n", &[], "Dockerfile:2: COPY failed: forbidden path outside the build context: ../x"),
+        ("FROM fixture\nCOPY /etc/passwd /x\n", &[], "the host's files are never read"),
+        ("FROM fixture\nCOPY out/secret /x\n", &[], "outside the build context"),
+        ("FROM fixture\nCOPY up /x\n", &[], "outside the build context"),
+        ("FROM fixture\nCOPY *.nothing /x/\n", &[], "Dockerfile:2: COPY failed: no source files were specified"),
+        ("FROM fixture\nCOPY a b c\n", &[], "the destination must be a directory and end with a /"),
+        ("FROM fixture AS one\nRUN true\n", &["--target", "two"], "failed to reach build target two"),
+        ("FROM fixture\nRUN echo partial output; exit 3\n", &[], "Dockerfile:2: The command '/bin/sh -c echo partial output; exit 3' returned a non-zero code: 3"),
+        ("FROM fixture\nADD https://example.org/x /x\n", &[], "a URL source is not supported"),
+        ("FROM scratch\nRUN true\n", &[], "Dockerfile:2: RUN in a FROM scratch stage"),
+        ("FROM fixture\nENV ONLYNAME\n", &[], "Dockerfile:2: ENV ONLYNAME: the value is missing"),
+        ("FROM fixture\nSHELL /bin/bash -c\n", &[], "SHELL requires the arguments to be in JSON form"),
+        ("FROM fixture\nONBUILD RUN true\n", &[], "ONBUILD is not supported"),
+        ("FROM fixture\nRUN --mount=type=cache,target=/x true\n", &[], "RUN does not take --mount"),
+        ("FROM fixture\nEXPOSE 99999\n", &[], "EXPOSE 99999: a port is a number"),
+        ("FROM fixture\nHEALTHCHECK --interval=5 CMD true\n", &[], "HEALTHCHECK --interval: invalid duration \"5\""),
+        ("FROM fixture\nSTOPSIGNAL SIGNOPE\n", &[], "SIGNOPE"),
+        ("RUN true\n", &[], "Dockerfile:1: RUN before FROM"),
+        ("# escape=x\nFROM fixture\n", &[], "invalid escape token"),
+        ("FROM fixture\nCOPY ignored.txt /x\n", &[], "COPY failed: ignored.txt is excluded by .dockerignore"),
+    ];
+    for (dockerfile, flags, expected) in cases {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        std::fs::write(ctx.path().join("a"), "a").unwrap();
+        std::fs::write(ctx.path().join("b"), "b").unwrap();
+        std::fs::write(ctx.path().join("ignored.txt"), "i").unwrap();
+        std::fs::write(ctx.path().join(".dockerignore"), "ignored.txt\n").unwrap();
+        std::os::unix::fs::symlink(outside.path(), ctx.path().join("out")).unwrap();
+        std::os::unix::fs::symlink("../../..", ctx.path().join("up")).unwrap();
+        let mut args = vec!["build", "-t", "bad:latest"];
+        args.extend_from_slice(flags);
+        args.push(ctx.path().to_str().unwrap());
+        let out = engine.run(&args);
+        let all = format!(
+            "{}{}",
+            stdout_of(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{dockerfile:?} built: {all}");
+        assert!(
+            all.contains(expected),
+            "{dockerfile:?}: wanted {expected:?} in:\n{all}"
+        );
+        if dockerfile.contains("partial output") {
+            assert!(
+                all.contains("partial output\n"),
+                "the failing command's output: {all}"
+            );
+        }
+        assert!(
+            engine.run(&["inspect", "bad:latest"]).status.code() != Some(0),
+            "{dockerfile:?}: an image was tagged"
+        );
+        assert_eq!(
+            engine.ok(&["ps", "-aq"]),
+            "",
+            "{dockerfile:?}: a container was left"
+        );
+        assert!(
+            engine.leftovers().is_empty(),
+            "{dockerfile:?}: {:?}",
+            engine.leftovers()
+        );
+    }
+    // No build left its scratch directory behind.
+    let builds = std::fs::read_dir(engine.root.join("build"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(builds, 0);
+}

@@ -273,10 +273,13 @@ enum VolumeCommand {
 
 #[derive(Subcommand)]
 enum SystemCommand {
-    /// Remove stopped containers, unused networks and unreferenced image data
+    /// Remove stopped containers, unused networks, untagged images and
+    /// unreferenced image data (with -a the build cache too)
     Prune {
         #[arg(short, long)]
         force: bool,
+        #[arg(short, long)]
+        all: bool,
     },
 }
 
@@ -1015,7 +1018,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
         Command::Volume { command } => return volume(client, command).await,
         Command::Network { command } => return network(client, command).await,
         Command::System {
-            command: SystemCommand::Prune { force },
+            command: SystemCommand::Prune { force, all },
         } => {
             if !force && std::io::stdin().is_terminal() {
                 eprint!("This removes all stopped containers, networks no container uses, and image data no tag uses. Continue? [y/N] ");
@@ -1044,8 +1047,23 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                     println!("{}", name.as_str().unwrap_or(""));
                 }
             }
-            client.json("POST", "/images/prune", None).await?;
-            println!("Total reclaimed space: (not measured)");
+            let path = if all {
+                format!("/images/prune?filters={}", enc(r#"{"dangling":["false"]}"#))
+            } else {
+                "/images/prune".to_string()
+            };
+            let i = client.json("POST", &path, None).await?;
+            let images = i["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+            if !images.is_empty() {
+                println!("Deleted Images:");
+                for image in images {
+                    println!("deleted: {}", image["Deleted"].as_str().unwrap_or(""));
+                }
+            }
+            println!(
+                "Total reclaimed space: {}",
+                human_size(i["SpaceReclaimed"].as_u64().unwrap_or(0))
+            );
         }
     }
     Ok(0)

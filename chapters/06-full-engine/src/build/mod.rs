@@ -3,7 +3,7 @@
 //!
 //! - [`dockerfile`]: the grammar (directives, continuations, flags, forms);
 //! - [`words`]: quotes and `$VAR` substitution;
-//! - [`ignore`]: `.dockerignore`;
+//! - [`ignore`], for `.dockerignore`;
 //! - [`cache`]: the key that lets a step be skipped;
 //! - [`next_image`] (here): a step's image from its parent's.
 //!

@@ -1197,11 +1197,6 @@ impl Builder<'_> {
                 out.push((path, archive));
             }
         }
-        // Excluded files inside a copied directory are left out when copied.
-        if root == self.context && ignore.has_exceptions() {
-            // Exceptions under an excluded directory are not honoured here:
-            // the directory's own rule decides (copy_tree skips nothing).
-        }
         Ok(out)
     }
 }
