@@ -291,3 +291,19 @@ pub fn skopeo() -> std::process::Command {
     ]);
     cmd
 }
+
+/// The project's Python with Docker's SDK (`target/pyenv`, made by `cargo
+/// xtask install`); a missing one is a failure that says how to make it.
+pub fn python_with_docker_sdk() -> PathBuf {
+    let python = workspace_root().join("target/pyenv/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} has no `docker` module: run `cargo xtask install` (it makes the project's Python test environment)",
+        python.display()
+    );
+    python
+}

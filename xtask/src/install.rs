@@ -10,8 +10,14 @@ use std::process::Command;
 /// registry client is tested against, htpasswd for its Basic auth, and
 /// podman with runc to run what we push (crun refuses hybrid cgroups);
 /// nftables for the engine's NAT, iproute2 for chapter 01's veth
-/// walk-through, libseccomp-dev to compile seccomp profiles (chapter 06).
+/// walk-through, libseccomp-dev to compile seccomp profiles (chapter 06);
+/// docker.io for Docker's 20.10 CLI and a real dockerd the engine's
+/// archives are loaded into, buildah to compare builds with, and
+/// python3-venv for the test environment of Docker's Python SDK.
 pub const APT_PACKAGES: &[&str] = &[
+    "docker.io",
+    "buildah",
+    "python3-venv",
     "busybox-static",
     "skopeo",
     "umoci",
@@ -52,13 +58,7 @@ pub fn install() -> Result<()> {
     // Chapter 06's tests drive Docker's own CLI. Any docker CLI will do
     // (the machine may have a newer one of its own); Debian's docker.io
     // brings one when there is none.
-    let has_docker = Command::new("docker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_docker {
-        install_packages(&["docker.io"])?;
-    }
+    python_env()?;
     if mdbook_version().as_deref() == Some(MDBOOK_VERSION) {
         eprintln!("mdbook {MDBOOK_VERSION}: present");
     } else {
@@ -74,6 +74,28 @@ pub fn install() -> Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// Docker's Python SDK, pinned, in a virtual environment of the project's
+/// own (`target/pyenv`, Debian's python3): the tests drive the engine with
+/// it as a user's script would.
+pub const PYTHON_PACKAGES: &[&str] = &["docker==7.1.0"];
+
+pub fn python_env() -> Result<()> {
+    let env = testkit::workspace_root().join("target/pyenv");
+    let python = env.join("bin/python");
+    let have = Command::new(&python)
+        .args(["-c", "import docker; print(docker.__version__)"])
+        .output()
+        .is_ok_and(|o| o.status.success() && PYTHON_PACKAGES.iter().any(|p| p.ends_with(String::from_utf8_lossy(&o.stdout).trim())));
+    if have {
+        eprintln!("python test environment: present");
+        return Ok(());
+    }
+    run(Command::new("/usr/bin/python3").arg("-m").arg("venv").arg(&env))?;
+    run(Command::new(env.join("bin/pip"))
+        .args(["install", "-q", "--disable-pip-version-check"])
+        .args(PYTHON_PACKAGES))
 }
 
 /// Installs those of `wanted` that are missing (`apt-get update` first).

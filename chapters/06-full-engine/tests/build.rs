@@ -504,3 +504,79 @@ fn bad_dockerfiles_and_contexts_fail_with_the_file_line_and_reason_and_leave_not
         .unwrap_or(0);
     assert_eq!(builds, 0);
 }
+
+#[test]
+fn docker_clis_and_the_python_sdk_build_through_the_classic_builder_api() {
+    if !privileged("docker_clis_and_the_python_sdk_build_through_the_classic_builder_api") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    let dir = ctx.path().to_str().unwrap();
+    let clis = common::docker_clis();
+    assert!(!clis.is_empty() || std::env::var("CI").as_deref() != Ok("true"), "no docker CLI");
+    for cli in &clis {
+        let out = engine
+            .docker_at(cli, &["build", "--build-arg", "GREETING=hi", "-t", "by-cli", dir])
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        let text = stdout_of(&out);
+        assert!(out.status.success(), "{}: {text}{}", cli.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("Step 24/24 : CMD"), "{}: {text}", cli.display());
+        assert!(text.contains("Successfully tagged by-cli:latest"), "{}: {text}", cli.display());
+        let run = engine.docker_ok(cli, &["run", "--rm", "by-cli"]);
+        assert_eq!(run.lines().last(), Some("hi from the builder"), "{}", cli.display());
+        // -q prints the ID alone; a failing build fails the CLI with the reason.
+        let q = engine
+            .docker_at(cli, &["build", "-q", "--build-arg", "GREETING=hi", "-t", "by-cli", dir])
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        let id = stdout_of(&q);
+        assert_eq!(id.trim(), engine.inspect("by-cli")["Id"].as_str().unwrap(), "{}", cli.display());
+        let bad = tempfile::tempdir().unwrap();
+        std::fs::write(bad.path().join("Dockerfile"), "FROM fixture\nRUN exit 7\n").unwrap();
+        let failed = engine
+            .docker_at(cli, &["build", bad.path().to_str().unwrap()])
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        let err = String::from_utf8_lossy(&failed.stderr);
+        assert!(err.contains("returned a non-zero code: 7"), "{}: {err}", cli.display());
+        engine.docker_ok(cli, &["rmi", "by-cli"]);
+    }
+
+    // Docker's Python SDK: images.build streams the log, returns the image.
+    let python = testkit::python_with_docker_sdk();
+    let script = r#"
+import docker, sys
+client = docker.DockerClient(base_url=sys.argv[1])
+image, log = client.images.build(path=sys.argv[2], tag="by-sdk:1", buildargs={"GREETING": "sdk"})
+steps = [l["stream"] for l in log if "stream" in l and l["stream"].startswith("Step ")]
+print(len(steps), image.id, image.tags)
+print(client.containers.run("by-sdk:1", remove=True).decode().splitlines()[-1])
+try:
+    client.images.build(fileobj=__import__("io").BytesIO(b"FROM fixture\nRUN exit 5\n"))
+except docker.errors.BuildError as e:
+    print("BuildError:", e.msg)
+"#;
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(engine.host())
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let id = engine.inspect("by-sdk:1")["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        text,
+        format!("24 {id} ['by-sdk:1']\nsdk from the builder\nBuildError: Dockerfile:2: The command '/bin/sh -c exit 5' returned a non-zero code: 5\n")
+    );
+    assert_eq!(engine.ok(&["ps", "-aq"]), "");
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

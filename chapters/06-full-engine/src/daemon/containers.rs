@@ -738,16 +738,25 @@ impl Daemon {
                 text.extend_from_slice(entry.log.as_bytes());
                 Some(Bytes::from(if tty { text } else { frame(stream, &text) }))
             };
-            let mut offset = 0usize;
             let mut first = true;
+            // The file is held open: a container removed while a follower
+            // still reads (a client's run, wait, rm) keeps its log readable.
+            let mut file: Option<std::fs::File> = None;
+            let mut bytes = Vec::new();
             loop {
                 let running = d.is_running(&id);
-                let bytes = std::fs::read(&path).unwrap_or_default();
+                if file.is_none() {
+                    file = std::fs::File::open(&path).ok();
+                }
+                if let Some(f) = file.as_mut() {
+                    use std::io::Read;
+                    let _ = f.read_to_end(&mut bytes);
+                }
                 // Only whole lines: the monitor may be writing the last one.
                 let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                if end > offset {
-                    let text = String::from_utf8_lossy(&bytes[offset..end]).into_owned();
-                    offset = end;
+                if end > 0 {
+                    let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                    bytes.drain(..end);
                     let mut entries = crate::jsonlog::parse(&text);
                     if first {
                         if let Some(n) = tail {
@@ -876,6 +885,12 @@ fn effective_config(c: &Container) -> ContainerConfig {
 fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
     let c = &e.c;
     let lower: Vec<String> = c.layers.iter().map(|l| l.display().to_string()).collect();
+    // The log driver is always json-file; clients read it (the Python
+    // SDK's containers.run decides from it whether it can read logs).
+    let mut host_config = serde_json::to_value(&c.host_config).unwrap_or_default();
+    if host_config["LogConfig"].is_null() {
+        host_config["LogConfig"] = j!({"Type": "json-file", "Config": {}});
+    }
     j!({
         "Id": c.id,
         "Created": c.created,
@@ -888,7 +903,7 @@ fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) 
         "Driver": "overlay2",
         "Platform": "linux",
         "LogPath": dir.join(format!("{}-json.log", c.id)),
-        "HostConfig": c.host_config,
+        "HostConfig": host_config,
         "Config": effective_config(c),
         "Mounts": mounts_json(&c.mounts),
         "NetworkSettings": network_settings(endpoint),
