@@ -14,6 +14,7 @@
 
 pub mod fixture;
 pub mod janitor;
+pub mod peers;
 pub mod pty;
 pub mod registry;
 pub mod tree;

@@ -423,7 +423,7 @@ fn start(runs: u32, baseline: Option<&str>) -> Result<()> {
         Some(rev) => Some((rev.to_string(), build_baseline(&root, &dir, rev)?)),
         None => None,
     };
-    let before = peer_leftovers();
+    let before = testkit::peers::host_state();
     let fs = TmpFs::mount(&dir.join("start-tmpfs"), "2g")?;
     let t = fs.path().to_path_buf();
     let result = start_in(runs, &rel, baseline.as_ref(), &rootfs, &t, &dir);
@@ -436,49 +436,8 @@ fn start(runs: u32, baseline: Option<&str>) -> Result<()> {
     testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(10));
     // podman and dockerd leave state outside their roots (run dirs, a blob
     // cache, parent cgroups): remove what was not there before.
-    let mut created: Vec<PathBuf> = peer_leftovers()
-        .into_iter()
-        .filter(|p| !before.contains(p))
-        .collect();
-    created.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for path in created {
-        if path.starts_with("/sys/fs/cgroup") {
-            let _ = std::fs::remove_dir(&path);
-        } else {
-            let _ = std::fs::remove_dir_all(&path);
-        }
-    }
+    testkit::peers::remove_new_host_state(&before);
     result
-}
-
-/// What podman and dockerd create outside the roots they are given.
-fn peer_leftovers() -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = [
-        "/var/lib/containers",
-        "/run/containers",
-        "/run/libpod",
-        "/run/docker",
-        "/run/runc",
-        "/run/containerd",
-        "/etc/containers/networks",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .filter(|p| p.exists())
-    .collect();
-    for name in ["docker", "libpod_parent"] {
-        for cgroup in testkit::janitor::find_cgroups(name) {
-            // The group and everything below it.
-            let mut stack = vec![cgroup];
-            while let Some(dir) = stack.pop() {
-                if let Ok(entries) = std::fs::read_dir(&dir) {
-                    stack.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
-                }
-                found.push(dir);
-            }
-        }
-    }
-    found
 }
 
 fn start_in(

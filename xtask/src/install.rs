@@ -87,12 +87,20 @@ pub fn python_env() -> Result<()> {
     let have = Command::new(&python)
         .args(["-c", "import docker; print(docker.__version__)"])
         .output()
-        .is_ok_and(|o| o.status.success() && PYTHON_PACKAGES.iter().any(|p| p.ends_with(String::from_utf8_lossy(&o.stdout).trim())));
+        .is_ok_and(|o| {
+            o.status.success()
+                && PYTHON_PACKAGES
+                    .iter()
+                    .any(|p| p.ends_with(String::from_utf8_lossy(&o.stdout).trim()))
+        });
     if have {
         eprintln!("python test environment: present");
         return Ok(());
     }
-    run(Command::new("/usr/bin/python3").arg("-m").arg("venv").arg(&env))?;
+    run(Command::new("/usr/bin/python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&env))?;
     run(Command::new(env.join("bin/pip"))
         .args(["install", "-q", "--disable-pip-version-check"])
         .args(PYTHON_PACKAGES))

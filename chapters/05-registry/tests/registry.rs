@@ -257,37 +257,6 @@ fn ex5_6_unknown_images_and_bad_references_are_named_through_a_pull() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid image reference \"Bad Name\""));
 }
 
-/// Removes what podman leaves on the host after a run: its overlay mounts,
-/// its `libpod_parent` cgroups, and `/var/lib/containers`, `/run/containers`
-/// and `/run/libpod` if it made them.
-struct PodmanCleanup {
-    root: std::path::PathBuf,
-    /// Those of podman's host directories that existed before the test.
-    existed: Vec<&'static str>,
-}
-
-const PODMAN_HOST_DIRS: [&str; 3] = ["/var/lib/containers", "/run/containers", "/run/libpod"];
-
-impl Drop for PodmanCleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg(self.root.join("overlay"))
-            .status();
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg("find /sys/fs/cgroup -maxdepth 6 -depth -type d -path '*libpod_parent*' -exec rmdir {} \\; 2>/dev/null")
-            .status();
-        // Its cleanup processes run on after the container; let them end.
-        testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(5));
-        for dir in PODMAN_HOST_DIRS {
-            if !self.existed.contains(&dir) {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-    }
-}
-
 #[test]
 fn ex5_12_an_image_we_push_runs_under_podman() {
     if !privileged("ex5_12_an_image_we_push_runs_under_podman") {
@@ -305,28 +274,10 @@ fn ex5_12_an_image_we_push_runs_under_podman() {
         &Progress::quiet(),
     )
     .unwrap();
-    let _cleanup = PodmanCleanup {
-        root: dir.path().join("podman"),
-        existed: PODMAN_HOST_DIRS
-            .into_iter()
-            .filter(|d| std::path::Path::new(d).exists())
-            .collect(),
-    };
-    // runc, not crun (which refuses hybrid cgroups); limits within this
-    // machine's hard limits (root here cannot raise them).
-    let out = run(Command::new("podman")
-        .arg("--root")
-        .arg(dir.path().join("podman"))
-        .arg("--runroot")
-        .arg(dir.path().join("podman-run"))
-        .args([
-            "--storage-driver",
-            "overlay",
-            "--runtime",
-            "runc",
-            "--cgroup-manager",
-            "cgroupfs",
-        ])
+    let podman = testkit::peers::Podman::new(dir.path());
+    // Limits within this machine's hard limits (root here cannot raise them).
+    let out = run(podman
+        .cmd()
         .args([
             "run",
             "-q",

@@ -515,27 +515,67 @@ fn docker_clis_and_the_python_sdk_build_through_the_classic_builder_api() {
     write_context(ctx.path());
     let dir = ctx.path().to_str().unwrap();
     let clis = common::docker_clis();
-    assert!(!clis.is_empty() || std::env::var("CI").as_deref() != Ok("true"), "no docker CLI");
+    assert!(
+        !clis.is_empty() || std::env::var("CI").as_deref() != Ok("true"),
+        "no docker CLI"
+    );
     for cli in &clis {
         let out = engine
-            .docker_at(cli, &["build", "--build-arg", "GREETING=hi", "-t", "by-cli", dir])
+            .docker_at(
+                cli,
+                &["build", "--build-arg", "GREETING=hi", "-t", "by-cli", dir],
+            )
             .env("DOCKER_BUILDKIT", "0")
             .output()
             .unwrap();
         let text = stdout_of(&out);
-        assert!(out.status.success(), "{}: {text}{}", cli.display(), String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("Step 24/24 : CMD"), "{}: {text}", cli.display());
-        assert!(text.contains("Successfully tagged by-cli:latest"), "{}: {text}", cli.display());
+        assert!(
+            out.status.success(),
+            "{}: {text}{}",
+            cli.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Step 24/24 : CMD"),
+            "{}: {text}",
+            cli.display()
+        );
+        assert!(
+            text.contains("Successfully tagged by-cli:latest"),
+            "{}: {text}",
+            cli.display()
+        );
         let run = engine.docker_ok(cli, &["run", "--rm", "by-cli"]);
-        assert_eq!(run.lines().last(), Some("hi from the builder"), "{}", cli.display());
+        assert_eq!(
+            run.lines().last(),
+            Some("hi from the builder"),
+            "{}",
+            cli.display()
+        );
         // -q prints the ID alone; a failing build fails the CLI with the reason.
         let q = engine
-            .docker_at(cli, &["build", "-q", "--build-arg", "GREETING=hi", "-t", "by-cli", dir])
+            .docker_at(
+                cli,
+                &[
+                    "build",
+                    "-q",
+                    "--build-arg",
+                    "GREETING=hi",
+                    "-t",
+                    "by-cli",
+                    dir,
+                ],
+            )
             .env("DOCKER_BUILDKIT", "0")
             .output()
             .unwrap();
         let id = stdout_of(&q);
-        assert_eq!(id.trim(), engine.inspect("by-cli")["Id"].as_str().unwrap(), "{}", cli.display());
+        assert_eq!(
+            id.trim(),
+            engine.inspect("by-cli")["Id"].as_str().unwrap(),
+            "{}",
+            cli.display()
+        );
         let bad = tempfile::tempdir().unwrap();
         std::fs::write(bad.path().join("Dockerfile"), "FROM fixture\nRUN exit 7\n").unwrap();
         let failed = engine
@@ -545,7 +585,11 @@ fn docker_clis_and_the_python_sdk_build_through_the_classic_builder_api() {
             .unwrap();
         assert!(!failed.status.success());
         let err = String::from_utf8_lossy(&failed.stderr);
-        assert!(err.contains("returned a non-zero code: 7"), "{}: {err}", cli.display());
+        assert!(
+            err.contains("returned a non-zero code: 7"),
+            "{}: {err}",
+            cli.display()
+        );
         engine.docker_ok(cli, &["rmi", "by-cli"]);
     }
 
@@ -571,12 +615,382 @@ except docker.errors.BuildError as e:
         .output()
         .unwrap();
     let text = stdout_of(&out);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let id = engine.inspect("by-sdk:1")["Id"].as_str().unwrap().to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = engine.inspect("by-sdk:1")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         text,
         format!("24 {id} ['by-sdk:1']\nsdk from the builder\nBuildError: Dockerfile:2: The command '/bin/sh -c exit 5' returned a non-zero code: 5\n")
     );
     assert_eq!(engine.ok(&["ps", "-aq"]), "");
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+/// An image's merged root filesystem, from an OCI layout or our store,
+/// made in `dir` by chapter 04's unpack and chapter 03's copy driver.
+fn merged_tree(store: &chapter_04::Store, name: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let d = store.resolve(name).unwrap();
+    let image =
+        chapter_04::unpack::load_image(store, &d, &chapter_04::unpack::host_platform()).unwrap();
+    let layers = chapter_04::unpack::unpack(store, &image, &Default::default()).unwrap();
+    let target = dir.join(format!("merged-{}", name.replace([':', '/'], "-")));
+    std::fs::create_dir_all(&target).unwrap();
+    chapter_03::copy::materialize(&layers, &target).unwrap();
+    target
+}
+
+#[test]
+fn buildah_builds_the_same_dockerfile_into_the_same_files_and_config() {
+    if !privileged("buildah_builds_the_same_dockerfile_into_the_same_files_and_config") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    let dir = ctx.path().to_str().unwrap();
+    engine.ok(&["build", "-t", "ours", dir]);
+    let work = tempfile::tempdir().unwrap();
+    let w = |p: &str| work.path().join(p).display().to_string();
+    engine.ok(&["save", "-o", &w("fixture.tar"), "fixture"]);
+    // buildah on roots of its own, chroot isolation (no cgroups, no
+    // network of its own to set up), Docker's image format (HEALTHCHECK
+    // and SHELL are Docker's fields).
+    let buildah = |args: &[&str]| {
+        let out = std::process::Command::new("buildah")
+            .args([
+                "--root",
+                &w("root"),
+                "--runroot",
+                &w("run"),
+                "--storage-driver",
+                "vfs",
+            ])
+            .args(args)
+            .output()
+            .expect("buildah (cargo xtask install)");
+        assert!(
+            out.status.success(),
+            "buildah {args:?}: {}{}",
+            stdout_of(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout_of(&out)
+    };
+    let base = format!("BASE=docker-archive:{}", w("fixture.tar"));
+    buildah(&[
+        "bud",
+        "--isolation",
+        "chroot",
+        "--format",
+        "docker",
+        "--layers",
+        "--build-arg",
+        &base,
+        "-t",
+        "theirs",
+        dir,
+    ]);
+    buildah(&["push", "theirs", &format!("oci:{}:theirs", w("layout"))]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&buildah(&["inspect", "theirs"])).unwrap();
+    let config = inspect["Docker"]["config"].clone();
+    eprintln!("buildah's config: {config}");
+    buildah(&["rmi", "-a", "-f"]);
+
+    // The same files: names, kinds, modes, owners, contents.
+    let theirs_store = chapter_04::Store::open(work.path().join("theirs-store")).unwrap();
+    chapter_04::archive::import_oci(
+        &theirs_store,
+        &work.path().join("layout"),
+        Some("theirs"),
+        "theirs",
+    )
+    .unwrap();
+    let ours_store = chapter_04::Store::open(engine.root.join("images")).unwrap();
+    let ignore = testkit::tree::Ignore { mtimes: true };
+    let mut theirs =
+        testkit::tree::describe_with(&merged_tree(&theirs_store, "theirs", work.path()), ignore);
+    // buildah's RUN (chroot isolation) leaves the empty files it bound
+    // /etc/hostname, /etc/hosts and /etc/resolv.conf onto in the image;
+    // Docker's init layer, and ours, keep them out.
+    for f in ["etc/hostname", "etc/hosts", "etc/resolv.conf"] {
+        let placeholder = theirs
+            .get(std::path::Path::new(f))
+            .is_some_and(|d| d.starts_with("100755 0:0 0 "));
+        if placeholder {
+            theirs.remove(std::path::Path::new(f));
+        }
+    }
+    let ours = testkit::tree::describe_with(
+        &merged_tree(&ours_store, "docker.io/library/ours:latest", work.path()),
+        ignore,
+    );
+    let differ: Vec<String> = theirs
+        .keys()
+        .chain(ours.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|p| theirs.get(*p) != ours.get(*p))
+        .map(|p| {
+            format!(
+                "{}:\n  buildah: {:?}\n  ours:    {:?}",
+                p.display(),
+                theirs.get(p),
+                ours.get(p)
+            )
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the trees differ:\n{}",
+        differ.join("\n")
+    );
+
+    // The same config.
+    let mine = &engine.inspect("ours")["Config"];
+    for field in [
+        "User",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "WorkingDir",
+        "ExposedPorts",
+        "Volumes",
+        "StopSignal",
+        "Healthcheck",
+        "Shell",
+    ] {
+        assert_eq!(mine[field], config[field], "{field}");
+    }
+    let mut labels = config["Labels"].clone();
+    labels.as_object_mut().unwrap().remove("io.buildah.version");
+    assert_eq!(mine["Labels"], labels);
+}
+
+/// A Docker config dir whose `auths` hold `user:pass` for `registry`.
+fn docker_config(dir: &std::path::Path, registry: &str, user: &str, pass: &str) {
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::json!({"auths": {registry: {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd() {
+    if !privileged("a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    engine.ok(&["build", "-t", "shipped:v1", ctx.path().to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let registry =
+        testkit::registry::Registry::start(testkit::registry::Auth::Basic("ada", "s3cret"));
+    let remote = format!("{}/course/shipped:v1", registry.addr);
+    engine.ok(&["tag", "shipped:v1", &remote]);
+
+    // Without credentials the registry refuses, and the push says so.
+    let empty = work.path().join("no-config");
+    std::fs::create_dir_all(&empty).unwrap();
+    let refused = engine
+        .cli(&["push", &remote])
+        .env("DOCKER_CONFIG", &empty)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = format!(
+        "{}{}",
+        stdout_of(&refused),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(said.contains("asks for a user name and password"), "{said}");
+    // With them (~/.docker/config.json, sent as X-Registry-Auth), blobs then manifest.
+    let config = work.path().join("docker-config");
+    docker_config(&config, &registry.addr, "ada", "s3cret");
+    let out = engine
+        .cli(&["push", &remote])
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .unwrap();
+    let text = stdout_of(&out);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!(
+            "The push refers to repository [{}/course/shipped]",
+            registry.addr
+        )),
+        "{text}"
+    );
+    assert!(text.contains("Pushed"), "{text}");
+    assert!(text.contains("v1: digest: sha256:"), "{text}");
+    // A second name in the same registry: the base layer is mounted from the first.
+    let second = format!("{}/other/shipped:v1", registry.addr);
+    engine.ok(&["tag", "shipped:v1", &second]);
+    let again = engine
+        .cli(&["push", &second])
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .unwrap();
+    let text = stdout_of(&again);
+    assert!(
+        again.status.success() && text.contains("Mounted from course/shipped"),
+        "{text}"
+    );
+    // Docker's CLIs push through the API too (their own config's auths).
+    for cli in common::docker_clis() {
+        let tag = format!("{}/cli/shipped:v1", registry.addr);
+        engine.ok(&["tag", "shipped:v1", &tag]);
+        let out = engine
+            .docker_at(&cli, &["push", &tag])
+            .env("DOCKER_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            cli.display(),
+            stdout_of(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // podman pulls what we pushed and runs it.
+    let podman = testkit::peers::Podman::new(&work.path().join("podman"));
+    podman.ok(&[
+        "pull",
+        "-q",
+        "--tls-verify=false",
+        "--creds",
+        "ada:s3cret",
+        &remote,
+    ]);
+    let run = podman.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        &remote,
+    ]);
+    assert_eq!(run, "/app with space\n1000\n/app\nhello from the builder\n");
+
+    // save: podman load and a real dockerd's docker load read it.
+    let archive = work.path().join("shipped.tar");
+    engine.ok(&["save", "-o", archive.to_str().unwrap(), "shipped:v1"]);
+    let loaded = podman.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.contains("shipped:v1"), "{loaded}");
+    let ran = podman.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--entrypoint",
+        "cat",
+        "docker.io/library/shipped:v1",
+        "/opt/plain.txt",
+    ]);
+    assert_eq!(ran, "plain\n");
+    let dockerd = testkit::peers::Dockerd::start(&work.path().join("dockerd"));
+    let out = dockerd
+        .cli()
+        .args(["load", "-i", archive.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout_of(&out).contains("Loaded image: shipped:v1"),
+        "{}",
+        stdout_of(&out)
+    );
+    let inspect = dockerd
+        .cli()
+        .args(["image", "inspect", "shipped:v1"])
+        .output()
+        .unwrap();
+    let theirs: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let ours = engine.inspect("shipped:v1");
+    assert_eq!(theirs[0]["Id"], ours["Id"], "the same image ID in both");
+    for field in [
+        "User",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "WorkingDir",
+        "ExposedPorts",
+        "Volumes",
+        "StopSignal",
+        "Labels",
+        "Healthcheck",
+    ] {
+        assert_eq!(theirs[0]["Config"][field], ours["Config"][field], "{field}");
+    }
+    let ran = dockerd
+        .cli()
+        .args(["run", "--rm", "--network", "none", "shipped:v1"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout_of(&ran),
+        "/app with space\n1000\n/app\nhello from the builder\n",
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    drop(dockerd);
+
+    // --format oci: an OCI image layout skopeo reads.
+    let oci = work.path().join("shipped-oci.tar");
+    engine.ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        oci.to_str().unwrap(),
+        "shipped:v1",
+    ]);
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--config",
+            &format!("oci-archive:{}:docker.io/library/shipped:v1", oci.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["config"]["User"], "1000:1000");
+    // history: one entry per step, the newest first, as Docker prints it.
+    let history = engine.ok(&["history", "--no-trunc", "shipped:v1"]);
+    let second_line = history.lines().nth(1).unwrap();
+    assert!(second_line.contains("CMD [\"echo $APP_HOME"), "{history}");
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }

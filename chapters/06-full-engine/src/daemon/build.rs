@@ -514,7 +514,15 @@ impl Builder<'_> {
                 return Err(self.at(ins, format!("a stage named {n} is defined twice")));
             }
         }
-        let img = self.image_for(ins, &image)?;
+        let mut img = self.image_for(ins, &image)?;
+        // A base without PATH gets Docker's (BuildKit and buildah do the
+        // same): RUN and the built image find their programs.
+        let mut run = img.run();
+        let env = run.env.get_or_insert_with(Vec::new);
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, DEFAULT_PATH.to_string());
+            img.config.config = Some(run);
+        }
         let cmd_set = false;
         Ok(Stage {
             name,
