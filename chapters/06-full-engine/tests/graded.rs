@@ -618,3 +618,149 @@ fn ex6_13_exec_runs_inside_the_containers_namespaces_and_cgroup() {
     );
     engine.ok(&["rm", "-f", "ex613"]);
 }
+
+#[test]
+fn ex6_14_continuations_join_lines_and_comments_inside_them_are_skipped() {
+    use chapter_06::build::dockerfile::{logical_lines, Line};
+    let line = |number, text: &str| Line {
+        number,
+        text: text.to_string(),
+    };
+    let text = "FROM base\n\n  # a comment\nRUN a \\\n  && b \\\n# inside\n\n  && c\r\nENV X=1 \\   \n";
+    assert_eq!(
+        logical_lines(text, '\\'),
+        [
+            line(1, "FROM base"),
+            line(4, "RUN a   && b   && c"),
+            line(9, "ENV X=1 "),
+        ]
+    );
+    // Another escape character: a backslash is then just a character.
+    assert_eq!(
+        logical_lines("RUN dir c:\\ `\n  /w\nCMD x\\\n", '`'),
+        [line(1, "RUN dir c:\\   /w"), line(3, "CMD x\\")]
+    );
+    assert!(logical_lines("# only\n\n   \n", '\\').is_empty());
+    // Through the whole parser: the line numbers errors use.
+    let (_, ins) = chapter_06::build::dockerfile::parse("FROM a\nRUN x \\\n y\nCMD z\n").unwrap();
+    let at: Vec<(usize, &str)> = ins.iter().map(|i| (i.line, i.keyword.as_str())).collect();
+    assert_eq!(at, [(1, "FROM"), (2, "RUN"), (4, "CMD")]);
+}
+
+#[test]
+fn ex6_15_a_trees_digest_follows_names_modes_owners_and_contents_never_mtimes() {
+    use chapter_06::build::cache::tree_digest;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("t");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/f"), "one").unwrap();
+    std::fs::write(root.join("g"), "two").unwrap();
+    std::os::unix::fs::symlink("sub/f", root.join("l")).unwrap();
+    let first = tree_digest(&root).unwrap();
+    assert_eq!(first.len(), 64, "hex SHA-256: {first}");
+    assert_eq!(tree_digest(&root).unwrap(), first, "the same tree, the same digest");
+    // A copy made elsewhere, at another time: the same.
+    let copy = dir.path().join("copy");
+    assert!(std::process::Command::new("cp").arg("-r").arg(&root).arg(&copy).status().unwrap().success());
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(copy.join("g")).unwrap().set_modified(later).unwrap();
+    assert_eq!(tree_digest(&copy).unwrap(), first, "mtimes and inodes are not in it");
+    // Each thing a container could see changes it.
+    let changed = |f: &dyn Fn(&std::path::Path)| {
+        let d = dir.path().join(format!("c{}", rand_suffix()));
+        assert!(std::process::Command::new("cp").arg("-a").arg(&root).arg(&d).status().unwrap().success());
+        f(&d);
+        tree_digest(&d).unwrap()
+    };
+    let variants = [
+        changed(&|d| std::fs::write(d.join("g"), "tWo").unwrap()),
+        changed(&|d| std::fs::rename(d.join("g"), d.join("h")).unwrap()),
+        changed(&|d| std::fs::set_permissions(d.join("g"), std::fs::Permissions::from_mode(0o600)).unwrap()),
+        changed(&|d| std::os::unix::fs::lchown(d.join("g"), Some(1), Some(1)).unwrap()),
+        changed(&|d| {
+            std::fs::remove_file(d.join("l")).unwrap();
+            std::os::unix::fs::symlink("g", d.join("l")).unwrap()
+        }),
+        changed(&|d| std::fs::create_dir(d.join("sub/empty")).unwrap()),
+        // Contents moved between files: the names and contents pair up.
+        changed(&|d| {
+            std::fs::write(d.join("g"), "one").unwrap();
+            std::fs::write(d.join("sub/f"), "two").unwrap()
+        }),
+    ];
+    for (i, v) in variants.iter().enumerate() {
+        assert_ne!(*v, first, "change {i} not seen");
+    }
+    let distinct: std::collections::BTreeSet<_> = variants.iter().collect();
+    assert_eq!(distinct.len(), variants.len());
+    // And the key: parent, instruction and content each count.
+    use chapter_06::build::cache::key;
+    let k = key("sha256:p", "COPY a b", Some(&first));
+    assert_ne!(k, key("sha256:q", "COPY a b", Some(&first)));
+    assert_ne!(k, key("sha256:p", "COPY a c", Some(&first)));
+    assert_ne!(k, key("sha256:p", "COPY a b", None));
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn ex6_16_each_step_puts_its_layer_on_top_and_its_history_in_order() {
+    use chapter_04::digest::Digest;
+    use chapter_04::manifest::{ContainerConfig, Descriptor, ImageConfig};
+    use chapter_06::build::next_image;
+    let descriptor = |n: u8| Descriptor {
+        media_type: chapter_04::manifest::OCI_LAYER_GZIP.into(),
+        digest: Digest::of(&[n]),
+        size: n as u64,
+        annotations: None,
+        platform: None,
+    };
+    let mut base = ImageConfig {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        ..Default::default()
+    };
+    base.rootfs.kind = "layers".into();
+    base.rootfs.diff_ids = vec![Digest::of(b"diff0")];
+    base.history = vec![serde_json::json!({"created_by": "base"})];
+    let base_layers = vec![descriptor(0)];
+    let run = ContainerConfig {
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    };
+    let (one, layers) = next_image(
+        &base,
+        &base_layers,
+        Some((descriptor(1), Digest::of(b"diff1"))),
+        run.clone(),
+        "/bin/sh -c make",
+        "2026-12-01T00:00:00Z",
+    );
+    assert_eq!(layers, [descriptor(0), descriptor(1)], "the new layer on top");
+    assert_eq!(one.rootfs.diff_ids, [Digest::of(b"diff0"), Digest::of(b"diff1")]);
+    assert_eq!(one.config, Some(run.clone()));
+    assert_eq!(one.created.as_deref(), Some("2026-12-01T00:00:00Z"));
+    assert_eq!((one.architecture.as_str(), one.os.as_str()), ("amd64", "linux"));
+    assert_eq!(
+        one.history,
+        [
+            serde_json::json!({"created_by": "base"}),
+            serde_json::json!({"created": "2026-12-01T00:00:00Z", "created_by": "/bin/sh -c make"}),
+        ]
+    );
+    // A config-only step: no layer, an empty_layer entry.
+    let (two, layers2) = next_image(&one, &layers, None, ContainerConfig::default(), "CMD x", "t2");
+    assert_eq!(layers2, layers);
+    assert_eq!(two.rootfs.diff_ids, one.rootfs.diff_ids);
+    assert_eq!(two.history.len(), 3);
+    assert_eq!(two.history[2]["empty_layer"], true);
+    assert_eq!(two.history[2]["created_by"], "CMD x");
+    assert_eq!(two.config, Some(ContainerConfig::default()));
+    // The parent is not changed.
+    assert_eq!(base.history.len(), 1);
+}

@@ -592,9 +592,12 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 } else {
                     by.chars().take(44).collect::<String>() + "…"
                 };
+                let created = match h["Created"].as_i64() {
+                    Some(t) if t > 0 => ago(t),
+                    _ => "N/A".to_string(),
+                };
                 println!(
-                    "{id:<14} {:<16} {by:<46} {:<10} {}",
-                    ago(h["Created"].as_i64().unwrap_or(0)),
+                    "{id:<14} {created:<16} {by:<46} {:<10} {}",
                     human_size(h["Size"].as_u64().unwrap_or(0)),
                     h["Comment"].as_str().unwrap_or("")
                 );
