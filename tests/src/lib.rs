@@ -12,6 +12,7 @@
 //! - [`registry`]: the real distribution registry on a loopback port.
 //! - [`pty`]: a program run on a pseudo-terminal, as a user at a terminal runs it.
 
+pub mod build_context;
 pub mod fixture;
 pub mod janitor;
 pub mod peers;

@@ -116,72 +116,7 @@ fn diff_lists_a_containers_changes_and_commit_makes_them_an_image() {
     let _ = stdout_of;
 }
 
-/// The Dockerfile that uses every instruction (two stages, the fixture as
-/// the base), with its context written into `dir`.
-const DOCKERFILE: &str = r#"# escape=\
-ARG BASE=fixture
-FROM ${BASE} AS builder
-ARG GREETING=hello
-# a comment inside the stage
-RUN mkdir -p /out && echo "$GREETING from the builder" > /out/greeting \
-    && chmod 604 /out/greeting
-COPY src/ /src/
-RUN cat /src/a.txt > /out/a && ls /src > /out/listing
-
-FROM ${BASE}
-LABEL org.example.kind="test image" version=1
-ENV APP_HOME=/app \
-    SPACED="with space"
-WORKDIR $APP_HOME
-COPY --from=builder /out/ ./from-builder/
-COPY --chown=1000:1000 --chmod=750 files/*.sh ./files/
-ADD archive.tar.gz /opt/
-ADD plain.txt /opt/plain.txt
-RUN mkdir /data && chown 1000:1000 /data && echo seed > /data/seed
-USER 1000:1000
-EXPOSE 8080 53/udp
-VOLUME ["/data"]
-STOPSIGNAL SIGUSR1
-HEALTHCHECK --interval=5s --timeout=2s --retries=3 CMD ["true"]
-SHELL ["/bin/sh", "-ec"]
-RUN echo "ran as $(id -u) in $(pwd)" > /tmp/shell-ran
-ENTRYPOINT ["/bin/sh", "-c"]
-CMD ["echo $APP_HOME $SPACED; id -u; pwd; cat from-builder/greeting"]
-"#;
-
-fn write_context(dir: &std::path::Path) {
-    use std::fs;
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::create_dir_all(dir.join("files")).unwrap();
-    fs::create_dir_all(dir.join("ignored-dir")).unwrap();
-    fs::write(dir.join("Dockerfile"), DOCKERFILE).unwrap();
-    fs::write(dir.join("src/a.txt"), "alpha\n").unwrap();
-    fs::write(dir.join("src/b.txt"), "beta\n").unwrap();
-    fs::write(dir.join("files/one.sh"), "echo one\n").unwrap();
-    fs::write(dir.join("files/two.sh"), "echo two\n").unwrap();
-    fs::write(dir.join("files/not-copied.txt"), "x\n").unwrap();
-    fs::write(dir.join("plain.txt"), "plain\n").unwrap();
-    fs::write(dir.join("ignored-dir/secret"), "secret\n").unwrap();
-    fs::write(dir.join("src/skip.log"), "log\n").unwrap();
-    fs::write(dir.join(".dockerignore"), "ignored-dir\n**/*.log\n").unwrap();
-    // A gzip tar with a directory, a file and a symlink.
-    let staging = dir.join("staging");
-    fs::create_dir_all(staging.join("pkg/bin")).unwrap();
-    fs::write(staging.join("pkg/bin/tool"), "#!/bin/sh\necho tool\n").unwrap();
-    std::os::unix::fs::symlink("bin/tool", staging.join("pkg/link")).unwrap();
-    assert!(std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(dir.join("archive.tar.gz"))
-        .arg("-C")
-        .arg(&staging)
-        .arg("--owner=0")
-        .arg("--group=0")
-        .arg("pkg")
-        .status()
-        .unwrap()
-        .success());
-    fs::remove_dir_all(&staging).unwrap();
-}
+use testkit::build_context::write as write_context;
 
 #[test]
 fn a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written() {
@@ -992,5 +927,39 @@ fn a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd() {
     let history = engine.ok(&["history", "--no-trunc", "shipped:v1"]);
     let second_line = history.lines().nth(1).unwrap();
     assert!(second_line.contains("CMD [\"echo $APP_HOME"), "{history}");
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
+fn run_steps_use_the_default_bridge_unless_the_build_says_another_network() {
+    if !privileged("run_steps_use_the_default_bridge_unless_the_build_says_another_network") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM fixture\nRUN ls /sys/class/net > /nets\nCMD [\"cat\", \"/nets\"]\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    engine.ok(&["build", "-t", "nets:bridge", dir]);
+    assert_eq!(
+        engine.ok(&["run", "--rm", "--network", "none", "nets:bridge"]),
+        "eth0\nlo\n"
+    );
+    engine.ok(&[
+        "build",
+        "--no-cache",
+        "--network",
+        "none",
+        "-t",
+        "nets:none",
+        dir,
+    ]);
+    assert_eq!(
+        engine.ok(&["run", "--rm", "--network", "none", "nets:none"]),
+        "lo\n"
+    );
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }

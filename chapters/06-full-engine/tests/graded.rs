@@ -626,7 +626,8 @@ fn ex6_14_continuations_join_lines_and_comments_inside_them_are_skipped() {
         number,
         text: text.to_string(),
     };
-    let text = "FROM base\n\n  # a comment\nRUN a \\\n  && b \\\n# inside\n\n  && c\r\nENV X=1 \\   \n";
+    let text =
+        "FROM base\n\n  # a comment\nRUN a \\\n  && b \\\n# inside\n\n  && c\r\nENV X=1 \\   \n";
     assert_eq!(
         logical_lines(text, '\\'),
         [
@@ -659,24 +660,51 @@ fn ex6_15_a_trees_digest_follows_names_modes_owners_and_contents_never_mtimes() 
     std::os::unix::fs::symlink("sub/f", root.join("l")).unwrap();
     let first = tree_digest(&root).unwrap();
     assert_eq!(first.len(), 64, "hex SHA-256: {first}");
-    assert_eq!(tree_digest(&root).unwrap(), first, "the same tree, the same digest");
+    assert_eq!(
+        tree_digest(&root).unwrap(),
+        first,
+        "the same tree, the same digest"
+    );
     // A copy made elsewhere, at another time: the same.
     let copy = dir.path().join("copy");
-    assert!(std::process::Command::new("cp").arg("-r").arg(&root).arg(&copy).status().unwrap().success());
+    assert!(std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&root)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(7200);
-    std::fs::File::options().write(true).open(copy.join("g")).unwrap().set_modified(later).unwrap();
-    assert_eq!(tree_digest(&copy).unwrap(), first, "mtimes and inodes are not in it");
+    std::fs::File::options()
+        .write(true)
+        .open(copy.join("g"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    assert_eq!(
+        tree_digest(&copy).unwrap(),
+        first,
+        "mtimes and inodes are not in it"
+    );
     // Each thing a container could see changes it.
     let changed = |f: &dyn Fn(&std::path::Path)| {
         let d = dir.path().join(format!("c{}", rand_suffix()));
-        assert!(std::process::Command::new("cp").arg("-a").arg(&root).arg(&d).status().unwrap().success());
+        assert!(std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&d)
+            .status()
+            .unwrap()
+            .success());
         f(&d);
         tree_digest(&d).unwrap()
     };
     let variants = [
         changed(&|d| std::fs::write(d.join("g"), "tWo").unwrap()),
         changed(&|d| std::fs::rename(d.join("g"), d.join("h")).unwrap()),
-        changed(&|d| std::fs::set_permissions(d.join("g"), std::fs::Permissions::from_mode(0o600)).unwrap()),
+        changed(&|d| {
+            std::fs::set_permissions(d.join("g"), std::fs::Permissions::from_mode(0o600)).unwrap()
+        }),
         changed(&|d| std::os::unix::fs::lchown(d.join("g"), Some(1), Some(1)).unwrap()),
         changed(&|d| {
             std::fs::remove_file(d.join("l")).unwrap();
@@ -741,11 +769,21 @@ fn ex6_16_each_step_puts_its_layer_on_top_and_its_history_in_order() {
         "/bin/sh -c make",
         "2026-12-01T00:00:00Z",
     );
-    assert_eq!(layers, [descriptor(0), descriptor(1)], "the new layer on top");
-    assert_eq!(one.rootfs.diff_ids, [Digest::of(b"diff0"), Digest::of(b"diff1")]);
+    assert_eq!(
+        layers,
+        [descriptor(0), descriptor(1)],
+        "the new layer on top"
+    );
+    assert_eq!(
+        one.rootfs.diff_ids,
+        [Digest::of(b"diff0"), Digest::of(b"diff1")]
+    );
     assert_eq!(one.config, Some(run.clone()));
     assert_eq!(one.created.as_deref(), Some("2026-12-01T00:00:00Z"));
-    assert_eq!((one.architecture.as_str(), one.os.as_str()), ("amd64", "linux"));
+    assert_eq!(
+        (one.architecture.as_str(), one.os.as_str()),
+        ("amd64", "linux")
+    );
     assert_eq!(
         one.history,
         [
@@ -754,7 +792,14 @@ fn ex6_16_each_step_puts_its_layer_on_top_and_its_history_in_order() {
         ]
     );
     // A config-only step: no layer, an empty_layer entry.
-    let (two, layers2) = next_image(&one, &layers, None, ContainerConfig::default(), "CMD x", "t2");
+    let (two, layers2) = next_image(
+        &one,
+        &layers,
+        None,
+        ContainerConfig::default(),
+        "CMD x",
+        "t2",
+    );
     assert_eq!(layers2, layers);
     assert_eq!(two.rootfs.diff_ids, one.rootfs.diff_ids);
     assert_eq!(two.history.len(), 3);

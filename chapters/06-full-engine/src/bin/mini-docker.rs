@@ -97,6 +97,9 @@ enum Command {
         /// Print only the image ID
         #[arg(short, long)]
         quiet: bool,
+        /// The network of RUN steps: none, host, or a network [default: the default bridge]
+        #[arg(long)]
+        network: Option<String>,
         context: std::path::PathBuf,
     },
     /// List the files a container changed (A added, C changed, D deleted)
@@ -693,6 +696,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             no_cache,
             label,
             quiet,
+            network,
             context,
         } => {
             let pairs = |list: &[String],
@@ -735,6 +739,9 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
             if quiet {
                 path += "&q=1";
+            }
+            if let Some(n) = &network {
+                path += &format!("&networkmode={}", enc(n));
             }
             let body = client
                 .stream_with(&path, tar, "application/x-tar", &[])

@@ -50,6 +50,9 @@ struct Options {
     no_cache: bool,
     quiet: bool,
     labels: BTreeMap<String, String>,
+    /// `networkmode`: the RUN containers' network (Docker's default: the
+    /// default bridge; `none`, `host`, or a network's name).
+    network: String,
 }
 
 /// The JSON stream to the client, written from the build's thread.
@@ -205,6 +208,7 @@ impl Daemon {
             target: q.get("target").cloned().unwrap_or_default(),
             no_cache: flag(&q, "nocache"),
             quiet: flag(&q, "q"),
+            network: q.get("networkmode").cloned().unwrap_or_default(),
         };
         let mut names = Vec::new();
         for t in &options.tags {
@@ -867,7 +871,7 @@ impl Builder<'_> {
             "User": run.user.clone().unwrap_or_default(),
             "WorkingDir": run.working_dir.clone().unwrap_or_default(),
             "Labels": {"io.mini-docker.build": "intermediate"},
-            "HostConfig": {},
+            "HostConfig": {"NetworkMode": if self.options.network == "default" { "" } else { self.options.network.as_str() }},
         });
         let body: crate::api::CreateRequest = serde_json::from_value(request)
             .map_err(|e| format!("the RUN container's config: {e}"))?;
