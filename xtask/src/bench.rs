@@ -779,7 +779,11 @@ fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
     run(Command::new("sh")
         .arg("-c")
         .arg(format!("{docker} load -q -i {}", p("fixture.tar"))))?;
-    let ours = format!("{} -H unix://{}", rel.join("mini-docker").display(), p("ours.sock"));
+    let ours = format!(
+        "{} -H unix://{}",
+        rel.join("mini-docker").display(),
+        p("ours.sock")
+    );
     let buildah = format!(
         "buildah --root {} --runroot {} --storage-driver overlay",
         p("buildah"),
@@ -852,7 +856,9 @@ fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
     // buildah's containers and images go with its root; its mounts first.
     let _ = Command::new("sh")
         .arg("-c")
-        .arg(format!("{buildah} rm -a >/dev/null 2>&1; {buildah} rmi -a -f >/dev/null 2>&1"))
+        .arg(format!(
+            "{buildah} rm -a >/dev/null 2>&1; {buildah} rmi -a -f >/dev/null 2>&1"
+        ))
         .status();
     Ok(())
 }

@@ -2,7 +2,10 @@
 //! Docker Engine API on a unix socket.
 //!
 //! - [`http`]: request plumbing and the route table.
-//! - [`images`]: pull (chapter 05), load, list, tag, remove (chapter 04).
+//! - [`images`]: pull (chapter 05), load, list, tag, remove (chapter 04),
+//!   history, save, push.
+//! - [`build`]: `POST /build`, Docker's classic builder on this engine.
+//! - [`commit`]: a container's changes, listed (`diff`) and committed.
 //! - [`containers`]: create, start (spawning the monitor), attach, wait,
 //!   logs, stop, kill, remove, inspect, list, prune.
 //! - [`execs`]: exec instances and their streams.
