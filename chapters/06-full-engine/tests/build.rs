@@ -963,3 +963,104 @@ fn run_steps_use_the_default_bridge_unless_the_build_says_another_network() {
     );
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn under_userns_remap_run_steps_and_commits_keep_the_containers_owners() {
+    if !privileged("under_userns_remap_run_steps_and_commits_keep_the_containers_owners") {
+        return;
+    }
+    let engine = Engine::start_remapped(400_000, |_| {});
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM fixture\nRUN mkdir /made && echo r > /made/root-owned && echo u > /made/user-owned && chown 1000:1001 /made/user-owned && rm /bin/true\n",
+    )
+    .unwrap();
+    engine.ok(&[
+        "build",
+        "-t",
+        "remapped-build",
+        ctx.path().to_str().unwrap(),
+    ]);
+    // Read back without a user namespace: the IDs stored in the layer.
+    let stat = "stat -c '%n %u:%g' /made /made/root-owned /made/user-owned; test -e /bin/true || echo deleted";
+    let expected = "/made 0:0\n/made/root-owned 0:0\n/made/user-owned 1000:1001\ndeleted\n";
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "--userns",
+            "host",
+            "remapped-build",
+            "sh",
+            "-c",
+            stat
+        ]),
+        expected
+    );
+    // And a commit of a remapped container.
+    engine.ok(&["run", "--name", "remapped-c", "fixture", "sh", "-c", "mkdir /made && echo r > /made/root-owned && echo u > /made/user-owned && chown 1000:1001 /made/user-owned && rm /bin/true"]);
+    engine.ok(&["commit", "remapped-c", "remapped-commit"]);
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "--userns",
+            "host",
+            "remapped-commit",
+            "sh",
+            "-c",
+            stat
+        ]),
+        expected
+    );
+    engine.ok(&["rm", "remapped-c"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
+fn from_pulls_a_missing_base_image_through_chapter_05() {
+    if !privileged("from_pulls_a_missing_base_image_through_chapter_05") {
+        return;
+    }
+    let engine = Engine::start();
+    let registry = testkit::registry::Registry::start(testkit::registry::Auth::None);
+    let remote = format!("{}/base/fixture:v1", registry.addr);
+    engine.ok(&["tag", "fixture", &remote]);
+    engine.ok(&["push", &remote]);
+    engine.ok(&["rmi", &remote]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "ARG REGISTRY\nFROM ${REGISTRY}/base/fixture:v1\nRUN echo pulled-and-built > /result\nCMD [\"cat\", \"/result\"]\n",
+    )
+    .unwrap();
+    let out = engine.ok(&[
+        "build",
+        "--build-arg",
+        &format!("REGISTRY={}", registry.addr),
+        "-t",
+        "on-pulled",
+        ctx.path().to_str().unwrap(),
+    ]);
+    assert!(out.contains(&format!("Pulling {remote}")), "{out}");
+    assert_eq!(
+        engine.ok(&["run", "--rm", "on-pulled"]),
+        "pulled-and-built\n"
+    );
+    assert!(engine
+        .ok(&["images"])
+        .contains(&format!("{}/base/fixture", registry.addr)));
+    // An unreachable registry: the FROM line and the reason.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM 127.0.0.1:9/nothing:here\n",
+    )
+    .unwrap();
+    let failed = engine.run(&["build", ctx.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert!(
+        !failed.status.success() && err.contains("Dockerfile:1: pulling 127.0.0.1:9/nothing:here"),
+        "{err}"
+    );
+}

@@ -59,6 +59,15 @@ impl Daemon {
     ) -> Result<(Descriptor, Digest), ApiError> {
         let upper = self.paths.container(&c.id).join("upper");
         let scratch = tempfile::tempdir_in(self.store.root().join("ingest"))?;
+        let dir = self.paths.container(&c.id);
+        if !upper.is_dir()
+            && chapter_03::driver::Driver::detect(&dir) == chapter_03::driver::Driver::Copy
+        {
+            return Err(ApiError::conflict(format!(
+                "container {} runs on the copy driver (its root is not on overlayfs: an engine inside a container?): its changes cannot be read as a layer, so it cannot be committed",
+                crate::ids::short(&c.id)
+            )));
+        }
         let source = if !upper.is_dir() {
             // Never started: no changes, an empty layer (as Docker's).
             scratch.path().to_path_buf()
