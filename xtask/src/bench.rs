@@ -545,27 +545,8 @@ fn start_in(
 
     // dockerd (Debian's docker.io) on its own data root and socket, with
     // no networking to set up (every run is --network none).
-    let docker_sock = t.join("docker.sock");
-    let _dockerd = service(
-        Command::new("dockerd").args([
-            "--data-root",
-            &p("docker"),
-            "--exec-root",
-            &p("docker-exec"),
-            "--pidfile",
-            &p("docker.pid"),
-            "-H",
-            &format!("unix://{}", docker_sock.display()),
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver",
-            "overlay2",
-        ]),
-        &dir.join("dockerd.log"),
-    )?;
-    wait_for_socket(&docker_sock, "dockerd (see target/bench/dockerd.log)")?;
-    let docker = format!("/usr/bin/docker -H unix://{}", docker_sock.display());
+    let dockerd = testkit::peers::Dockerd::start(&t.join("dockerd"));
+    let docker = format!("/usr/bin/docker -H unix://{}", dockerd.socket.display());
     run(Command::new("sh")
         .arg("-c")
         .arg(format!("{docker} load -q -i {}", p("fixture.tar"))))?;
@@ -632,31 +613,8 @@ fn start_in(
         ("docker".into(), format!("{docker} {run_true}")),
         ("runc (floor)".into(), format!("runc --root {} run --bundle {} b$$", p("runc"), bundle.display())),
     ]);
-    let mut hyperfine = Command::new("hyperfine");
-    hyperfine
-        .args([
-            "--runs",
-            &runs.to_string(),
-            "--warmup",
-            "3",
-            "--style",
-            "basic",
-            "--export-json",
-        ])
-        .arg(&results);
-    for (name, command) in &commands {
-        hyperfine.args(["-n", name, command]);
-    }
-    run(&mut hyperfine)?;
-
-    let r = json(&results)?;
-    let median = |name: &str| {
-        let i = commands
-            .iter()
-            .position(|(n, _)| n == name)
-            .unwrap_or(usize::MAX);
-        r["results"][i]["median"].as_f64().unwrap_or(f64::NAN) * 1e3
-    };
+    let r = hyperfine(runs, 3, &results, &commands)?;
+    let median = |name: &str| median_ms(&r, &commands, name);
     println!("\n`{run_true}`, start to exit, {runs} runs:");
     for (i, (name, _)) in commands.iter().enumerate() {
         let stat = |k: &str| r["results"][i][k].as_f64().unwrap_or(f64::NAN) * 1e3;
@@ -752,29 +710,10 @@ fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
         &dir.join("mini-dockerd-build.log"),
     )?;
     wait_for_socket(&t.join("ours.sock"), "mini-dockerd")?;
-    let docker_sock = t.join("docker.sock");
-    let _dockerd = service(
-        Command::new("dockerd").args([
-            "--data-root",
-            &p("docker"),
-            "--exec-root",
-            &p("docker-exec"),
-            "--pidfile",
-            &p("docker.pid"),
-            "-H",
-            &format!("unix://{}", docker_sock.display()),
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver",
-            "overlay2",
-        ]),
-        &dir.join("dockerd-build.log"),
-    )?;
-    wait_for_socket(&docker_sock, "dockerd (see target/bench/dockerd-build.log)")?;
+    let dockerd = testkit::peers::Dockerd::start(&t.join("dockerd"));
     let docker = format!(
         "DOCKER_BUILDKIT=0 /usr/bin/docker -H unix://{}",
-        docker_sock.display()
+        dockerd.socket.display()
     );
     run(Command::new("sh")
         .arg("-c")
@@ -803,30 +742,8 @@ fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
         ("mini-docker run --rm".into(), format!("{ours} run --rm --network none fixture sh -c '{command}'")),
     ];
     let results = dir.join("build.json");
-    let mut hyperfine = Command::new("hyperfine");
-    hyperfine
-        .args([
-            "--runs",
-            &runs.to_string(),
-            "--warmup",
-            "1",
-            "--style",
-            "basic",
-            "--export-json",
-        ])
-        .arg(&results);
-    for (name, command) in &commands {
-        hyperfine.args(["-n", name, command]);
-    }
-    run(&mut hyperfine)?;
-    let r = json(&results)?;
-    let median = |name: &str| {
-        let i = commands
-            .iter()
-            .position(|(n, _)| n == name)
-            .unwrap_or(usize::MAX);
-        r["results"][i]["median"].as_f64().unwrap_or(f64::NAN) * 1e3
-    };
+    let r = hyperfine(runs, 1, &results, &commands)?;
+    let median = |name: &str| median_ms(&r, &commands, name);
     let mut table = format!(
         "The course's test Dockerfile (two stages, 24 steps, 3 RUNs), {runs} runs, medians:\n\n\
          | | mini-docker | buildah bud --layers | docker classic |\n|---|---:|---:|---:|\n"
@@ -861,4 +778,32 @@ fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Resul
         ))
         .status();
     Ok(())
+}
+
+/// Runs hyperfine on (name, command) pairs; its JSON results.
+fn hyperfine(
+    runs: u32,
+    warmup: u32,
+    results: &Path,
+    commands: &[(String, String)],
+) -> Result<serde_json::Value> {
+    let mut hyperfine = Command::new("hyperfine");
+    hyperfine
+        .args(["--runs", &runs.to_string(), "--warmup", &warmup.to_string()])
+        .args(["--style", "basic", "--export-json"])
+        .arg(results);
+    for (name, command) in commands {
+        hyperfine.args(["-n", name, command]);
+    }
+    run(&mut hyperfine)?;
+    json(results)
+}
+
+/// The median of the command called `name`, in milliseconds.
+fn median_ms(r: &serde_json::Value, commands: &[(String, String)], name: &str) -> f64 {
+    let i = commands
+        .iter()
+        .position(|(n, _)| n == name)
+        .unwrap_or(usize::MAX);
+    r["results"][i]["median"].as_f64().unwrap_or(f64::NAN) * 1e3
 }

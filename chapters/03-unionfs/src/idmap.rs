@@ -165,15 +165,23 @@ fn shifted(map: &IdMap, path: &Path, uid: u32, gid: u32) -> io::Result<(u32, u32
 /// place: chown(2) each entry without following symlinks, then put back
 /// the setuid and setgid bits chown clears.
 pub fn shift_tree(dir: &Path, map: &IdMap) -> io::Result<()> {
+    shift_tree_with(dir, &|path, uid, gid| shifted(map, path, uid, gid))
+}
+
+/// Maps an on-disk owner (path, uid, gid) to the owner it gets.
+pub type OwnerMap<'a> = dyn Fn(&Path, u32, u32) -> io::Result<(u32, u32)> + 'a;
+
+/// Like [`shift_tree`], with each owner mapped by `owner`.
+pub fn shift_tree_with(dir: &Path, owner: &OwnerMap) -> io::Result<()> {
     let meta = std::fs::symlink_metadata(dir)?;
-    let (uid, gid) = shifted(map, dir, meta.uid(), meta.gid())?;
+    let (uid, gid) = owner(dir, meta.uid(), meta.gid())?;
     std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
     if !meta.file_type().is_symlink() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
     }
     if meta.is_dir() {
         for entry in std::fs::read_dir(dir)? {
-            shift_tree(&entry?.path(), map)?;
+            shift_tree_with(&entry?.path(), owner)?;
         }
     }
     Ok(())

@@ -1218,10 +1218,11 @@ fn human_size(bytes: u64) -> String {
 
 /// Pulls, printing Docker's progress lines (on stderr when the pull is part
 /// of a `run`, so the container's output stays alone on stdout).
-/// Prints a JSON message stream (push, build): statuses with their
-/// layer's id, streams as they are; byte progress is left out. Returns
-/// the error the stream ended with.
-async fn print_messages(body: hyper::body::Incoming, quiet: bool) -> Result<Option<String>> {
+/// Prints a JSON message stream (pull, push, build) to stdout, or to
+/// stderr: statuses with their layer's id, streams as they are; byte
+/// progress is left out (Docker's CLI draws bars from it). Returns the
+/// error the stream ended with.
+async fn print_messages(body: hyper::body::Incoming, to_stderr: bool) -> Result<Option<String>> {
     let mut failed = None;
     let mut pending = Vec::new();
     let mut stdout = std::io::stdout();
@@ -1234,16 +1235,21 @@ async fn print_messages(body: hyper::body::Incoming, quiet: bool) -> Result<Opti
             };
             if let Some(e) = m["error"].as_str() {
                 failed = Some(e.to_string());
-            } else if quiet || m["progressDetail"]["current"].is_number() {
-            } else if let Some(s) = m["stream"].as_str() {
-                print!("{s}");
-            } else if let Some(status) = m["status"].as_str() {
-                match m["id"].as_str() {
-                    Some(id) => println!("{id}: {status}"),
-                    None => println!("{status}"),
+            } else if m["progressDetail"]["current"].is_number() {
+            } else {
+                let text = match (m["stream"].as_str(), m["status"].as_str(), m["id"].as_str()) {
+                    (Some(s), _, _) => s.to_string(),
+                    (None, Some(status), Some(id)) => format!("{id}: {status}\n"),
+                    (None, Some(status), None) => format!("{status}\n"),
+                    _ => String::new(),
+                };
+                if to_stderr {
+                    eprint!("{text}");
+                } else {
+                    print!("{text}");
+                    let _ = stdout.flush();
                 }
             }
-            let _ = stdout.flush();
         }
     })
     .await?;
@@ -1282,50 +1288,20 @@ fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     tar.mode(tar::HeaderMode::Complete);
-    fn walk(
-        tar: &mut tar::Builder<Vec<u8>>,
-        root: &std::path::Path,
-        rel: &str,
-        ignore: &Ignore,
-        always: &[&str],
-    ) -> Result<()> {
-        let mut names: Vec<_> = std::fs::read_dir(root.join(rel))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let r = if rel.is_empty() {
-                name.to_string_lossy().into_owned()
-            } else {
-                format!("{rel}/{}", name.to_string_lossy())
-            };
-            let path = root.join(&r);
-            let meta = std::fs::symlink_metadata(&path)?;
-            let excluded = ignore.excluded(&r) && !always.contains(&r.as_str());
-            if excluded && !(meta.is_dir() && ignore.has_exceptions()) {
-                continue;
-            }
-            if !excluded {
-                tar.append_path_with_name(&path, &r)
-                    .map_err(|e| anyhow!("adding {} to the context: {e}", path.display()))?;
-            }
-            if meta.is_dir() {
-                walk(tar, root, &r, ignore, always)?;
-            }
-        }
-        Ok(())
-    }
     let name = inside
         .clone()
         .unwrap_or_else(|| format!(".dockerfile.{}", std::process::id()));
-    walk(
-        &mut tar,
-        dir,
-        "",
-        &ignore,
-        &[name.as_str(), ".dockerignore"],
-    )?;
+    let always = [name.as_str(), ".dockerignore"];
+    chapter_06::build::ignore::walk(dir, &mut |rel, path, meta| {
+        let excluded = ignore.excluded(rel) && !always.contains(&rel);
+        if !excluded {
+            tar.append_path_with_name(path, rel).map_err(|e| {
+                std::io::Error::other(format!("adding {} to the context: {e}", path.display()))
+            })?;
+        }
+        // Into an excluded directory only when an exception may be inside.
+        Ok(!excluded || (meta.is_dir() && ignore.has_exceptions()))
+    })?;
     if inside.is_none() {
         let bytes = std::fs::read(&dockerfile)?;
         let mut h = tar::Header::new_gnu();
@@ -1354,36 +1330,7 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
         path += &format!("&platform={}", enc(p));
     }
     let body = client.stream("POST", &path, None).await?;
-    let mut failed = None;
-    let mut pending = Vec::new();
-    each_chunk(body, |chunk| {
-        pending.extend_from_slice(chunk);
-        while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=pos).collect();
-            let Ok(m) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            if let Some(e) = m["error"].as_str() {
-                failed = Some(e.to_string());
-            } else if m["status"] == "Downloading" {
-                // Byte counts: Docker's CLI draws bars from them; ours
-                // prints the steps only.
-            } else {
-                let status = m["status"].as_str().unwrap_or("");
-                let line = match m["id"].as_str() {
-                    Some(id) => format!("{id}: {status}"),
-                    None => status.to_string(),
-                };
-                if to_stderr {
-                    eprintln!("{line}");
-                } else {
-                    println!("{line}");
-                }
-            }
-        }
-    })
-    .await?;
-    match failed {
+    match print_messages(body, to_stderr).await? {
         Some(e) => Err(anyhow!("pulling {image}: {e}")),
         None => Ok(()),
     }

@@ -43,6 +43,39 @@ pub fn clean(path: &str) -> String {
     parts.join("/")
 }
 
+/// Visits every path under `root` in name order (relative, `/`-separated,
+/// with its path and metadata; symlinks are not followed). `visit` says
+/// whether to go into a directory.
+pub fn walk(
+    root: &std::path::Path,
+    visit: &mut dyn FnMut(&str, &std::path::Path, &std::fs::Metadata) -> std::io::Result<bool>,
+) -> std::io::Result<()> {
+    fn inner(
+        dir: &std::path::Path,
+        rel: &str,
+        visit: &mut dyn FnMut(&str, &std::path::Path, &std::fs::Metadata) -> std::io::Result<bool>,
+    ) -> std::io::Result<()> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()?;
+        names.sort();
+        for name in names {
+            let r = if rel.is_empty() {
+                name.to_string_lossy().into_owned()
+            } else {
+                format!("{rel}/{}", name.to_string_lossy())
+            };
+            let path = dir.join(&name);
+            let meta = std::fs::symlink_metadata(&path)?;
+            if visit(&r, &path, &meta)? && meta.is_dir() {
+                inner(&path, &r, visit)?;
+            }
+        }
+        Ok(())
+    }
+    inner(root, "", visit)
+}
+
 impl Ignore {
     pub fn none() -> Ignore {
         Ignore { rules: Vec::new() }

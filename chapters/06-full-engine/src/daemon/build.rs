@@ -707,15 +707,7 @@ impl Builder<'_> {
                 let target = self.make_parents(&layer, &lowers, &dir)?;
                 std::fs::create_dir_all(&target)?;
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
-                let content = cache::tree_digest(&layer)?;
-                let key = cache::key(&parent.id, &created_by, Some(&content));
-                if let Some(img) = self.cached(&key) {
-                    self.out.stream(" ---> Using cache\n");
-                    return Ok(img);
-                }
-                let stored = self.store_layer_dir(&layer)?;
-                let _guard = self.d.handle_lock();
-                self.commit_step(&parent, Some(stored), run, &created_by, &key)
+                self.layer_step(&parent, &layer, run, &created_by)
             }
             _ => {
                 build::apply_config(ins, &mut run, &vars, self.escape, &mut stage.cmd_set)
@@ -1082,7 +1074,6 @@ impl Builder<'_> {
                 std::os::unix::fs::lchown(&made, Some(uid), Some(gid))?;
             }
         }
-        let content = cache::tree_digest(&layer)?;
         let mut flags: Vec<String> = ins
             .flags
             .iter()
@@ -1099,14 +1090,28 @@ impl Builder<'_> {
             },
             sources.join(" ")
         );
-        let key = cache::key(&parent.id, &created_by, Some(&content));
+        self.layer_step(&parent, &layer, run, &created_by)
+    }
+
+    /// A step whose layer is the directory `layer` (COPY, ADD, WORKDIR):
+    /// the cached image when the key (with the layer's tree digest) has
+    /// one, else the layer stored and the step's image made.
+    fn layer_step(
+        &mut self,
+        parent: &Img,
+        layer: &Path,
+        run: RunConfig,
+        created_by: &str,
+    ) -> Step<Img> {
+        let content = cache::tree_digest(layer)?;
+        let key = cache::key(&parent.id, created_by, Some(&content));
         if let Some(img) = self.cached(&key) {
             self.out.stream(" ---> Using cache\n");
             return Ok(img);
         }
-        let stored = self.store_layer_dir(&layer)?;
+        let stored = self.store_layer_dir(layer)?;
         let _guard = self.d.handle_lock();
-        self.commit_step(&parent, Some(stored), run, &created_by, &key)
+        self.commit_step(parent, Some(stored), run, created_by, &key)
     }
 
     /// `user[:group]` as uid and gid, names looked up in the image.
@@ -1167,7 +1172,10 @@ impl Builder<'_> {
             let matches: Vec<String> = if has_glob(&cleaned) {
                 let glob = ignore::glob(&cleaned).map_err(|e| self.at(ins, e))?;
                 let mut all = Vec::new();
-                walk_rel(root, "", &mut all)?;
+                ignore::walk(root, &mut |rel, _, _| {
+                    all.push(rel.to_string());
+                    Ok(true)
+                })?;
                 let found: Vec<String> = all
                     .into_iter()
                     .filter(|r| glob.is_match(r) && !ignore.excluded(r))
@@ -1232,28 +1240,6 @@ impl Drop for RemoveOnDrop<'_> {
 
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
-}
-
-/// Every path under `dir`, relative, `/`-separated.
-fn walk_rel(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name())
-        .collect();
-    names.sort();
-    for name in names {
-        let r = if rel.is_empty() {
-            name.to_string_lossy().into_owned()
-        } else {
-            format!("{rel}/{}", name.to_string_lossy())
-        };
-        let p = dir.join(&name);
-        out.push(r.clone());
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            walk_rel(&p, &r, out)?;
-        }
-    }
-    Ok(())
 }
 
 /// `rel` under `root`, following symlinks as the context's own: a link to

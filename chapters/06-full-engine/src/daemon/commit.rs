@@ -16,7 +16,6 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json as j, Value};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -311,17 +310,7 @@ fn unshift_tree(dir: &Path, map: &chapter_01::IdMap) -> std::io::Result<()> {
             .find(|r| id >= r.outside && id - r.outside < r.count)
             .map_or(0, |r| r.inside + (id - r.outside))
     };
-    let meta = std::fs::symlink_metadata(dir)?;
-    let (uid, gid) = (back(&map.uids, meta.uid()), back(&map.gids, meta.gid()));
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
-    if !meta.file_type().is_symlink() {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(dir)? {
-            unshift_tree(&entry?.path(), map)?;
-        }
-    }
-    Ok(())
+    chapter_03::idmap::shift_tree_with(dir, &|_, uid, gid| {
+        Ok((back(&map.uids, uid), back(&map.gids, gid)))
+    })
 }
