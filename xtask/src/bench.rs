@@ -461,18 +461,8 @@ fn start_in(
     let p = |name: &str| t.join(name).display().to_string();
     // The fixture as an image in our store, and as a `docker save` archive
     // for podman and docker.
+    fixture_image(rel, rootfs, t)?;
     let ch04 = rel.join("chapter-04");
-    run(Command::new(&ch04)
-        .arg("--store")
-        .arg(p("ours/images"))
-        .args(["import", "--rootfs"])
-        .arg(rootfs)
-        .arg("docker.io/library/fixture:latest"))?;
-    run(Command::new(&ch04)
-        .arg("--store")
-        .arg(p("ours/images"))
-        .args(["save", "docker.io/library/fixture:latest"])
-        .arg(p("fixture.tar")))?;
 
     // mini-dockerd
     let _ours = service(
@@ -672,18 +662,7 @@ fn build(runs: u32) -> Result<()> {
 
 fn build_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
     let p = |name: &str| t.join(name).display().to_string();
-    let ch04 = rel.join("chapter-04");
-    run(Command::new(&ch04)
-        .arg("--store")
-        .arg(p("ours/images"))
-        .args(["import", "--rootfs"])
-        .arg(rootfs)
-        .arg("docker.io/library/fixture:latest"))?;
-    run(Command::new(&ch04)
-        .arg("--store")
-        .arg(p("ours/images"))
-        .args(["save", "docker.io/library/fixture:latest"])
-        .arg(p("fixture.tar")))?;
+    fixture_image(rel, rootfs, t)?;
     let context = t.join("context");
     std::fs::create_dir_all(&context)?;
     testkit::build_context::write(&context);
@@ -806,4 +785,22 @@ fn median_ms(r: &serde_json::Value, commands: &[(String, String)], name: &str) -
         .position(|(n, _)| n == name)
         .unwrap_or(usize::MAX);
     r["results"][i]["median"].as_f64().unwrap_or(f64::NAN) * 1e3
+}
+
+/// The fixture as an image in `t/ours/images` (chapter 04's import), and
+/// as a `docker save` archive `t/fixture.tar` for the peers.
+fn fixture_image(rel: &Path, rootfs: &Path, t: &Path) -> Result<()> {
+    let ch04 = rel.join("chapter-04");
+    let store = t.join("ours/images");
+    run(Command::new(&ch04)
+        .arg("--store")
+        .arg(&store)
+        .args(["import", "--rootfs"])
+        .arg(rootfs)
+        .arg("docker.io/library/fixture:latest"))?;
+    run(Command::new(&ch04)
+        .arg("--store")
+        .arg(&store)
+        .args(["save", "docker.io/library/fixture:latest"])
+        .arg(t.join("fixture.tar")))
 }

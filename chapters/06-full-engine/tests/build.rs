@@ -118,14 +118,20 @@ fn diff_lists_a_containers_changes_and_commit_makes_them_an_image() {
 
 use testkit::build_context::write as write_context;
 
+/// An engine, and the test Dockerfile's context in a temporary directory.
+fn engine_and_context() -> (Engine, tempfile::TempDir) {
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write_context(ctx.path());
+    (engine, ctx)
+}
+
 #[test]
 fn a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written() {
     if !privileged("a_dockerfile_with_every_instruction_builds_an_image_that_runs_as_written") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(ctx.path());
+    let (engine, ctx) = engine_and_context();
     let out = engine.run(&["build", "-t", "built:v1", ctx.path().to_str().unwrap()]);
     let text = stdout_of(&out);
     assert!(
@@ -263,9 +269,7 @@ fn the_cache_reuses_steps_until_the_first_changed_input_and_survives_a_restart()
     if !privileged("the_cache_reuses_steps_until_the_first_changed_input_and_survives_a_restart") {
         return;
     }
-    let mut engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(ctx.path());
+    let (mut engine, ctx) = engine_and_context();
     let dir = ctx.path().to_str().unwrap();
     let build = |engine: &Engine, extra: &[&str]| {
         let mut args = vec!["build", "-t", "cached"];
@@ -445,9 +449,7 @@ fn docker_clis_and_the_python_sdk_build_through_the_classic_builder_api() {
     if !privileged("docker_clis_and_the_python_sdk_build_through_the_classic_builder_api") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(ctx.path());
+    let (engine, ctx) = engine_and_context();
     let dir = ctx.path().to_str().unwrap();
     let clis = common::docker_clis();
     assert!(
@@ -585,9 +587,7 @@ fn buildah_builds_the_same_dockerfile_into_the_same_files_and_config() {
     if !privileged("buildah_builds_the_same_dockerfile_into_the_same_files_and_config") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(ctx.path());
+    let (engine, ctx) = engine_and_context();
     let dir = ctx.path().to_str().unwrap();
     engine.ok(&["build", "-t", "ours", dir]);
     let work = tempfile::tempdir().unwrap();
@@ -725,9 +725,7 @@ fn a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd() {
     if !privileged("a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    write_context(ctx.path());
+    let (engine, ctx) = engine_and_context();
     engine.ok(&["build", "-t", "shipped:v1", ctx.path().to_str().unwrap()]);
     let work = tempfile::tempdir().unwrap();
     let registry =
