@@ -118,6 +118,19 @@ fn diff_lists_a_containers_changes_and_commit_makes_them_an_image() {
 
 use testkit::build_context::write as write_context;
 
+/// The image config fields the Dockerfile sets, compared with peers'.
+const CONFIG_FIELDS: [&str; 9] = [
+    "User",
+    "Env",
+    "Entrypoint",
+    "Cmd",
+    "WorkingDir",
+    "ExposedPorts",
+    "Volumes",
+    "StopSignal",
+    "Healthcheck",
+];
+
 /// An engine, and the test Dockerfile's context in a temporary directory.
 fn engine_and_context() -> (Engine, tempfile::TempDir) {
     let engine = Engine::start();
@@ -689,18 +702,7 @@ fn buildah_builds_the_same_dockerfile_into_the_same_files_and_config() {
 
     // The same config.
     let mine = &engine.inspect("ours")["Config"];
-    for field in [
-        "User",
-        "Env",
-        "Entrypoint",
-        "Cmd",
-        "WorkingDir",
-        "ExposedPorts",
-        "Volumes",
-        "StopSignal",
-        "Healthcheck",
-        "Shell",
-    ] {
+    for field in CONFIG_FIELDS.iter().chain(&["Shell"]) {
         assert_eq!(mine[field], config[field], "{field}");
     }
     let mut labels = config["Labels"].clone();
@@ -869,18 +871,7 @@ fn a_built_image_is_pushed_saved_and_run_by_podman_and_a_real_dockerd() {
     let theirs: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let ours = engine.inspect("shipped:v1");
     assert_eq!(theirs[0]["Id"], ours["Id"], "the same image ID in both");
-    for field in [
-        "User",
-        "Env",
-        "Entrypoint",
-        "Cmd",
-        "WorkingDir",
-        "ExposedPorts",
-        "Volumes",
-        "StopSignal",
-        "Labels",
-        "Healthcheck",
-    ] {
+    for field in CONFIG_FIELDS.iter().chain(&["Labels"]) {
         assert_eq!(theirs[0]["Config"][field], ours["Config"][field], "{field}");
     }
     let ran = dockerd
@@ -1061,4 +1052,41 @@ fn from_pulls_a_missing_base_image_through_chapter_05() {
         !failed.status.success() && err.contains("Dockerfile:1: pulling 127.0.0.1:9/nothing:here"),
         "{err}"
     );
+}
+
+#[test]
+fn copy_from_takes_an_image_or_a_stage_by_number_and_target_stops_at_a_stage() {
+    if !privileged("copy_from_takes_an_image_or_a_stage_by_number_and_target_stops_at_a_stage") {
+        return;
+    }
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM fixture\nRUN echo first > /first\n\
+         FROM scratch AS second\nCOPY --from=fixture /etc/os-release /from-image\nCOPY --from=0 /first /from-stage-0\n\
+         FROM fixture AS third\nCOPY --from=second / /copied/\nCMD [\"cat\", \"/copied/from-stage-0\"]\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    engine.ok(&["build", "-t", "froms", dir]);
+    assert_eq!(engine.ok(&["run", "--rm", "froms"]), "first\n");
+    let os = std::fs::read_to_string(testkit::fixture::rootfs().join("etc/os-release")).unwrap();
+    assert_eq!(
+        engine.ok(&["run", "--rm", "froms", "cat", "/copied/from-image"]),
+        os
+    );
+    // --target second: a scratch image holding exactly the two files.
+    let out = engine.ok(&["build", "--target", "second", "-t", "second-only", dir]);
+    assert!(
+        out.contains("Step 5/8 : COPY --from=0") && !out.contains("Step 6/"),
+        "stopped at the target: {out}"
+    );
+    engine.ok(&["create", "--name", "probe", "second-only", "/none"]);
+    let layers = engine.inspect("second-only")["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers, 2);
+    engine.ok(&["rm", "probe"]);
 }

@@ -394,13 +394,13 @@ impl Builder<'_> {
         let mut meta_args = Vars::new();
         let mut stage: Option<Stage> = None;
         for (n, ins) in instructions.iter().enumerate() {
+            if ins.keyword == "FROM" && stage.as_ref().is_some_and(|s| self.is_target(s)) {
+                return Ok(stage.take().unwrap().img);
+            }
             self.out
                 .stream(format!("Step {}/{total} : {}\n", n + 1, ins.original));
             if ins.keyword == "FROM" {
                 if let Some(done) = stage.take() {
-                    if self.is_target(&done) {
-                        return Ok(done.img);
-                    }
                     self.stages.push((done.name.clone(), done.img));
                 }
                 stage = Some(self.from(ins, &meta_args)?);
