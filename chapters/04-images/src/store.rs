@@ -368,6 +368,14 @@ pub const DANGLING: &str = "dangling";
 pub const BUILD_CACHE: &str = "build-cache";
 /// A build cache entry's key (chapter 06's builder).
 pub const CACHE_KEY: &str = "io.mini-docker.cache-key";
+/// An untagged entry's image ID (its config's digest), so that finding an
+/// image by ID among many cache entries reads no blob.
+pub const IMAGE_ID: &str = "io.mini-docker.image-id";
+
+/// The `IMAGE_ID` of an untagged entry.
+pub fn image_id(d: &Descriptor) -> Option<&str> {
+    d.annotations.as_ref()?.get(IMAGE_ID).map(String::as_str)
+}
 
 /// The `KIND` of an untagged entry.
 pub fn kind(d: &Descriptor) -> Option<&str> {

@@ -215,19 +215,22 @@ impl Daemon {
         let manifest = chapter_04::archive::put_image(&self.store, config, layers)?;
         let platform = chapter_04::unpack::host_platform();
         let image = chapter_04::unpack::load_image(&self.store, &manifest, &platform)?;
+        let id = image.manifest.config.digest.to_string();
         match name {
             Some(name) => self.store.tag(name, &manifest)?,
-            None if cache.is_empty() => {
-                let mut a = BTreeMap::new();
-                a.insert(
-                    chapter_04::store::KIND.into(),
-                    chapter_04::store::DANGLING.into(),
-                );
+            None => {
+                let mut a = cache.clone();
+                if a.is_empty() {
+                    a.insert(
+                        chapter_04::store::KIND.into(),
+                        chapter_04::store::DANGLING.into(),
+                    );
+                }
+                a.insert(chapter_04::store::IMAGE_ID.into(), id.clone());
                 self.store.keep(&manifest, a)?;
             }
-            None => self.store.keep(&manifest, cache.clone())?,
         }
-        Ok(image.manifest.config.digest.to_string())
+        Ok(id)
     }
 }
 

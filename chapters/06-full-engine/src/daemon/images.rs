@@ -74,9 +74,13 @@ impl Daemon {
         }
         let hex = name.strip_prefix("sha256:").unwrap_or(name);
         if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            // Untagged entries say their ID: only a match is read.
+            let untagged = self.store.untagged()?.into_iter().filter(|d| {
+                chapter_04::store::image_id(d)
+                    .is_none_or(|id| id.trim_start_matches("sha256:").starts_with(hex))
+            });
             let tagged = tags.into_iter().map(|(n, d)| (Some(n), d));
-            let untagged = self.store.untagged()?.into_iter().map(|d| (None, d));
-            for (n, d) in tagged.chain(untagged) {
+            for (n, d) in tagged.chain(untagged.map(|d| (None, d))) {
                 let image = load(&d)?;
                 if image.manifest.config.digest.hex().starts_with(hex) {
                     return Ok(Found {
