@@ -131,6 +131,14 @@ const CONFIG_FIELDS: [&str; 9] = [
     "Healthcheck",
 ];
 
+/// An engine, and a context holding only the Dockerfile `text`.
+fn engine_with_dockerfile(text: &str) -> (Engine, tempfile::TempDir) {
+    let engine = Engine::start();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), text).unwrap();
+    (engine, ctx)
+}
+
 /// An engine, and the test Dockerfile's context in a temporary directory.
 fn engine_and_context() -> (Engine, tempfile::TempDir) {
     let engine = Engine::start();
@@ -924,13 +932,9 @@ fn run_steps_use_the_default_bridge_unless_the_build_says_another_network() {
     if !privileged("run_steps_use_the_default_bridge_unless_the_build_says_another_network") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
+    let (engine, ctx) = engine_with_dockerfile(
         "FROM fixture\nRUN ls /sys/class/net > /nets\nCMD [\"cat\", \"/nets\"]\n",
-    )
-    .unwrap();
+    );
     let dir = ctx.path().to_str().unwrap();
     engine.ok(&["build", "-t", "nets:bridge", dir]);
     assert_eq!(
@@ -1059,15 +1063,9 @@ fn copy_from_takes_an_image_or_a_stage_by_number_and_target_stops_at_a_stage() {
     if !privileged("copy_from_takes_an_image_or_a_stage_by_number_and_target_stops_at_a_stage") {
         return;
     }
-    let engine = Engine::start();
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM fixture\nRUN echo first > /first\n\
+    let (engine, ctx) = engine_with_dockerfile("FROM fixture\nRUN echo first > /first\n\
          FROM scratch AS second\nCOPY --from=fixture /etc/os-release /from-image\nCOPY --from=0 /first /from-stage-0\n\
-         FROM fixture AS third\nCOPY --from=second / /copied/\nCMD [\"cat\", \"/copied/from-stage-0\"]\n",
-    )
-    .unwrap();
+         FROM fixture AS third\nCOPY --from=second / /copied/\nCMD [\"cat\", \"/copied/from-stage-0\"]\n");
     let dir = ctx.path().to_str().unwrap();
     engine.ok(&["build", "-t", "froms", dir]);
     assert_eq!(engine.ok(&["run", "--rm", "froms"]), "first\n");
