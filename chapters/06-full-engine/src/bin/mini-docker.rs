@@ -43,6 +43,9 @@ enum Command {
     Images {
         #[arg(short, long)]
         quiet: bool,
+        /// NAME=VALUE: dangling=true|false, label=k[=v], reference, before, since
+        #[arg(short, long)]
+        filter: Vec<String>,
     },
     /// Remove images
     Rmi {
@@ -136,6 +139,19 @@ enum Command {
         all: bool,
         #[arg(short, long)]
         quiet: bool,
+        /// NAME=VALUE: label=k[=v], name, id, status, ancestor, exited, network, volume, before, since
+        #[arg(short, long)]
+        filter: Vec<String>,
+    },
+    /// Give a container another name
+    Rename { container: String, name: String },
+    /// Stop (when running) and start containers again
+    Restart {
+        /// Seconds to wait for the stop signal before SIGKILL
+        #[arg(short, long)]
+        time: Option<u32>,
+        #[arg(required = true)]
+        containers: Vec<String>,
     },
     /// Show a container's output
     Logs {
@@ -375,6 +391,9 @@ struct RunArgs {
     /// Seconds `stop` waits before SIGKILL [default: 10]
     #[arg(long, allow_negative_numbers = true)]
     stop_timeout: Option<i64>,
+    /// A label, KEY=VALUE (or KEY, with an empty value)
+    #[arg(short = 'l', long)]
+    label: Vec<String>,
     #[arg(long)]
     platform: Option<String>,
     image: String,
@@ -482,8 +501,14 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 }
             }
         }
-        Command::Images { quiet } => {
-            let list = client.json("GET", "/images/json", None).await?;
+        Command::Images { quiet, filter } => {
+            let list = client
+                .json(
+                    "GET",
+                    &format!("/images/json?{}", filters_query(&filter)?),
+                    None,
+                )
+                .await?;
             if !quiet {
                 println!(
                     "{:<40} {:<12} {:<14} {:<16} SIZE",
@@ -751,6 +776,32 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 return Ok(1);
             }
         }
+        Command::Rename { container, name } => {
+            client
+                .call(
+                    "POST",
+                    &format!("/containers/{}/rename?name={}", enc(&container), enc(&name)),
+                    None,
+                )
+                .await?;
+        }
+        Command::Restart { time, containers } => {
+            let mut code = 0;
+            for c in &containers {
+                let mut path = format!("/containers/{}/restart", enc(c));
+                if let Some(t) = time {
+                    path += &format!("?t={t}");
+                }
+                match client.call("POST", &path, None).await {
+                    Ok(_) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
         Command::Diff { container } => {
             let list = client
                 .json(
@@ -808,9 +859,17 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 println!("{c}");
             }
         }
-        Command::Ps { all, quiet } => {
+        Command::Ps { all, quiet, filter } => {
             let list = client
-                .json("GET", &format!("/containers/json?all={}", all as u8), None)
+                .json(
+                    "GET",
+                    &format!(
+                        "/containers/json?all={}{}",
+                        all as u8,
+                        filters_query(&filter)?
+                    ),
+                    None,
+                )
                 .await?;
             if !quiet {
                 println!(
@@ -1312,6 +1371,23 @@ fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<
     Ok((tar.into_inner()?, name))
 }
 
+/// `--filter NAME=VALUE`s as Docker's `&filters=` JSON (empty: none).
+fn filters_query(filters: &[String]) -> Result<String> {
+    if filters.is_empty() {
+        return Ok(String::new());
+    }
+    let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in filters {
+        let (name, value) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("bad format of filter {f:?} (expected name=value)"))?;
+        map.entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
+    }
+    Ok(format!("&filters={}", enc(&serde_json::to_string(&map)?)))
+}
+
 /// `name:tag` → (name, tag); `host:5000/name` has no tag: latest.
 fn split_name(name: &str) -> (&str, &str) {
     match name.rsplit_once(':') {
@@ -1382,6 +1458,10 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
         "StopSignal": args.stop_signal,
         "StopTimeout": args.stop_timeout,
+        "Labels": args.label.iter().map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), json!(v))
+        }).collect::<serde_json::Map<_, _>>(),
         "Entrypoint": args.entrypoint.as_ref().map(|e| if e.is_empty() { json!([""]) } else { json!([e]) }).unwrap_or(Value::Null),
         "HostConfig": {
             "Memory": size("--memory", &args.memory)?,

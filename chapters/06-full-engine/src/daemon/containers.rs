@@ -510,6 +510,48 @@ impl Daemon {
     }
     // ANCHOR_END: wait
 
+    /// `POST /containers/{id}/rename?name=NEW`: a new name, unique as at create.
+    pub fn rename(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        let name = q
+            .get("name")
+            .map(|n| n.trim_start_matches('/'))
+            .unwrap_or("");
+        if name.is_empty() {
+            return Err(ApiError::bad_request(
+                "the new name is missing: say what to call the container",
+            ));
+        }
+        crate::ids::validate_name(name).map_err(ApiError::bad_request)?;
+        let mut map = self.containers.lock().unwrap();
+        if let Some((other, _)) = map
+            .iter()
+            .find(|(other, e)| e.c.name == name && **other != id)
+        {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        let e = map
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found(format!("No such container: {query}")))?;
+        let mut c = e.c.clone();
+        c.name = name.to_string();
+        write_json(&self.paths.config(&id), &c)?;
+        e.c = c;
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `POST /containers/{id}/restart?t=10`: stop (when running), then start.
+    pub async fn restart(self: Arc<Self>, query: &str, q: &HashMap<String, String>) -> ApiResult {
+        let id = self.find(query)?;
+        if self.is_running(&id) {
+            self.stop(&id, q).await?;
+        }
+        self.start(&id).await?;
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
     /// `POST /containers/{id}/stop?t=10`: the stop signal, then SIGKILL.
     pub async fn stop(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
         let id = self.find(query)?;
@@ -674,11 +716,65 @@ impl Daemon {
 
     /// `GET /containers/json?all=1`
     pub fn list(&self, q: &HashMap<String, String>) -> ApiResult {
-        let all = flag(q, "all");
+        let f = super::filters::Filters::from_query(
+            q,
+            &[
+                "label", "name", "id", "status", "ancestor", "exited", "network", "volume",
+                "before", "since",
+            ],
+        )?;
+        // Filters on status or exit code look at every container.
+        let all =
+            flag(q, "all") || !f.values("status").is_empty() || !f.values("exited").is_empty();
+        let ancestors: Vec<String> = f
+            .values("ancestor")
+            .iter()
+            .filter_map(|a| self.resolve_image(a).ok().map(|found| found.id()))
+            .collect();
+        let created_of = |query: &str| -> Result<String, ApiError> {
+            let id = self.find(query)?;
+            self.entry(&id, |e| e.c.created.clone())
+        };
+        let before: Vec<String> = f
+            .values("before")
+            .iter()
+            .map(|b| created_of(b))
+            .collect::<Result<_, _>>()?;
+        let since: Vec<String> = f
+            .values("since")
+            .iter()
+            .map(|s| created_of(s))
+            .collect::<Result<_, _>>()?;
         let map = self.containers.lock().unwrap();
         let mut rows: Vec<(String, Value)> = map
             .values()
             .filter(|e| all || e.state.status == Status::Running)
+            .filter(|e| {
+                let c = &e.c;
+                let network = if c.host_config.network_mode.is_empty() {
+                    "bridge"
+                } else {
+                    c.host_config.network_mode.as_str()
+                };
+                f.labels(c.config.labels.as_ref())
+                    && f.any("name", |n| super::filters::name_matches(&c.name, n))
+                    && f.any("id", |i| c.id.starts_with(i))
+                    && f.any("status", |s| s == e.state.status.as_str())
+                    && f.any("exited", |x| {
+                        e.state.status == Status::Exited && x.parse() == Ok(e.state.exit_code)
+                    })
+                    && f.any("network", |n| {
+                        n == network || (n == "bridge" && network == "default")
+                    })
+                    && f.any("volume", |v| {
+                        c.mounts
+                            .iter()
+                            .any(|m| m.name.as_deref() == Some(v) || m.destination == v)
+                    })
+                    && (f.values("ancestor").is_empty() || ancestors.contains(&c.image_id))
+                    && before.iter().all(|t| c.created < *t)
+                    && since.iter().all(|t| c.created > *t)
+            })
             .map(|e| {
                 (
                     e.c.created.clone(),

@@ -184,7 +184,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("GET", ["info"]) => d.info().map(|v| json(StatusCode::OK, &v)),
         ("POST", ["images", "create"]) => d.pull(req).await,
         ("POST", ["images", "load"]) => d.load(req).await,
-        ("GET", ["images", "json"]) => d.images().map(|v| json(StatusCode::OK, &v)),
+        ("GET", ["images", "json"]) => d.images(&query(&req)).map(|v| json(StatusCode::OK, &v)),
         ("GET", ["images", "get"]) => {
             d.save(
                 query_all(&req, "names"),
@@ -212,6 +212,14 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["containers", id, "attach"]) => d.attach(id, req),
         ("POST", ["containers", id, "wait"]) => d.wait(id, &query(&req)).await,
         ("POST", ["containers", id, "stop"]) => d.stop(id, &query(&req)).await,
+        ("POST", ["containers", id, "restart"]) => d.clone().restart(id, &query(&req)).await,
+        ("POST", ["containers", id, "rename"]) => d.rename(id, &query(&req)),
+        // Not in a swarm: Docker's answer, which clients take as "no swarm".
+        (_, ["swarm" | "services" | "nodes" | "secrets" | "configs" | "tasks", ..]) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
+        )),
+        ("GET", ["plugins"]) => Ok(json(StatusCode::OK, &serde_json::json!([]))),
         ("POST", ["containers", id, "kill"]) => d.kill(id, &query(&req)),
         ("POST", ["containers", id, "resize"]) => d.resize(id, &query(&req)).await,
         ("GET", ["containers", id, "logs"]) => d.logs(id, &query(&req)),

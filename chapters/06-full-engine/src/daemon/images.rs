@@ -225,7 +225,38 @@ impl Daemon {
     /// `GET /images/json`: one entry per image ID, with all its tags; an
     /// untagged image (a commit without a name) with none. A build's cache
     /// is not listed.
-    pub fn images(&self) -> Result<Vec<Value>, ApiError> {
+    pub fn images(&self, q: &HashMap<String, String>) -> Result<Vec<Value>, ApiError> {
+        let f = super::filters::Filters::from_query(
+            q,
+            &["dangling", "label", "reference", "before", "since"],
+        )?;
+        let dangling = f.boolean("dangling")?;
+        let references: Vec<globset::GlobMatcher> = f
+            .values("reference")
+            .iter()
+            .map(|r| {
+                let r = if r.contains(':') {
+                    r.clone()
+                } else {
+                    format!("{r}:*")
+                };
+                crate::build::ignore::glob(&r).map_err(ApiError::bad_request)
+            })
+            .collect::<Result<_, _>>()?;
+        let created_of = |name: &str| {
+            self.resolve_image(name)
+                .map(|found| created_unix(&found.image))
+        };
+        let before: Vec<i64> = f
+            .values("before")
+            .iter()
+            .map(|b| created_of(b))
+            .collect::<Result<_, _>>()?;
+        let since: Vec<i64> = f
+            .values("since")
+            .iter()
+            .map(|s| created_of(s))
+            .collect::<Result<_, _>>()?;
         let platform = chapter_04::unpack::host_platform();
         let mut by_id: BTreeMap<String, (Image, Vec<String>, Vec<String>)> = BTreeMap::new();
         for d in self.store.untagged()? {
@@ -253,6 +284,14 @@ impl Daemon {
         let containers = self.containers.lock().unwrap();
         Ok(by_id
             .into_iter()
+            .filter(|(_, (image, tags, _))| {
+                let created = created_unix(image);
+                dangling.is_none_or(|d| d == tags.is_empty())
+                    && f.labels(image.config.config.as_ref().and_then(|c| c.labels.as_ref()))
+                    && (references.is_empty() || tags.iter().any(|t| references.iter().any(|r| r.is_match(t))))
+                    && before.iter().all(|b| created < *b)
+                    && since.iter().all(|s| created > *s)
+            })
             .map(|(id, (image, tags, digests))| {
                 let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
                 let used = containers.values().filter(|e| e.c.image_id == id).count();

@@ -23,6 +23,7 @@ pub mod build;
 pub mod commit;
 pub mod containers;
 pub mod execs;
+pub mod filters;
 pub mod http;
 pub mod images;
 pub mod networks;

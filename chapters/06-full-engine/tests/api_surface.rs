@@ -1,0 +1,162 @@
+//! The API surface other clients rely on (issue 16, first part): list
+//! filters, labels, rename, restart, and the answers of a Docker that is
+//! not in a swarm. Driven with our CLI and both docker CLIs.
+
+mod common;
+use common::Engine;
+use testkit::privileged;
+
+/// The names `ps` prints (the last column), sorted.
+fn names(ps: &str) -> Vec<String> {
+    let mut v: Vec<String> = ps
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn list_filters_labels_rename_and_restart_work_as_dockers() {
+    if !privileged("list_filters_labels_rename_and_restart_work_as_dockers") {
+        return;
+    }
+    let mut engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web-1",
+        "--label",
+        "app=web",
+        "--label",
+        "tier=front",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
+    ]);
+    let job = engine.run(&[
+        "run",
+        "--name",
+        "job-1",
+        "--label",
+        "app=job",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(job.status.code(), Some(3));
+    engine.ok(&[
+        "create",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        "fixture",
+        "true",
+    ]);
+    for cli in common::docker_clis() {
+        let ps = |filters: &[&str]| {
+            let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+            for f in filters {
+                args.extend(["--filter", f]);
+            }
+            names(&engine.docker_ok(&cli, &args))
+        };
+        assert_eq!(ps(&["label=app"]), ["job-1", "web-1"], "{}", cli.display());
+        assert_eq!(ps(&["label=app=web"]), ["web-1"]);
+        assert_eq!(
+            ps(&["label=app=web", "label=tier=back"]),
+            Vec::<String>::new(),
+            "every label must match"
+        );
+        assert_eq!(ps(&["status=exited"]), ["job-1"]);
+        assert_eq!(ps(&["status=created"]), ["idle"]);
+        assert_eq!(ps(&["exited=3"]), ["job-1"]);
+        assert_eq!(ps(&["name=web"]), ["web-1"]);
+        assert_eq!(ps(&["ancestor=fixture"]).len(), 3);
+        assert_eq!(
+            ps(&["status=exited", "status=created"]),
+            ["idle", "job-1"],
+            "alternatives of one name"
+        );
+        // Labels come back in inspect and in the list.
+        let labels = engine.docker_ok(&cli, &["inspect", "-f", "{{json .Config.Labels}}", "web-1"]);
+        assert_eq!(labels.trim(), r#"{"app":"web","tier":"front"}"#);
+        // A bad filter is refused as Docker refuses it.
+        let bad = engine
+            .docker_at(&cli, &["ps", "--filter", "colour=red"])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("invalid filter 'colour'"),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+        // Not in a swarm: the message clients look for.
+        let swarm = engine.docker_at(&cli, &["service", "ls"]).output().unwrap();
+        assert!(!swarm.status.success());
+        assert!(
+            String::from_utf8_lossy(&swarm.stderr).contains("This node is not a swarm manager"),
+            "{}",
+            String::from_utf8_lossy(&swarm.stderr)
+        );
+    }
+    // Our CLI's filters, images filters.
+    assert_eq!(
+        names(&engine.ok(&["ps", "-a", "-q", "--filter", "label=app=job"])).len(),
+        1
+    );
+    engine.ok(&["commit", "idle"]);
+    let dangling = engine.ok(&["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.lines().count(), 1, "{dangling}");
+    assert!(!engine
+        .ok(&["images", "-q", "--filter", "dangling=false"])
+        .contains(dangling.trim()));
+    assert_eq!(
+        engine
+            .ok(&["images", "-q", "--filter", "reference=fix*"])
+            .lines()
+            .count(),
+        1
+    );
+
+    // rename: the new name finds it, the old does not, a taken one is refused.
+    engine.ok(&["rename", "web-1", "web-renamed"]);
+    assert_eq!(engine.inspect("web-renamed")["Name"], "/web-renamed");
+    assert!(!engine.run(&["inspect", "web-1"]).status.success());
+    let taken = engine.run(&["rename", "web-renamed", "job-1"]);
+    assert!(
+        String::from_utf8_lossy(&taken.stderr).contains("is already in use"),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    // The name survives a daemon restart (it is in config.json).
+    engine.kill_daemon();
+    engine.start_daemon();
+    assert_eq!(engine.inspect("web-renamed")["Name"], "/web-renamed");
+    // restart: a new process, the same container.
+    let before = engine.inspect("web-renamed")["State"]["Pid"]
+        .as_i64()
+        .unwrap();
+    engine.ok(&["restart", "-t", "1", "web-renamed"]);
+    let after = engine.inspect("web-renamed");
+    assert_eq!(after["State"]["Status"], "running");
+    assert_ne!(after["State"]["Pid"].as_i64().unwrap(), before);
+    for cli in common::docker_clis() {
+        engine.docker_ok(&cli, &["rename", "web-renamed", "web-again"]);
+        engine.docker_ok(&cli, &["restart", "-t", "1", "web-again"]);
+        engine.docker_ok(&cli, &["rename", "web-again", "web-renamed"]);
+    }
+    // An exited container restarts too.
+    engine.ok(&["restart", "job-1"]);
+    engine.ok(&["rm", "-f", "web-renamed", "job-1", "idle"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
