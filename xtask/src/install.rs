@@ -16,6 +16,7 @@ use std::process::Command;
 /// python3-venv for the test environment of Docker's Python SDK.
 pub const APT_PACKAGES: &[&str] = &[
     "docker.io",
+    "docker-compose",
     "buildah",
     "python3-venv",
     "busybox-static",

@@ -94,6 +94,31 @@ pub struct CreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    pub networking_config: NetworkingConfig,
+}
+
+/// `NetworkingConfig` of a create: per network, the endpoint's settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    pub endpoints_config: Option<BTreeMap<String, EndpointSettings>>,
+}
+
+/// The parts of an endpoint's settings this engine keeps: its aliases
+/// (other names the container has on the network, e.g. compose's service).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    pub aliases: Option<Vec<String>>,
+}
+
+/// `POST /networks/{id}/connect` and `disconnect`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkConnect {
+    pub container: String,
+    pub endpoint_config: Option<EndpointSettings>,
+    pub force: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -54,6 +54,10 @@ pub struct Container {
     /// (resolved at create); `None`: no user namespace.
     #[serde(default)]
     pub userns: Option<UsernsMap>,
+    /// Other names on its network (`--network-alias`, compose's service
+    /// name): in the network's /etc/hosts files beside its name.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// A user namespace's ID map as kept on disk: `[inside, outside, count]`.

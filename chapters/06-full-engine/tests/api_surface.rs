@@ -155,6 +155,21 @@ fn list_filters_labels_rename_and_restart_work_as_dockers() {
         engine.docker_ok(&cli, &["restart", "-t", "1", "web-again"]);
         engine.docker_ok(&cli, &["rename", "web-again", "web-renamed"]);
     }
+    // A second network is refused with the reason (one network a container).
+    engine.ok(&["network", "create", "second-net"]);
+    if let Some(cli) = common::docker_clis().first() {
+        let out = engine
+            .docker_at(cli, &["network", "connect", "second-net", "web-renamed"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("one network, the one it was created on (none)"),
+            "{err}"
+        );
+    }
+    engine.ok(&["network", "rm", "second-net"]);
     // An exited container restarts too.
     engine.ok(&["restart", "job-1"]);
     engine.ok(&["rm", "-f", "web-renamed", "job-1", "idle"]);

@@ -54,7 +54,14 @@ impl Daemon {
         let CreateRequest {
             config,
             mut host_config,
+            networking_config,
         } = body;
+        let aliases: Vec<String> = networking_config
+            .endpoints_config
+            .unwrap_or_default()
+            .into_values()
+            .flat_map(|e| e.aliases.unwrap_or_default())
+            .collect();
         if host_config.cgroupns_mode.is_empty() {
             host_config.cgroupns_mode = self.options.cgroupns_default();
         }
@@ -187,6 +194,7 @@ impl Daemon {
             host_config,
             confinement,
             userns,
+            aliases,
         };
         crate::monitor::limits_for(&c)
             .validate()

@@ -237,6 +237,8 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["networks", "create"]) => d.network_create(req).await,
         ("POST", ["networks", "prune"]) => d.network_prune().await,
         ("DELETE", ["networks", id]) => d.network_remove(id).await,
+        ("POST", ["networks", id, "connect"]) => d.network_connect(id, req, true).await,
+        ("POST", ["networks", id, "disconnect"]) => d.network_connect(id, req, false).await,
         ("POST", ["volumes", "create"]) => d.volume_create(req).await,
         ("POST", ["volumes", "prune"]) => d.volume_prune(),
         ("GET", ["volumes"]) => d.volume_list(),

@@ -34,6 +34,14 @@ pub struct Network {
     pub created: String,
     /// The default network: cannot be removed.
     pub builtin: bool,
+    /// As created: reported back, so that a client comparing what it asked
+    /// for with what exists (compose) finds them equal.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub attachable: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +49,10 @@ pub struct Network {
 struct CreateNetwork {
     name: String,
     driver: String,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    options: Option<std::collections::BTreeMap<String, String>>,
+    attachable: bool,
+    internal: bool,
     #[serde(rename = "IPAM")]
     ipam: Option<IpamRequest>,
 }
@@ -105,6 +117,9 @@ impl Daemon {
                     bridge: self.net.default_bridge(),
                     created: crate::jsonlog::now(),
                     builtin: true,
+                    labels: Default::default(),
+                    options: Default::default(),
+                    attachable: false,
                 },
             )?;
         }
@@ -173,10 +188,12 @@ impl Daemon {
             "EnableIPv6": false,
             "IPAM": {"Driver": "default", "Config": [{"Subnet": n.subnet.to_string(), "Gateway": n.subnet.gateway().to_string()}]},
             "Internal": false,
-            "Attachable": false,
+            "Attachable": n.attachable,
             "Containers": endpoints,
-            "Options": {"com.docker.network.bridge.name": n.bridge},
-            "Labels": {},
+            // Docker reports the bridge's name for the default bridge only;
+            // a user network shows the options it was created with.
+            "Options": if n.builtin { j!({"com.docker.network.bridge.name": n.bridge}) } else { j!(n.options) },
+            "Labels": n.labels,
         })
     }
 
@@ -228,6 +245,11 @@ impl Daemon {
                 body.name
             )));
         }
+        if body.internal {
+            return Err(ApiError::bad_request(
+                "internal networks (no route out) are not supported by mini-docker",
+            ));
+        }
         if !body.driver.is_empty() && body.driver != "bridge" {
             return Err(ApiError::bad_request(format!(
                 "driver {:?} is not supported: only bridge",
@@ -267,6 +289,9 @@ impl Daemon {
             subnet,
             created: crate::jsonlog::now(),
             builtin: false,
+            labels: body.labels.unwrap_or_default(),
+            options: body.options.unwrap_or_default(),
+            attachable: body.attachable,
         };
         write_json(&self.network_path(&body.name), &network)?;
         Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warning": ""})))
@@ -527,6 +552,68 @@ impl Daemon {
         }
     }
 
+    /// `POST /networks/{id}/connect` and `disconnect`: a container keeps
+    /// one network here, the one its mode names; connecting it to that
+    /// network again (what compose does after create) records its aliases,
+    /// disconnecting a stopped container from it forgets them. Another
+    /// network is refused with the reason.
+    pub async fn network_connect(
+        &self,
+        query: &str,
+        req: hyper::Request<hyper::body::Incoming>,
+        connect: bool,
+    ) -> ApiResult {
+        let network = self.find_network(query)?;
+        let body: crate::api::NetworkConnect = http::body_json(req).await?;
+        let id = self.find(&body.container)?;
+        let (mode, running) = self.entry(&id, |e| {
+            (
+                e.c.host_config.network_mode.clone(),
+                e.state.status == crate::state::Status::Running,
+            )
+        })?;
+        let on = network_name(&mode);
+        if on != Some(network.name.as_str()) {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "mini-docker gives a container one network, the one it was created on ({}): it cannot {} {}",
+                    on.unwrap_or(&mode),
+                    if connect { "also join" } else { "leave it for" },
+                    network.name
+                ),
+            ));
+        }
+        if !connect && running {
+            return Err(ApiError::conflict(format!(
+                "container {} is running on {}: stop it first (its network is its only one)",
+                crate::ids::short(&id),
+                network.name
+            )));
+        }
+        let aliases = body
+            .endpoint_config
+            .and_then(|e| e.aliases)
+            .unwrap_or_default();
+        let c = self.entry(&id, |e| {
+            if connect {
+                for a in aliases {
+                    if !e.c.aliases.contains(&a) {
+                        e.c.aliases.push(a);
+                    }
+                }
+            } else {
+                e.c.aliases.clear();
+            }
+            e.c.clone()
+        })?;
+        crate::state::write_json(&self.paths.config(&id), &c)?;
+        if running {
+            self.rewrite_hosts(&network.name);
+        }
+        Ok(http::empty(StatusCode::OK))
+    }
+
     /// On a user-defined network, every container's /etc/hosts lists the
     /// others by name (Docker's default bridge does not).
     fn rewrite_hosts(&self, network: &str) {
@@ -546,7 +633,12 @@ impl Daemon {
             .map(|(id, e)| {
                 (
                     id.clone(),
-                    host_names(&[&e.c.name, crate::ids::short(id), &e.c.hostname]),
+                    host_names(
+                        &[&e.c.name, crate::ids::short(id), &e.c.hostname]
+                            .into_iter()
+                            .chain(e.c.aliases.iter().map(String::as_str))
+                            .collect::<Vec<_>>(),
+                    ),
                 )
             })
             .collect();
