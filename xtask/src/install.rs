@@ -18,6 +18,7 @@ pub const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-compose",
     "buildah",
+    "procps",
     "python3-venv",
     "busybox-static",
     "skopeo",

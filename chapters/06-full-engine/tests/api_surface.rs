@@ -175,3 +175,79 @@ fn list_filters_labels_rename_and_restart_work_as_dockers() {
     engine.ok(&["rm", "-f", "web-renamed", "job-1", "idle"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn pause_freezes_a_container_top_lists_its_processes() {
+    if !privileged("pause_freezes_a_container_top_lists_its_processes") {
+        return;
+    }
+    let engine = Engine::start();
+    // A counter that writes every 50 ms: frozen, it stops counting.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+    ]);
+    let count = || -> u64 {
+        engine
+            .ok(&["exec", "ticker", "cat", "/tmp/n"])
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let top = engine.ok(&["top", "ticker"]);
+    assert!(top.starts_with("UID\tPID\tPPID"), "{top}");
+    assert!(top.contains("sh -c i=0"), "{top}");
+    engine.ok(&["pause", "ticker"]);
+    let paused = engine.inspect("ticker");
+    assert_eq!(paused["State"]["Status"], "paused");
+    assert_eq!(paused["State"]["Paused"], true);
+    let exec = engine.run(&["exec", "ticker", "true"]);
+    assert!(String::from_utf8_lossy(&exec.stderr)
+        .contains("is paused, unpause the container before exec"));
+    let again = engine.run(&["pause", "ticker"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is already paused"));
+    // Frozen: the file on disk does not change while paused.
+    let upper = engine
+        .root
+        .join("containers")
+        .join(paused["Id"].as_str().unwrap())
+        .join("upper/tmp/n");
+    let frozen = std::fs::read_to_string(&upper).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&upper).unwrap(),
+        frozen,
+        "it counted while paused"
+    );
+    engine.ok(&["unpause", "ticker"]);
+    let before = count();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(count() > before, "it does not count after unpause");
+    for cli in common::docker_clis() {
+        engine.docker_ok(&cli, &["pause", "ticker"]);
+        let ps = engine.docker_ok(&cli, &["ps", "--format", "{{.Status}}"]);
+        assert!(ps.contains("(Paused)"), "{}: {ps}", cli.display());
+        engine.docker_ok(&cli, &["unpause", "ticker"]);
+        let top = engine.docker_ok(&cli, &["top", "ticker"]);
+        assert!(
+            top.contains("PID") && top.contains("sh -c i=0"),
+            "{}: {top}",
+            cli.display()
+        );
+    }
+    // A paused container still stops.
+    engine.ok(&["pause", "ticker"]);
+    engine.ok(&["stop", "-t", "1", "ticker"]);
+    assert_eq!(engine.inspect("ticker")["State"]["Status"], "exited");
+    engine.ok(&["rm", "ticker"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

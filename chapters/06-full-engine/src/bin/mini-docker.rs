@@ -145,6 +145,18 @@ enum Command {
     },
     /// Give a container another name
     Rename { container: String, name: String },
+    /// Freeze every process of containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Let paused containers go on
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// The processes of a running container
+    Top { container: String },
     /// Stop (when running) and start containers again
     Restart {
         /// Seconds to wait for the stop signal before SIGKILL
@@ -776,6 +788,29 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 return Ok(1);
             }
         }
+        Command::Pause { containers } => return each_post(client, &containers, "pause").await,
+        Command::Unpause { containers } => return each_post(client, &containers, "unpause").await,
+        Command::Top { container } => {
+            let v = client
+                .json("GET", &format!("/containers/{}/top", enc(&container)), None)
+                .await?;
+            let titles: Vec<&str> = v["Titles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            println!("{}", titles.join("\t"));
+            for p in v["Processes"].as_array().into_iter().flatten() {
+                let row: Vec<&str> = p
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!("{}", row.join("\t"));
+            }
+        }
         Command::Rename { container, name } => {
             client
                 .call(
@@ -786,21 +821,11 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 .await?;
         }
         Command::Restart { time, containers } => {
-            let mut code = 0;
-            for c in &containers {
-                let mut path = format!("/containers/{}/restart", enc(c));
-                if let Some(t) = time {
-                    path += &format!("?t={t}");
-                }
-                match client.call("POST", &path, None).await {
-                    Ok(_) => println!("{c}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+            let verb = match time {
+                Some(t) => format!("restart?t={t}"),
+                None => "restart".into(),
+            };
+            return each_post(client, &containers, &verb).await;
         }
         Command::Diff { container } => {
             let list = client
@@ -1369,6 +1394,25 @@ fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<
         tar.append_data(&mut h, &name, bytes.as_slice())?;
     }
     Ok((tar.into_inner()?, name))
+}
+
+/// `POST /containers/{c}/{verb}` for each container: its name printed, or
+/// the daemon's error (exit 1 if any failed), as Docker's CLI does.
+async fn each_post(client: &Client, containers: &[String], verb: &str) -> Result<i32> {
+    let mut code = 0;
+    for c in containers {
+        match client
+            .call("POST", &format!("/containers/{}/{verb}", enc(c)), None)
+            .await
+        {
+            Ok(_) => println!("{c}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// `--filter NAME=VALUE`s as Docker's `&filters=` JSON (empty: none).

@@ -594,6 +594,9 @@ impl Daemon {
             }
         };
         signal_pid(pid, signal);
+        // A paused container gets its signal when it thaws (Docker's way).
+        let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
+        let _ = set_frozen(&dirs, false);
         if timeout < 0 || !exited(&mut rx, timeout as u64).await {
             signal_pid(pid, libc::SIGKILL);
             exited(&mut rx, 30).await;
@@ -622,7 +625,77 @@ impl Daemon {
             )));
         }
         signal_pid(pid, signal);
+        if signal == libc::SIGKILL {
+            let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
+            let _ = set_frozen(&dirs, false);
+        }
         Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `POST /containers/{id}/pause` and `unpause`: the freezer (v1's
+    /// freezer.state, v2's cgroup.freeze) stops every process of the
+    /// container where it is, and lets them go on.
+    pub fn pause(&self, query: &str, pause: bool) -> ApiResult {
+        let id = self.find(query)?;
+        if !self.is_running(&id) {
+            return Err(ApiError::conflict(format!("Container {id} is not running")));
+        }
+        let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
+        match (is_frozen(&dirs), pause) {
+            (true, true) => {
+                return Err(ApiError::conflict(format!(
+                    "Container {id} is already paused"
+                )))
+            }
+            (false, false) => {
+                return Err(ApiError::conflict(format!("Container {id} is not paused")))
+            }
+            _ => {}
+        }
+        set_frozen(&dirs, pause).map_err(ApiError::internal)?;
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    }
+
+    /// `GET /containers/{id}/top`: `ps -ef`'s lines of the container's
+    /// processes (those in its cgroup), as Docker answers.
+    pub fn top(&self, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        if !self.is_running(&id) {
+            return Err(ApiError::conflict(format!("Container {id} is not running")));
+        }
+        let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
+        let pids: std::collections::BTreeSet<String> = dirs
+            .iter()
+            .flat_map(|d| chapter_02::files::procs(d))
+            .map(|p| p.to_string())
+            .collect();
+        let out = std::process::Command::new("ps")
+            .arg("-ef")
+            .output()
+            .map_err(|e| ApiError::internal(format!("running ps -ef: {e} (install procps)")))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        let titles: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        let n = titles.len().max(1);
+        let processes: Vec<Vec<String>> = lines
+            .map(|l| {
+                // The last column (CMD) holds blanks: it is the rest.
+                let mut parts: Vec<String> =
+                    l.split_whitespace().take(n - 1).map(String::from).collect();
+                let rest = l
+                    .split_whitespace()
+                    .skip(n - 1)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                parts.push(rest);
+                parts
+            })
+            .filter(|p| p.get(1).is_some_and(|pid| pids.contains(pid)))
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &j!({"Titles": titles, "Processes": processes}),
+        ))
     }
 
     /// `POST /containers/{id}/resize?h=…&w=…`
@@ -950,7 +1023,34 @@ pub async fn relay(io: hyper::upgrade::Upgraded, conn: tokio::net::UnixStream) {
     let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
 }
 
+/// The freezer file of a container's cgroup and its values (frozen, thawed).
+fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, &'static str, &'static str)> {
+    dirs.iter().find_map(|d| {
+        if d.join("freezer.state").exists() {
+            Some((d.join("freezer.state"), "FROZEN", "THAWED"))
+        } else if d.join("cgroup.freeze").exists() {
+            Some((d.join("cgroup.freeze"), "1", "0"))
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether the container's processes are frozen (paused).
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    freezer(dirs).is_some_and(|(file, frozen, _)| {
+        std::fs::read_to_string(file).is_ok_and(|s| s.trim() == frozen || s.trim() == "FREEZING")
+    })
+}
+
+fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<(), String> {
+    let (file, on, off) = freezer(dirs).ok_or("this container's cgroup has no freezer")?;
+    std::fs::write(&file, if frozen { on } else { off })
+        .map_err(|e| format!("writing {}: {e}", file.display()))
+}
+
 fn state_json(s: &State) -> Value {
+    let paused = s.status == Status::Running && is_frozen(&s.cgroup_dirs);
     let or_zero = |t: &str| {
         if t.is_empty() {
             crate::jsonlog::ZERO_TIME.to_string()
@@ -959,9 +1059,9 @@ fn state_json(s: &State) -> Value {
         }
     };
     j!({
-        "Status": s.status.as_str(),
+        "Status": if paused { "paused" } else { s.status.as_str() },
         "Running": s.status == Status::Running,
-        "Paused": false,
+        "Paused": paused,
         "Restarting": false,
         "OOMKilled": s.oom_killed,
         "Dead": false,
@@ -1100,7 +1200,9 @@ fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
             })
             .unwrap_or_default()
     };
+    let paused = s.status == Status::Running && is_frozen(&s.cgroup_dirs);
     let status = match s.status {
+        Status::Running if paused => format!("Up {} (Paused)", since(&s.started_at)),
         Status::Running => format!("Up {}", since(&s.started_at)),
         Status::Exited => format!("Exited ({}) {} ago", s.exit_code, since(&s.finished_at)),
         Status::Created => "Created".to_string(),
@@ -1120,7 +1222,7 @@ fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
         "Created": created,
         "Ports": ports_json(endpoint),
         "Labels": c.config.labels.clone().unwrap_or_default(),
-        "State": s.status.as_str(),
+        "State": if paused { "paused" } else { s.status.as_str() },
         "Status": status,
         "HostConfig": {"NetworkMode": network},
         "NetworkSettings": {"Networks": {}},

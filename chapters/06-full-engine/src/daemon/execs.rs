@@ -47,6 +47,11 @@ impl Daemon {
         if state.status != Status::Running {
             return Err(ApiError::conflict(format!("Container {id} is not running")));
         }
+        if super::containers::is_frozen(&state.cgroup_dirs) {
+            return Err(ApiError::conflict(format!(
+                "Container {id} is paused, unpause the container before exec"
+            )));
+        }
         let (uid, gid) = if config.user.is_empty() {
             (c.uid, c.gid)
         } else {

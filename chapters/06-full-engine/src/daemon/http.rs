@@ -214,6 +214,9 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["containers", id, "stop"]) => d.stop(id, &query(&req)).await,
         ("POST", ["containers", id, "restart"]) => d.clone().restart(id, &query(&req)).await,
         ("POST", ["containers", id, "rename"]) => d.rename(id, &query(&req)),
+        ("POST", ["containers", id, "pause"]) => d.pause(id, true),
+        ("POST", ["containers", id, "unpause"]) => d.pause(id, false),
+        ("GET", ["containers", id, "top"]) => d.top(id),
         // Not in a swarm: Docker's answer, which clients take as "no swarm".
         (_, ["swarm" | "services" | "nodes" | "secrets" | "configs" | "tasks", ..]) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
