@@ -20,6 +20,29 @@ pub struct V1Cgroup {
 }
 
 impl V1Cgroup {
+    /// A cgroup that already exists, from its directories (one per
+    /// hierarchy, as [`Cgroup::dirs`] lists them): the mount point below
+    /// /sys/fs/cgroup names the hierarchy's controllers (`cpu,cpuacct`).
+    /// For changing a running container's limits (`docker update`).
+    pub fn open(dirs: &[PathBuf]) -> V1Cgroup {
+        let mut map = BTreeMap::new();
+        for d in dirs {
+            let Some(first) = d
+                .strip_prefix("/sys/fs/cgroup")
+                .ok()
+                .and_then(|r| r.components().next())
+            else {
+                continue;
+            };
+            for c in first.as_os_str().to_string_lossy().split(',') {
+                if CONTROLLERS.contains(&c) {
+                    map.entry(c.to_string()).or_insert_with(|| d.clone());
+                }
+            }
+        }
+        V1Cgroup { dirs: map }
+    }
+
     // ANCHOR: v1_create
     // exercise 2.4: create a v1 cgroup: a directory in every controller's tree
     // builds on: 2.2, 2.3

@@ -251,3 +251,88 @@ fn pause_freezes_a_container_top_lists_its_processes() {
     engine.ok(&["rm", "ticker"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn update_changes_a_running_containers_limits_at_once() {
+    if !privileged("update_changes_a_running_containers_limits_at_once") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
+    ]);
+    // What the container itself reads in its cgroup files.
+    let read = |file: &str| {
+        let v1 = format!("/sys/fs/cgroup/{file}");
+        engine
+            .ok(&["exec", "limited", "cat", &v1])
+            .trim()
+            .to_string()
+    };
+    let v2 = engine
+        .run(&["exec", "limited", "test", "-e", "/sys/fs/cgroup/memory.max"])
+        .status
+        .success();
+    let (memory, pids) = if v2 {
+        ("memory.max", "pids.max")
+    } else {
+        ("memory/memory.limit_in_bytes", "pids/pids.max")
+    };
+    assert_eq!(read(memory), (64u64 << 20).to_string());
+    engine.ok(&[
+        "update",
+        "-m",
+        "32m",
+        "--memory-swap",
+        "64m",
+        "--pids-limit",
+        "20",
+        "limited",
+    ]);
+    assert_eq!(read(memory), (32u64 << 20).to_string());
+    assert_eq!(read(pids), "20");
+    assert_eq!(
+        engine.inspect("limited")["HostConfig"]["Memory"],
+        32u64 << 20
+    );
+    for cli in common::docker_clis() {
+        engine.docker_ok(
+            &cli,
+            &[
+                "update",
+                "--memory",
+                "48m",
+                "--memory-swap",
+                "96m",
+                "limited",
+            ],
+        );
+        assert_eq!(read(memory), (48u64 << 20).to_string(), "{}", cli.display());
+    }
+    // A bad value is refused, the limits unchanged.
+    let bad = engine.run(&["update", "--cpuset-cpus", "not-a-list", "limited"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("cpuset") || err.contains("not-a-list"),
+        "{err}"
+    );
+    assert_eq!(read(memory), (48u64 << 20).to_string());
+    // Kept for the next start.
+    engine.ok(&["restart", "-t", "0", "limited"]);
+    assert_eq!(read(memory), (48u64 << 20).to_string());
+    engine.ok(&["rm", "-f", "limited"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

@@ -157,6 +157,26 @@ enum Command {
     },
     /// The processes of a running container
     Top { container: String },
+    /// Change the limits of containers (at once, when running)
+    Update {
+        /// Memory limit (e.g. 64m)
+        #[arg(short, long)]
+        memory: Option<String>,
+        /// Memory plus swap (-1: unlimited swap)
+        #[arg(long, allow_hyphen_values = true)]
+        memory_swap: Option<String>,
+        /// CPUs (e.g. 0.5)
+        #[arg(long)]
+        cpus: Option<f64>,
+        #[arg(long)]
+        cpu_shares: Option<i64>,
+        #[arg(long)]
+        cpuset_cpus: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        pids_limit: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Stop (when running) and start containers again
     Restart {
         /// Seconds to wait for the stop signal before SIGKILL
@@ -790,6 +810,51 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
         }
         Command::Pause { containers } => return each_post(client, &containers, "pause").await,
         Command::Unpause { containers } => return each_post(client, &containers, "unpause").await,
+        Command::Update {
+            memory,
+            memory_swap,
+            cpus,
+            cpu_shares,
+            cpuset_cpus,
+            pids_limit,
+            containers,
+        } => {
+            let size = |flag: &str, v: &Option<String>| -> Result<i64> {
+                match v.as_deref() {
+                    None => Ok(0),
+                    Some("-1") => Ok(-1),
+                    Some(text) => chapter_02::size::parse_size(text)
+                        .map(|n| n as i64)
+                        .map_err(|e| anyhow!("invalid argument for {flag}: {e}")),
+                }
+            };
+            let body = json!({
+                "Memory": size("--memory", &memory)?,
+                "MemorySwap": size("--memory-swap", &memory_swap)?,
+                "NanoCpus": cpus.map_or(0, |c| (c * 1e9) as i64),
+                "CpuShares": cpu_shares.unwrap_or(0),
+                "CpusetCpus": cpuset_cpus.unwrap_or_default(),
+                "PidsLimit": pids_limit.unwrap_or(0),
+            });
+            let mut code = 0;
+            for c in &containers {
+                match client
+                    .json(
+                        "POST",
+                        &format!("/containers/{}/update", enc(c)),
+                        Some(&body),
+                    )
+                    .await
+                {
+                    Ok(_) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("Error response from daemon: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            return Ok(code);
+        }
         Command::Top { container } => {
             let v = client
                 .json("GET", &format!("/containers/{}/top", enc(&container)), None)

@@ -656,6 +656,63 @@ impl Daemon {
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
+    /// `POST /containers/{id}/update`: new limits (memory, swap, CPUs,
+    /// shares, cpuset, pids, blkio weight), kept in the container's config
+    /// and, when it runs, written to its cgroup at once.
+    pub async fn update(&self, query: &str, req: Request<Incoming>) -> ApiResult {
+        let id = self.find(query)?;
+        let body: Value = http::body_json(req).await?;
+        let mut c = self.entry(&id, |e| e.c.clone())?;
+        let h = &mut c.host_config;
+        let int = |k: &str| body.get(k).and_then(Value::as_i64);
+        if let Some(v) = int("Memory").filter(|v| *v != 0) {
+            h.memory = v;
+        }
+        if let Some(v) = int("MemorySwap").filter(|v| *v != 0) {
+            h.memory_swap = v;
+        }
+        if let Some(v) = int("NanoCpus").filter(|v| *v != 0) {
+            h.nano_cpus = v;
+        }
+        if let Some(v) = int("CpuShares").filter(|v| *v != 0) {
+            h.cpu_shares = v;
+        }
+        if let Some(v) = int("PidsLimit").filter(|v| *v != 0) {
+            h.pids_limit = Some(v);
+        }
+        if let Some(v) = body
+            .get("CpusetCpus")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        {
+            h.cpuset_cpus = v.to_string();
+        }
+        let limits = crate::monitor::limits_for(&c);
+        limits.validate().map_err(ApiError::bad_request)?;
+        let (running, dirs) = self.entry(&id, |e| {
+            (
+                e.state.status == Status::Running,
+                e.state.cgroup_dirs.clone(),
+            )
+        })?;
+        let mut warnings = Vec::new();
+        if running {
+            let layout = chapter_02::Layout::detect().map_err(ApiError::internal)?;
+            let cgroup: Box<dyn chapter_02::Cgroup> = match layout.mode {
+                chapter_02::Mode::V2 => Box::new(chapter_02::v2::V2Cgroup::open(
+                    dirs.first().cloned().unwrap_or_default(),
+                )),
+                _ => Box::new(chapter_02::v1::V1Cgroup::open(&dirs)),
+            };
+            warnings = cgroup
+                .apply(&limits)
+                .map_err(|e| ApiError::bad_request(format!("updating the limits of {id}: {e}")))?;
+        }
+        write_json(&self.paths.config(&id), &c)?;
+        self.entry(&id, |e| e.c = c)?;
+        Ok(json(StatusCode::OK, &j!({"Warnings": warnings})))
+    }
+
     /// `GET /containers/{id}/top`: `ps -ef`'s lines of the container's
     /// processes (those in its cgroup), as Docker answers.
     pub fn top(&self, query: &str) -> ApiResult {

@@ -217,6 +217,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["containers", id, "pause"]) => d.pause(id, true),
         ("POST", ["containers", id, "unpause"]) => d.pause(id, false),
         ("GET", ["containers", id, "top"]) => d.top(id),
+        ("POST", ["containers", id, "update"]) => d.update(id, req).await,
         // Not in a swarm: Docker's answer, which clients take as "no swarm".
         (_, ["swarm" | "services" | "nodes" | "secrets" | "configs" | "tasks", ..]) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
