@@ -78,6 +78,57 @@ pub struct HostConfig {
     /// The terminal's [height, width] at create (API 1.42+; our CLI sends
     /// it), so a `-t` container starts at the right size, not 0×0.
     pub console_size: Option<[u16; 2]>,
+    /// `--restart`: what happens when the container exits.
+    pub restart_policy: RestartPolicy,
+}
+
+/// `--restart no|always|unless-stopped|on-failure[:N]`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: i64,
+}
+
+impl RestartPolicy {
+    /// Checks the policy as Docker does; the error says what is allowed.
+    pub fn validate(&self, auto_remove: bool) -> Result<(), String> {
+        match self.name.as_str() {
+            "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+            other => {
+                return Err(format!(
+                    "invalid restart policy '{other}': use no, always, unless-stopped or on-failure[:max-retries]"
+                ))
+            }
+        }
+        if self.maximum_retry_count < 0 {
+            return Err("invalid restart policy: maximum retry count cannot be negative".into());
+        }
+        if self.maximum_retry_count > 0 && self.name != "on-failure" {
+            return Err(format!(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure', not '{}'",
+                self.name
+            ));
+        }
+        if auto_remove && !matches!(self.name.as_str(), "" | "no") {
+            return Err("can't create 'AutoRemove' container with restart policy".into());
+        }
+        Ok(())
+    }
+
+    /// Whether a container that exited with `code` after `restarts`
+    /// restarts, unless it was stopped by hand.
+    pub fn restarts(&self, code: i32, restarts: u32) -> bool {
+        match self.name.as_str() {
+            "always" | "unless-stopped" => true,
+            "on-failure" => {
+                code != 0
+                    && (self.maximum_retry_count == 0
+                        || (restarts as i64) < self.maximum_retry_count)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -336,3 +336,205 @@ fn update_changes_a_running_containers_limits_at_once() {
     engine.ok(&["rm", "-f", "limited"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+/// Polls until `f` holds (or 20 s pass); whether it held.
+fn eventually(f: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
+    if !privileged("restart_policies_restart_as_dockers_and_survive_a_daemon_restart") {
+        return;
+    }
+    let mut engine = Engine::start();
+    // on-failure:2 — two restarts, then it stays exited; each run appends.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "echo run; exit 4",
+    ]);
+    assert!(eventually(|| engine.inspect("flaky")["RestartCount"] == 2
+        && engine.inspect("flaky")["State"]["Status"] == "exited"));
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let v = engine.inspect("flaky");
+    assert_eq!(
+        (v["RestartCount"].as_i64(), v["State"]["ExitCode"].as_i64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(
+        engine.ok(&["logs", "flaky"]),
+        "run\nrun\nrun\n",
+        "three runs: the first and two restarts"
+    );
+    assert_eq!(
+        v["HostConfig"]["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    // on-failure does not restart a success.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        "--network",
+        "none",
+        "fixture",
+        "true",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(engine.inspect("fine")["RestartCount"], 0);
+    // always: restarts after an exit of its own, not after a stop by hand.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ]);
+    assert!(eventually(|| engine.inspect("always")["RestartCount"]
+        .as_i64()
+        >= Some(2)));
+    engine.ok(&["stop", "-t", "0", "always"]);
+    let count = engine.inspect("always")["RestartCount"].clone();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(engine.inspect("always")["State"]["Status"], "exited");
+    assert_eq!(
+        engine.inspect("always")["RestartCount"],
+        count,
+        "restarted after a stop by hand"
+    );
+    // unless-stopped and always come back with the daemon; a stopped
+    // unless-stopped one does not.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "unless-stopped",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
+    ]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stopped",
+        "--restart",
+        "unless-stopped",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "60",
+    ]);
+    engine.ok(&["stop", "-t", "0", "stopped"]);
+    engine.ok(&["kill", "keeper"]);
+    assert!(eventually(
+        || engine.inspect("keeper")["State"]["Status"] == "exited"
+    ));
+    engine.ok(&["start", "keeper"]);
+    assert!(eventually(|| engine.inspect("keeper")["State"]["Pid"]
+        .as_i64()
+        > Some(1)));
+    let pid = engine.inspect("keeper")["State"]["Pid"].as_i64().unwrap() as i32;
+    // Never kill(0) or kill(-1): only the container's own process.
+    assert!(pid > 1, "keeper has no pid: {pid}");
+    engine.kill_daemon();
+    // The daemon's death does not stop containers; end keeper behind its back.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    engine.start_daemon();
+    assert!(
+        eventually(|| engine.inspect("keeper")["State"]["Status"] == "running"),
+        "unless-stopped came back"
+    );
+    assert!(
+        eventually(|| engine.inspect("always")["State"]["Status"] == "running"),
+        "always came back"
+    );
+    assert_eq!(engine.inspect("stopped")["State"]["Status"], "exited");
+    // Bad policies are refused as Docker refuses them.
+    for (flags, said) in [
+        (
+            &["--restart", "sometimes"][..],
+            "invalid restart policy 'sometimes'",
+        ),
+        (
+            &["--restart", "always:3"][..],
+            "maximum retry count can only be used with 'on-failure'",
+        ),
+        (
+            &["--rm", "--restart", "always"][..],
+            "can't create 'AutoRemove' container with restart policy",
+        ),
+    ] {
+        let mut args = vec!["create"];
+        args.extend_from_slice(flags);
+        args.push("fixture");
+        let out = engine.run(&args);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(said),
+            "{flags:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for cli in common::docker_clis() {
+        engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "cli-flaky",
+                "--restart",
+                "on-failure:1",
+                "--network",
+                "none",
+                "fixture",
+                "false",
+            ],
+        );
+        assert!(
+            eventually(|| engine.inspect("cli-flaky")["RestartCount"] == 1),
+            "{}",
+            cli.display()
+        );
+        engine.docker_ok(&cli, &["rm", "-f", "cli-flaky"]);
+    }
+    engine.ok(&["rm", "-f", "flaky", "fine", "always", "keeper", "stopped"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

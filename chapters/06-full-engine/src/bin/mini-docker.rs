@@ -426,6 +426,9 @@ struct RunArgs {
     /// A label, KEY=VALUE (or KEY, with an empty value)
     #[arg(short = 'l', long)]
     label: Vec<String>,
+    /// When the container exits: no, always, unless-stopped, on-failure[:N]
+    #[arg(long)]
+    restart: Option<String>,
     #[arg(long)]
     platform: Option<String>,
     image: String,
@@ -1573,6 +1576,14 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         }).collect::<serde_json::Map<_, _>>(),
         "Entrypoint": args.entrypoint.as_ref().map(|e| if e.is_empty() { json!([""]) } else { json!([e]) }).unwrap_or(Value::Null),
         "HostConfig": {
+            "RestartPolicy": match args.restart.as_deref() {
+                None => json!({}),
+                Some(p) => {
+                    let (name, count) = p.split_once(':').unwrap_or((p, "0"));
+                    let count: i64 = count.parse().map_err(|_| anyhow!("invalid --restart {p:?}: the retry count after ':' is a number"))?;
+                    json!({"Name": name, "MaximumRetryCount": count})
+                }
+            },
             "Memory": size("--memory", &args.memory)?,
             "MemorySwap": size("--memory-swap", &args.memory_swap)?,
             "NanoCpus": args.cpus.map_or(0, |c| (c * 1e9) as i64),

@@ -66,6 +66,10 @@ impl Daemon {
             host_config.cgroupns_mode = self.options.cgroupns_default();
         }
         super::valid_cgroupns(&host_config.cgroupns_mode).map_err(ApiError::bad_request)?;
+        host_config
+            .restart_policy
+            .validate(host_config.auto_remove)
+            .map_err(ApiError::bad_request)?;
         crate::security::container_capabilities(&host_config).map_err(ApiError::bad_request)?;
         let confinement = crate::security::parse_security_opts(
             host_config.security_opt.as_deref().unwrap_or_default(),
@@ -248,7 +252,30 @@ impl Daemon {
 
     /// `POST /containers/{id}/start`: spawns the monitor, hands it the
     /// attach streams that wait, then says go.
+    /// `POST /containers/{id}/start` by hand: the restart count and the
+    /// stopped-by-hand mark start over.
     pub async fn start(self: Arc<Self>, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        self.set_manually_stopped(&id, false)?;
+        self.entry(&id, |e| e.restart_count = 0)?;
+        self.start_by_policy(&id).await
+    }
+
+    /// Marks (or unmarks) a container as stopped by hand, on disk too: a
+    /// restarted daemon must not start an `unless-stopped` one again.
+    fn set_manually_stopped(&self, id: &str, stopped: bool) -> Result<(), ApiError> {
+        self.entry(id, |e| e.manually_stopped = stopped)?;
+        let mark = self.paths.container(id).join("stopped-by-hand");
+        if stopped {
+            std::fs::write(&mark, "")?;
+        } else {
+            let _ = std::fs::remove_file(&mark);
+        }
+        Ok(())
+    }
+
+    /// A start, keeping the restart count (the restart policy's).
+    async fn start_by_policy(self: Arc<Self>, query: &str) -> ApiResult {
         let id = self.find(query)?;
         let pending = self.entry(&id, |e| {
             if e.state.status == Status::Running || e.busy {
@@ -400,6 +427,7 @@ impl Daemon {
         let auto_remove = self
             .entry(&id, |e| e.c.host_config.auto_remove)
             .unwrap_or(false);
+        self.clone().apply_restart_policy(&id);
         if auto_remove {
             let mounts = self.entry(&id, |e| e.c.mounts.clone()).unwrap_or_default();
             if self.remove_now(&id).is_ok() {
@@ -407,6 +435,58 @@ impl Daemon {
                 self.remove_anonymous_volumes(&mounts);
             }
         }
+    }
+
+    /// After an exit: restart by the container's policy (not after a stop
+    /// or kill by hand), with Docker's backoff: 100 ms, doubling with each
+    /// restart up to a minute, back to 100 ms after ten seconds of running.
+    fn apply_restart_policy(self: Arc<Self>, id: &str) {
+        let Ok((policy, code, count, manual, started, finished)) = self.entry(id, |e| {
+            (
+                e.c.host_config.restart_policy.clone(),
+                e.state.exit_code,
+                e.restart_count,
+                e.manually_stopped,
+                e.state.started_at.clone(),
+                e.state.finished_at.clone(),
+            )
+        }) else {
+            return;
+        };
+        if manual || !policy.restarts(code, count) {
+            return;
+        }
+        let ran = match (
+            crate::jsonlog::parse_time(&started),
+            crate::jsonlog::parse_time(&finished),
+        ) {
+            (Some(s), Some(f)) => (f - s).whole_milliseconds(),
+            _ => 0,
+        };
+        let delay = if ran >= 10_000 {
+            100
+        } else {
+            (100u64 << count.min(10)).min(60_000)
+        };
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            // Still exited, still not stopped by hand, still there.
+            let go = self
+                .entry(&id, |e| {
+                    let go = !e.manually_stopped && e.state.status == Status::Exited && !e.busy;
+                    if go {
+                        e.restart_count += 1;
+                    }
+                    go
+                })
+                .unwrap_or(false);
+            if go {
+                if let Err(e) = self.clone().start_by_policy(&id).await {
+                    eprintln!("restart policy: {}: {}", crate::ids::short(&id), e.message);
+                }
+            }
+        });
     }
 
     // ANCHOR: attach
@@ -563,6 +643,7 @@ impl Daemon {
     /// `POST /containers/{id}/stop?t=10`: the stop signal, then SIGKILL.
     pub async fn stop(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
         let id = self.find(query)?;
+        self.set_manually_stopped(&id, true)?;
         let (pid, signal, timeout, mut rx) = self.entry(&id, |e| {
             (
                 e.state.pid,
@@ -623,6 +704,9 @@ impl Daemon {
             return Err(ApiError::conflict(format!(
                 "Cannot kill container: {query}: Container {id} is not running"
             )));
+        }
+        if signal == libc::SIGKILL {
+            self.set_manually_stopped(&id, true)?;
         }
         signal_pid(pid, signal);
         if signal == libc::SIGKILL {
@@ -771,6 +855,17 @@ impl Daemon {
     /// `DELETE /containers/{id}?force=1`
     pub async fn remove(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
         let id = self.find(query)?;
+        if flag(q, "force") {
+            // No restart policy may start it again, and one starting it
+            // right now is waited for (a restart loop cannot dodge rm -f).
+            self.set_manually_stopped(&id, true)?;
+            for _ in 0..200 {
+                if !self.entry(&id, |e| e.busy)? {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         if self.is_running(&id) {
             if !flag(q, "force") {
                 return Err(ApiError::conflict(format!(
@@ -1160,7 +1255,7 @@ fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) 
         "State": state_json(&e.state),
         "Image": c.image_id,
         "Name": format!("/{}", c.name),
-        "RestartCount": 0,
+        "RestartCount": e.restart_count,
         "Driver": "overlay2",
         "Platform": "linux",
         "LogPath": dir.join(format!("{}-json.log", c.id)),

@@ -68,6 +68,10 @@ pub struct Entry {
     pub pending: Vec<Pending>,
     /// A start or removal is under way: a second one is refused.
     pub busy: bool,
+    /// Restarts by its restart policy since the last start by hand.
+    pub restart_count: u32,
+    /// Stopped or killed by hand: no restart policy applies until a start.
+    pub manually_stopped: bool,
 }
 
 impl Entry {
@@ -78,6 +82,8 @@ impl Entry {
             life: watch::channel(Life::default()).0,
             pending: Vec::new(),
             busy: false,
+            restart_count: 0,
+            manually_stopped: false,
         }
     }
 }
@@ -257,9 +263,24 @@ impl Daemon {
             .filter(|(_, e)| e.state.status != Status::Running)
             .map(|(id, _)| id.clone())
             .collect();
+        for id in &exited {
+            if self.paths.endpoint(id).exists() {
+                self.network_detach(id).await;
+            }
+        }
+        // Docker starts `always` and `unless-stopped` containers with the
+        // daemon (not one stopped by hand before, for unless-stopped).
         for id in exited {
-            if self.paths.endpoint(&id).exists() {
-                self.network_detach(&id).await;
+            let manual = self.paths.container(&id).join("stopped-by-hand").exists();
+            let policy = self
+                .entry(&id, |e| e.c.host_config.restart_policy.name.clone())
+                .unwrap_or_default();
+            if policy == "always" || (policy == "unless-stopped" && !manual) {
+                eprintln!(
+                    "recovery: {}: restart policy {policy}: starting",
+                    crate::ids::short(&id)
+                );
+                let _ = self.clone().start(&id).await;
             }
         }
     }
