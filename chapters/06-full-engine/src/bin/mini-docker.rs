@@ -839,24 +839,10 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 "CpusetCpus": cpuset_cpus.unwrap_or_default(),
                 "PidsLimit": pids_limit.unwrap_or(0),
             });
-            let mut code = 0;
-            for c in &containers {
-                match client
-                    .json(
-                        "POST",
-                        &format!("/containers/{}/update", enc(c)),
-                        Some(&body),
-                    )
-                    .await
-                {
-                    Ok(_) => println!("{c}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+            return each_request(client, "POST", &containers, Some(&body), |c| {
+                format!("/containers/{}/update", enc(c))
+            })
+            .await;
         }
         Command::Top { container } => {
             let v = client
@@ -1234,20 +1220,10 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
 /// `DELETE {prefix}/{name}{query}` for each name; errors are printed as
 /// Docker prints them, and make the exit code 1.
 async fn remove_each(client: &Client, prefix: &str, names: &[String], query: &str) -> Result<i32> {
-    let mut code = 0;
-    for name in names {
-        match client
-            .call("DELETE", &format!("{prefix}/{}{query}", enc(name)), None)
-            .await
-        {
-            Ok(_) => println!("{name}"),
-            Err(e) => {
-                eprintln!("Error response from daemon: {e}");
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    each_request(client, "DELETE", names, None, |name| {
+        format!("{prefix}/{}{query}", enc(name))
+    })
+    .await
 }
 
 /// `GET {prefix}/{name}{suffix}` for each name, printed as one JSON array.
@@ -1467,13 +1443,25 @@ fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<
 /// `POST /containers/{c}/{verb}` for each container: its name printed, or
 /// the daemon's error (exit 1 if any failed), as Docker's CLI does.
 async fn each_post(client: &Client, containers: &[String], verb: &str) -> Result<i32> {
+    each_request(client, "POST", containers, None, |c| {
+        format!("/containers/{}/{verb}", enc(c))
+    })
+    .await
+}
+
+/// One request per name (`path` makes its path): the name printed when it
+/// succeeds, else the daemon's error as Docker prints it; exit 1 if any failed.
+async fn each_request(
+    client: &Client,
+    method: &str,
+    names: &[String],
+    body: Option<&Value>,
+    path: impl Fn(&str) -> String,
+) -> Result<i32> {
     let mut code = 0;
-    for c in containers {
-        match client
-            .call("POST", &format!("/containers/{}/{verb}", enc(c)), None)
-            .await
-        {
-            Ok(_) => println!("{c}"),
+    for name in names {
+        match client.call(method, &path(name), body).await {
+            Ok(_) => println!("{name}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 code = 1;
