@@ -538,3 +538,55 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
     engine.ok(&["rm", "-f", "flaky", "fine", "always", "keeper", "stopped"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn logs_since_and_until_cut_the_log_by_time() {
+    if !privileged("logs_since_and_until_cut_the_log_by_time") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "--name",
+        "talker",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "echo early; sleep 1.5; echo late",
+    ]);
+    let ts = engine.ok(&["logs", "-t", "talker"]);
+    let times: Vec<&str> = ts.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(times.len(), 2, "{ts}");
+    // Half way between the two lines.
+    let t = |s: &str| chapter_06::jsonlog::parse_time(s).unwrap();
+    let middle = t(times[0]) + (t(times[1]) - t(times[0])) / 2;
+    let middle = chapter_06::jsonlog::format_time(middle);
+    assert_eq!(engine.ok(&["logs", "--since", &middle, "talker"]), "late\n");
+    assert_eq!(
+        engine.ok(&["logs", "--until", &middle, "talker"]),
+        "early\n"
+    );
+    assert_eq!(
+        engine.ok(&["logs", "--since", "1h", "talker"]),
+        "early\nlate\n"
+    );
+    for cli in common::docker_clis() {
+        assert_eq!(
+            engine.docker_ok(&cli, &["logs", "--since", &middle, "talker"]),
+            "late\n",
+            "{}",
+            cli.display()
+        );
+        assert_eq!(
+            engine.docker_ok(&cli, &["logs", "--until", &middle, "talker"]),
+            "early\n",
+            "{}",
+            cli.display()
+        );
+    }
+    let bad = engine.run(&["logs", "--since", "yesterday", "talker"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid time \"yesterday\""));
+    engine.ok(&["rm", "talker"]);
+}

@@ -193,6 +193,12 @@ enum Command {
         tail: String,
         #[arg(short, long)]
         timestamps: bool,
+        /// Only output since this time: 10m, 1h30m, an RFC 3339 time, or unix seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Only output until this time (same forms)
+        #[arg(long)]
+        until: Option<String>,
         container: String,
     },
     /// Stop running containers (the stop signal, then SIGKILL)
@@ -988,8 +994,16 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             follow,
             tail,
             timestamps,
+            since,
+            until,
             container,
         } => {
+            let mut bounds = String::new();
+            for (key, v) in [("since", &since), ("until", &until)] {
+                if let Some(v) = v {
+                    bounds += &format!("&{key}={}", unix_time(v)?);
+                }
+            }
             let info = client
                 .json(
                     "GET",
@@ -1002,7 +1016,7 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 .stream(
                     "GET",
                     &format!(
-                        "/containers/{}/logs?stdout=1&stderr=1&follow={}&tail={}&timestamps={}",
+                        "/containers/{}/logs?stdout=1&stderr=1&follow={}&tail={}&timestamps={}{bounds}",
                         enc(&container),
                         follow as u8,
                         enc(&tail),
@@ -1438,6 +1452,24 @@ fn context_tar(dir: &std::path::Path, file: Option<&std::path::Path>) -> Result<
         tar.append_data(&mut h, &name, bytes.as_slice())?;
     }
     Ok((tar.into_inner()?, name))
+}
+
+/// A time as the API wants it (unix seconds): a duration back from now
+/// (`10m`), an RFC 3339 time, or unix seconds as they are.
+fn unix_time(text: &str) -> Result<String> {
+    if text.parse::<f64>().is_ok() {
+        return Ok(text.to_string());
+    }
+    if let Some(t) = chapter_06::jsonlog::parse_time(text) {
+        return Ok(format!("{:.9}", t.unix_timestamp_nanos() as f64 / 1e9));
+    }
+    let ago = chapter_06::build::parse_duration(text).map_err(|_| {
+        anyhow!("invalid time {text:?}: use 10m, 1h30m, an RFC 3339 time or unix seconds")
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64;
+    Ok(format!("{:.9}", now.saturating_sub(ago) as f64 / 1e9))
 }
 
 /// `POST /containers/{c}/{verb}` for each container: its name printed, or

@@ -1032,6 +1032,24 @@ impl Daemon {
         }
         let follow = flag(q, "follow");
         let timestamps = flag(q, "timestamps");
+        // Unix seconds, optionally with a fraction (the docker CLI turns
+        // "10m" or an RFC 3339 time into one); 0 or absent: no bound.
+        let bound = |key: &str| -> Result<Option<time::OffsetDateTime>, ApiError> {
+            match q.get(key).map(String::as_str) {
+                None | Some("") | Some("0") => Ok(None),
+                Some(t) => {
+                    let secs: f64 = t.parse().map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "invalid {key} {t:?}: unix seconds, e.g. 1700000000.5"
+                        ))
+                    })?;
+                    time::OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128)
+                        .map(Some)
+                        .map_err(|e| ApiError::bad_request(format!("invalid {key} {t:?}: {e}")))
+                }
+            }
+        };
+        let (since, until) = (bound("since")?, bound("until")?);
         let tail = match q.get("tail").map(String::as_str) {
             None | Some("") | Some("all") => None,
             Some(n) => Some(n.parse::<usize>().map_err(|_| {
@@ -1087,6 +1105,11 @@ impl Daemon {
                     let text = String::from_utf8_lossy(&bytes[..end]).into_owned();
                     bytes.drain(..end);
                     let mut entries = crate::jsonlog::parse(&text);
+                    entries.retain(|e| {
+                        let t = crate::jsonlog::parse_time(&e.time);
+                        since.is_none_or(|s| t.is_some_and(|t| t >= s))
+                            && until.is_none_or(|u| t.is_some_and(|t| t <= u))
+                    });
                     if first {
                         if let Some(n) = tail {
                             let skip = entries.len().saturating_sub(n);
@@ -1102,7 +1125,8 @@ impl Daemon {
                     }
                 }
                 first = false;
-                if !follow || (!running && !d.is_running(&id)) {
+                let past_until = until.is_some_and(|u| time::OffsetDateTime::now_utc() > u);
+                if !follow || past_until || (!running && !d.is_running(&id)) {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
