@@ -527,12 +527,11 @@ impl Builder<'_> {
             env.insert(0, DEFAULT_PATH.to_string());
             img.config.config = Some(run);
         }
-        let cmd_set = false;
         Ok(Stage {
             name,
             img,
             args: Vars::new(),
-            cmd_set,
+            cmd_set: false,
         })
     }
 
@@ -1012,26 +1011,19 @@ impl Builder<'_> {
         };
         // Where sources are read from.
         let from = ins.flag("from").map(str::to_string);
-        let (root, ignore, _view) = match &from {
+        let no_rules = ignore::Ignore::none();
+        let (root, rules) = match &from {
             Some(name) => {
                 let name = words::expand(name, vars, self.escape).map_err(|e| self.at(ins, e))?;
                 let img = self.image_for(ins, &name)?;
                 let view = self.work.join(format!("from-{}", self.counter + 1));
                 std::fs::create_dir_all(&view)?;
                 chapter_03::copy::materialize(&self.lowers(&img)?, &view)?;
-                (view.clone(), ignore::Ignore::none(), Some(view))
+                (view, &no_rules)
             }
-            None => (
-                self.context.clone(),
-                std::mem::replace(&mut self.ignore, ignore::Ignore::none()),
-                None,
-            ),
+            None => (self.context.clone(), &self.ignore),
         };
-        let result = self.resolve_sources(ins, &root, &ignore, &sources, add);
-        if from.is_none() {
-            self.ignore = ignore;
-        }
-        let resolved = result?;
+        let resolved = self.resolve_sources(ins, &root, rules, &sources, add)?;
         let many = resolved.len() > 1 || sources.iter().any(|s| has_glob(s));
         let into_dir = dest_is_dir
             || many
