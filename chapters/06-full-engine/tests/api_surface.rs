@@ -590,3 +590,69 @@ fn logs_since_and_until_cut_the_log_by_time() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid time \"yesterday\""));
     engine.ok(&["rm", "talker"]);
 }
+
+#[test]
+fn export_writes_a_containers_whole_root_filesystem() {
+    if !privileged("export_writes_a_containers_whole_root_filesystem") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "--name",
+        "exported",
+        "--network",
+        "none",
+        "fixture",
+        "sh",
+        "-c",
+        "echo mine > /made && rm /bin/true",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let listing = |tar: &std::path::Path| -> Vec<String> {
+        let out = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(tar)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    let ours = dir.path().join("ours.tar");
+    engine.ok(&["export", "-o", ours.to_str().unwrap(), "exported"]);
+    let names = listing(&ours);
+    assert!(names.iter().any(|n| n == "made"), "{names:?}");
+    assert!(
+        names.iter().any(|n| n == "bin/busybox"),
+        "the image's files too"
+    );
+    assert!(
+        !names.iter().any(|n| n == "bin/true"),
+        "a deleted file is gone"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains(".wh.")),
+        "no whiteouts in an export"
+    );
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&ours)
+        .arg("made")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "mine\n");
+    for cli in common::docker_clis() {
+        let theirs = dir.path().join("theirs.tar");
+        engine.docker_ok(
+            &cli,
+            &["export", "-o", theirs.to_str().unwrap(), "exported"],
+        );
+        assert_eq!(listing(&theirs), names, "{}", cli.display());
+    }
+    let refused = engine.run(&["export", "nonesuch"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("No such container: nonesuch"));
+    engine.ok(&["rm", "exported"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

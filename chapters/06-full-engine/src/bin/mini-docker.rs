@@ -77,6 +77,13 @@ enum Command {
     },
     /// Upload an image to its registry
     Push { image: String },
+    /// Write a container's root filesystem to a tar archive
+    Export {
+        /// The archive [default: standard output, when it is not a terminal]
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+        container: String,
+    },
     /// Build an image from a Dockerfile and a context directory
     Build {
         /// NAME[:TAG] for the image (may be given more than once)
@@ -695,37 +702,22 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 path += "format=oci";
             }
             let body = client.stream("GET", &path, None).await?;
-            // Written beside the target and renamed: a failed save leaves
-            // no half archive under the name.
-            let mut sink: Box<dyn Write> = Box::new(std::io::stdout().lock());
-            let mut partial = None;
-            if let Some(out) = &output {
-                let dir = out
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(std::path::Path::new("."));
-                let tmp = tempfile::NamedTempFile::new_in(dir)
-                    .map_err(|e| anyhow!("writing in {}: {e}", dir.display()))?;
-                sink = Box::new(tmp.reopen()?);
-                partial = Some(tmp);
+            write_archive(body, output.as_deref()).await?;
+        }
+        Command::Export { output, container } => {
+            if output.is_none() && std::io::stdout().is_terminal() {
+                return Err(anyhow!(
+                    "refusing to write an archive to the terminal: use -o FILE or redirect the output"
+                ));
             }
-            let mut failed = None;
-            each_chunk(body, |chunk| {
-                if failed.is_none() {
-                    if let Err(e) = sink.write_all(chunk) {
-                        failed = Some(e);
-                    }
-                }
-            })
-            .await?;
-            if let Some(e) = failed {
-                return Err(anyhow!("writing the archive: {e}"));
-            }
-            sink.flush()?;
-            if let (Some(tmp), Some(out)) = (partial, &output) {
-                tmp.persist(out)
-                    .map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
-            }
+            let body = client
+                .stream(
+                    "GET",
+                    &format!("/containers/{}/export", enc(&container)),
+                    None,
+                )
+                .await?;
+            write_archive(body, output.as_deref()).await?;
         }
         Command::Push { image } => {
             let reference = chapter_05::Reference::parse(&image).map_err(|e| anyhow!(e))?;
@@ -1470,6 +1462,45 @@ fn unix_time(text: &str) -> Result<String> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;
     Ok(format!("{:.9}", now.saturating_sub(ago) as f64 / 1e9))
+}
+
+/// Writes a tar the daemon streams to `output` (written beside it and
+/// renamed: a failed transfer leaves no half archive under the name), or
+/// to standard output.
+async fn write_archive(
+    body: hyper::body::Incoming,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
+    let mut sink: Box<dyn Write> = Box::new(std::io::stdout().lock());
+    let mut partial = None;
+    if let Some(out) = output {
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| anyhow!("writing in {}: {e}", dir.display()))?;
+        sink = Box::new(tmp.reopen()?);
+        partial = Some(tmp);
+    }
+    let mut failed = None;
+    each_chunk(body, |chunk| {
+        if failed.is_none() {
+            if let Err(e) = sink.write_all(chunk) {
+                failed = Some(e);
+            }
+        }
+    })
+    .await?;
+    if let Some(e) = failed {
+        return Err(anyhow!("writing the archive: {e}"));
+    }
+    sink.flush()?;
+    if let (Some(tmp), Some(out)) = (partial, output) {
+        tmp.persist(out)
+            .map_err(|e| anyhow!("writing {}: {e}", out.display()))?;
+    }
+    Ok(())
 }
 
 /// `POST /containers/{c}/{verb}` for each container: its name printed, or

@@ -49,6 +49,37 @@ impl Daemon {
         Ok(json(StatusCode::OK, &list))
     }
 
+    /// `GET /containers/{id}/export`: the container's whole root
+    /// filesystem (image, init layer, its changes) as one tar, with the
+    /// container's own IDs (chapter 03's copy driver merges the layers).
+    pub async fn export(self: &Arc<Self>, query: &str) -> ApiResult {
+        let id = self.find(query)?;
+        let c = self.entry(&id, |e| e.c.clone())?;
+        let d = self.clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
+            let mut layers = d.lowers_of(&c);
+            let upper = d.paths.container(&c.id).join("upper");
+            if upper.is_dir() {
+                layers.push(upper);
+            }
+            let scratch = tempfile::tempdir_in(d.store.root().join("ingest"))?;
+            let root = scratch.path().join("rootfs");
+            std::fs::create_dir_all(&root)?;
+            chapter_03::copy::materialize(&layers, &root)?;
+            if let Some(map) = &c.userns {
+                unshift_tree(&root, &map.to_id_map())?;
+            }
+            let mut tar = tempfile::tempfile_in(d.store.root().join("ingest"))?;
+            chapter_03::diff::write_layer(&root, &mut tar)?;
+            use std::io::Seek;
+            tar.seek(std::io::SeekFrom::Start(0))?;
+            Ok(tar)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        Ok(http::stream_file(file))
+    }
+
     /// The container's own layer as a blob in the store: its descriptor
     /// and DiffID. Under a user namespace the upper directory holds host
     /// IDs; the layer holds the container's (a shifted copy is written).

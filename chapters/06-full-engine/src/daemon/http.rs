@@ -229,6 +229,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("GET", ["containers", id, "logs"]) => d.logs(id, &query(&req)),
         ("GET", ["containers", id, "stats"]) => d.stats(id),
         ("GET", ["containers", id, "changes"]) => d.changes(id),
+        ("GET", ["containers", id, "export"]) => d.export(id).await,
         ("POST", ["commit"]) => d.commit(req).await,
         ("POST", ["build"]) => d.build(req).await,
         ("DELETE", ["containers", id]) => d.remove(id, &query(&req)).await,
@@ -290,6 +291,27 @@ pub fn upgraded(tty: bool) -> Response<Body> {
     };
     h.insert("Content-Type", kind.parse().unwrap());
     r
+}
+
+/// A tar file (an anonymous temporary one, say) sent as the body.
+pub fn stream_file(file: std::fs::File) -> Response<Body> {
+    let (mut tx, response) = streaming(StatusCode::OK, "application/x-tar");
+    tokio::spawn(async move {
+        let mut file = tokio::fs::File::from_std(file);
+        let mut buf = vec![0u8; 256 * 1024];
+        use tokio::io::AsyncReadExt;
+        while let Ok(n) = file.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send_data(Bytes::copy_from_slice(&buf[..n]))
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    response
 }
 
 /// A streamed body: the returned sender writes chunks as they happen.

@@ -705,23 +705,7 @@ impl Daemon {
         })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
-        let (mut tx, response) = http::streaming(StatusCode::OK, "application/x-tar");
-        tokio::spawn(async move {
-            let mut file = tokio::fs::File::from_std(file);
-            let mut buf = vec![0u8; 256 * 1024];
-            use tokio::io::AsyncReadExt;
-            while let Ok(n) = file.read(&mut buf).await {
-                if n == 0
-                    || tx
-                        .send_data(Bytes::copy_from_slice(&buf[..n]))
-                        .await
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Ok(response)
+        Ok(http::stream_file(file))
     }
 
     /// `POST /images/{name}/push?tag=…`: chapter 05's push (blobs first,
