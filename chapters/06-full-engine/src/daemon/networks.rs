@@ -538,14 +538,23 @@ impl Daemon {
         }
         let _ = std::fs::remove_file(&path);
         self.rewrite_hosts(&ep.network);
-        let anyone_left = self
+        // Every endpoint file is a container between its network's prepare
+        // and its detach (both under net_lock): one that is still starting
+        // is not running yet, but its veth is already on the bridge. (A
+        // one-shot container of a compose project that exited while its
+        // neighbours started took their bridge away.)
+        let others: Vec<Endpoint> = self
             .endpoints()
-            .iter()
-            .any(|(other, _)| other != id && self.is_running(other));
-        if !anyone_left {
+            .into_iter()
+            .filter(|(other, _)| other != id)
+            .map(|(_, e)| e)
+            .collect();
+        if others.is_empty() {
             let _ = nat::delete_table(&self.net);
-            if let Ok(host) = Netlink::host() {
-                for n in self.networks() {
+        }
+        if let Ok(host) = Netlink::host() {
+            for n in self.networks() {
+                if !others.iter().any(|e| e.network == n.name) {
                     let _ = host.delete(&n.bridge).await;
                 }
             }
