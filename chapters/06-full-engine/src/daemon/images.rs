@@ -317,13 +317,7 @@ impl Daemon {
         let cfg = image.config.config.clone().unwrap_or_default();
         let size: u64 = image.manifest.layers.iter().map(|l| l.size).sum();
         let id = image.manifest.config.digest.to_string();
-        let tags: Vec<String> = self
-            .store
-            .tags()?
-            .iter()
-            .filter(|(_, d)| self.image_id_of(d).as_deref() == Some(id.as_str()))
-            .map(|(n, _)| familiar(n))
-            .collect();
+        let tags = self.tags_of(&id)?;
         let comment = image
             .config
             .history
@@ -428,16 +422,22 @@ impl Daemon {
                 })?;
             }
         }
-        let still_tagged = self
-            .store
-            .tags()?
-            .iter()
-            .any(|(_, d)| self.image_id_of(d).as_deref() == Some(id.as_str()));
-        if !still_tagged {
+        if self.tags_of(&id)?.is_empty() {
             out.push(j!({"Deleted": id}));
             self.collect_garbage()?;
         }
         Ok(json(StatusCode::OK, &out))
+    }
+
+    /// Every tag of image `id`, as Docker shows names.
+    fn tags_of(&self, id: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .store
+            .tags()?
+            .iter()
+            .filter(|(_, d)| self.image_id_of(d).as_deref() == Some(id))
+            .map(|(n, _)| familiar(n))
+            .collect())
     }
 
     fn image_id_of(&self, d: &Descriptor) -> Option<String> {
@@ -648,14 +648,7 @@ impl Daemon {
         out.reverse();
         if let Some(top) = out.first_mut() {
             top["Id"] = j!(found.id());
-            let tags: Vec<String> = self
-                .store
-                .tags()?
-                .iter()
-                .filter(|(_, d)| self.image_id_of(d).as_deref() == Some(found.id().as_str()))
-                .map(|(n, _)| familiar(n))
-                .collect();
-            top["Tags"] = j!(tags);
+            top["Tags"] = j!(self.tags_of(&found.id())?);
         }
         Ok(json(StatusCode::OK, &out))
     }
