@@ -156,6 +156,26 @@ impl Client {
         Ok(response.into_body())
     }
 
+    /// Any request with a raw body; the reply's headers and body (an error
+    /// status becomes an [`ApiError`]). `docker cp` reads a header.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Response<Incoming>> {
+        let response = self
+            .send(Self::build(method, path, Bytes::from(body), content_type))
+            .await?;
+        let status = response.status();
+        if status.is_client_error() || status.is_server_error() {
+            let bytes = response.into_body().collect().await?.to_bytes();
+            return Err(ApiError::from_reply(status, &bytes, || status.to_string()).into());
+        }
+        Ok(response)
+    }
+
     /// A hijacked connection (attach, exec start): after `101`, the socket
     /// is a raw byte stream both ways.
     pub async fn hijack(

@@ -33,8 +33,10 @@
 //! The book page: `book/src/ch06-engine.md`.
 
 pub mod api;
+pub mod archive;
 pub mod build;
 pub mod client;
+pub mod cp;
 pub mod daemon;
 pub mod exec;
 pub mod human;

@@ -220,7 +220,7 @@ pub fn limits_for(c: &Container) -> chapter_02::Limits {
 /// The files the daemon binds over the image's: (its file in the container
 /// directory, where it goes), those that exist and that no mount of the
 /// user's replaces (`--network host` has none).
-fn daemon_files<'a>(dir: &Path, c: &Container) -> Vec<(std::path::PathBuf, &'a str)> {
+pub(crate) fn daemon_files<'a>(dir: &Path, c: &Container) -> Vec<(std::path::PathBuf, &'a str)> {
     crate::net::files::FILES
         .iter()
         .map(|(file, destination)| (dir.join(file), *destination))
@@ -261,9 +261,13 @@ pub fn cgroup_name(id: &str) -> String {
     format!("{prefix}{id}")
 }
 
-fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -> Result<()> {
-    let c: Container = read_json(&paths.config(id))?;
-    let dir = paths.container(id);
+/// The container's root filesystem at `containers/ID/merged`: the image's
+/// layers, its init layer, its own upper directory (every layer remapped
+/// under a user namespace), and who owns what the engine creates in it.
+/// The monitor's, and `docker cp`'s for a stopped container (in a mount
+/// namespace of its own).
+pub(crate) fn mount_rootfs(paths: &Paths, c: &Container) -> Result<(chapter_03::Mounted, Owner)> {
+    let dir = paths.container(&c.id);
     let driver = chapter_03::Driver::detect(&dir);
     let id_map = c.userns.as_ref().map(crate::state::UsernsMap::to_id_map);
     let owner: Owner = id_map
@@ -273,7 +277,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     // engine needs, so they are not the container's changes (diff, commit,
     // a build's RUN).
     let mut lowers = c.layers.clone();
-    lowers.push(init_layer(&dir, &c)?);
+    lowers.push(init_layer(&dir, c)?);
     let mounted = match &id_map {
         None => driver.mount(&lowers, &dir),
         Some(map) => {
@@ -288,6 +292,14 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         }
     }
     .map_err(|e| anyhow!("mounting the container's root filesystem: {e}"))?;
+    Ok((mounted, owner))
+}
+
+fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -> Result<()> {
+    let c: Container = read_json(&paths.config(id))?;
+    let dir = paths.container(id);
+    let id_map = c.userns.as_ref().map(crate::state::UsernsMap::to_id_map);
+    let (mounted, owner) = mount_rootfs(paths, &c)?;
     // The working directory (and any mount point the init layer lacks) is
     // created when the image lacks it, in the container's own layer.
     for dir in ["/proc", "/dev", "/sys", &c.workdir] {
@@ -765,7 +777,12 @@ fn prepare_mount(root: &Path, m: &MountPoint, owner: Owner) -> Result<chapter_01
 }
 
 /// `dest` inside `root`, created if missing, as a real path under `root`.
-fn resolve_target(root: &Path, dest: &str, file: bool, owner: Owner) -> Result<std::path::PathBuf> {
+pub(crate) fn resolve_target(
+    root: &Path,
+    dest: &str,
+    file: bool,
+    owner: Owner,
+) -> Result<std::path::PathBuf> {
     let root_fd = File::open(root)?;
     let parent = match dest.rsplit_once('/') {
         Some((p, _)) if !p.is_empty() => p,

@@ -61,6 +61,9 @@ enum Internal {
     /// Runs an exec inside a container (started by the daemon)
     #[command(hide = true)]
     ExecHelper { spec: String },
+    /// Reads or writes a path inside a container (`docker cp`)
+    #[command(hide = true)]
+    ArchiveHelper { spec: String },
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +88,18 @@ fn main() -> std::process::ExitCode {
                 Err(e) => {
                     eprintln!("exec failed: {e:#}");
                     std::process::ExitCode::from(126)
+                }
+            }
+        }
+        Some(Internal::ArchiveHelper { spec }) => {
+            let result = serde_json::from_str(&spec)
+                .map_err(|e| anyhow!("invalid archive spec: {e}"))
+                .and_then(|spec| chapter_06::archive::helper_main(&spec));
+            match result {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("archive helper: {e:#}");
+                    std::process::ExitCode::FAILURE
                 }
             }
         }

@@ -230,6 +230,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("GET", ["containers", id, "stats"]) => d.stats(id),
         ("GET", ["containers", id, "changes"]) => d.changes(id),
         ("GET", ["containers", id, "export"]) => d.export(id).await,
+        ("HEAD" | "GET" | "PUT", ["containers", id, "archive"]) => d.archive(id, req).await,
         ("POST", ["commit"]) => d.commit(req).await,
         ("POST", ["build"]) => d.build(req).await,
         ("DELETE", ["containers", id]) => d.remove(id, &query(&req)).await,

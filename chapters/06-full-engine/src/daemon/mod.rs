@@ -6,6 +6,7 @@
 //!   history, save, push.
 //! - [`build`]: `POST /build`, Docker's classic builder on this engine.
 //! - [`commit`]: a container's changes, listed (`diff`) and committed.
+//! - [`archive`]: `docker cp`, both ways.
 //! - [`containers`]: create, start (spawning the monitor), attach, wait,
 //!   logs, stop, kill, remove, inspect, list, prune.
 //! - [`execs`]: exec instances and their streams.
@@ -19,6 +20,7 @@
 //! Docker does after a crash without live-restore) and its mounts and
 //! cgroups are cleaned up.
 
+pub mod archive;
 pub mod build;
 pub mod commit;
 pub mod containers;
