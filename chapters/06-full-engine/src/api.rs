@@ -38,6 +38,8 @@ pub struct ContainerConfig {
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     pub stop_signal: Option<String>,
     pub stop_timeout: Option<i64>,
+    /// The health check in effect (the request's over the image's).
+    pub healthcheck: Option<chapter_04::manifest::Healthcheck>,
 }
 
 /// `HostConfig`: how the host runs the container.

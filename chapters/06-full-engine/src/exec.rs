@@ -182,6 +182,11 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     unsafe {
         command.pre_exec(move || {
             use chapter_01::sys::Sys;
+            // The command dies with this helper: a health check's timeout
+            // (or a client gone) kills the helper, and so what it ran.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             let mut kernel = chapter_01::sys::Kernel::default();
             let result = if tty {
                 kernel.controlling_terminal()

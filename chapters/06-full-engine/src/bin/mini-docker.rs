@@ -207,6 +207,21 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// What happens to containers, images, networks and volumes, as it happens
+    Events {
+        /// Events since this time: 10m, an RFC 3339 time, or unix seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Stop at this time (same forms)
+        #[arg(long)]
+        until: Option<String>,
+        /// type=, event=, container=, image=, label=, network=, volume=
+        #[arg(short, long = "filter")]
+        filters: Vec<String>,
+        /// `{{json .}}`: each event as the API's JSON
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Show a container's output
     Logs {
         #[arg(short, long)]
@@ -457,6 +472,24 @@ struct RunArgs {
     /// When the container exits: no, always, unless-stopped, on-failure[:N]
     #[arg(long)]
     restart: Option<String>,
+    /// A command that tells the container is healthy (exit 0), run by /bin/sh
+    #[arg(long)]
+    health_cmd: Option<String>,
+    /// How often the health check runs (30s, 1m30s) [default: 30s]
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// How long one check may take [default: 30s]
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Failures in a row that make it unhealthy [default: 3]
+    #[arg(long)]
+    health_retries: Option<u64>,
+    /// Failures in this time after the start do not count [default: 0s]
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// No health check, not even the image's
+    #[arg(long)]
+    no_healthcheck: bool,
     #[arg(long)]
     platform: Option<String>,
     image: String,
@@ -718,6 +751,47 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
             let body = client.stream("GET", &path, None).await?;
             write_archive(body, output.as_deref()).await?;
+        }
+        Command::Events {
+            since,
+            until,
+            filters,
+            format,
+        } => {
+            let json_lines = match format.as_deref().map(str::trim) {
+                None => false,
+                Some("{{json .}}") => true,
+                Some(other) => {
+                    return Err(anyhow!(
+                        "--format {other:?}: only {{{{json .}}}} is supported"
+                    ))
+                }
+            };
+            let mut path = "/events?".to_string();
+            for (key, v) in [("since", &since), ("until", &until)] {
+                if let Some(t) = v {
+                    path += &format!("{key}={}&", enc(&unix_time(t)?));
+                }
+            }
+            path += filters_query(&filters)?.trim_start_matches('&');
+            let body = client.stream("GET", &path, None).await?;
+            let mut pending = Vec::new();
+            let mut out = std::io::stdout().lock();
+            each_chunk(body, |chunk| {
+                for line in chapter_06::jsonlog::split_lines(&mut pending, chunk) {
+                    let Ok(e) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
+                    let text = if json_lines {
+                        e.to_string()
+                    } else {
+                        event_line(&e)
+                    };
+                    let _ = writeln!(out, "{text}");
+                    let _ = out.flush();
+                }
+            })
+            .await?;
         }
         Command::Cp {
             archive,
@@ -1491,6 +1565,29 @@ fn unix_time(text: &str) -> Result<String> {
     Ok(format!("{:.9}", now.saturating_sub(ago) as f64 / 1e9))
 }
 
+/// An event as Docker's CLI prints it: `TIME TYPE ACTION ID (k=v, …)`.
+fn event_line(e: &Value) -> String {
+    let nanos = e["timeNano"].as_i64().unwrap_or(0);
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .map(chapter_06::jsonlog::format_time)
+        .unwrap_or_default();
+    let attributes: Vec<String> = e["Actor"]["Attributes"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{time} {} {} {} ({})",
+        e["Type"].as_str().unwrap_or(""),
+        e["Action"].as_str().unwrap_or(""),
+        e["Actor"]["ID"].as_str().unwrap_or(""),
+        attributes.join(", ")
+    )
+}
+
 /// `cp SRC DST`, one side `CONTAINER:PATH`, Docker's rules (see
 /// [`chapter_06::cp`]). Returns what to say on success.
 async fn cp(client: &Client, src: &str, dst: &str, archive: bool, follow: bool) -> Result<String> {
@@ -1738,6 +1835,40 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
     }
 }
 
+/// `--health-*` and `--no-healthcheck` as the API's `Healthcheck`
+/// (durations in nanoseconds; zero fields take the image's).
+fn healthcheck_of(args: &RunArgs) -> Result<Value> {
+    let duration = |flag: &str, v: &Option<String>| -> Result<u64> {
+        v.as_deref().map_or(Ok(0), |t| {
+            chapter_06::build::parse_duration(t)
+                .map_err(|e| anyhow!("invalid argument {t:?} for --{flag}: {e}"))
+        })
+    };
+    let given = args.health_cmd.is_some()
+        || args.health_interval.is_some()
+        || args.health_timeout.is_some()
+        || args.health_retries.is_some()
+        || args.health_start_period.is_some();
+    if args.no_healthcheck {
+        if given {
+            return Err(anyhow!(
+                "--no-healthcheck conflicts with --health-* options"
+            ));
+        }
+        return Ok(json!({"Test": ["NONE"]}));
+    }
+    if !given {
+        return Ok(Value::Null);
+    }
+    Ok(json!({
+        "Test": args.health_cmd.as_ref().map(|c| json!(["CMD-SHELL", c])).unwrap_or(json!([])),
+        "Interval": duration("health-interval", &args.health_interval)?,
+        "Timeout": duration("health-timeout", &args.health_timeout)?,
+        "StartPeriod": duration("health-start-period", &args.health_start_period)?,
+        "Retries": args.health_retries.unwrap_or(0),
+    }))
+}
+
 fn create_body(args: &RunArgs) -> Result<Value> {
     let mut env: Vec<String> = Vec::new();
     for file in &args.env_file {
@@ -1768,7 +1899,9 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             ));
         }
     }
+    let healthcheck = healthcheck_of(args)?;
     Ok(json!({
+        "Healthcheck": healthcheck,
         "Hostname": args.hostname.clone().unwrap_or_default(),
         "User": args.user.clone().unwrap_or_default(),
         "AttachStdin": args.interactive && !args.detach,

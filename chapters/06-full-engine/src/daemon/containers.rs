@@ -168,6 +168,8 @@ impl Daemon {
         if config.user.is_empty() {
             config.user = image_config.user.clone().unwrap_or_default();
         }
+        config.healthcheck =
+            super::health::merge(config.healthcheck.take(), image_config.healthcheck.as_ref());
         if let Some(image_labels) = &image_config.labels {
             let mut labels = image_labels.clone();
             labels.extend(config.labels.take().unwrap_or_default());
@@ -208,7 +210,9 @@ impl Daemon {
                 return Err(ApiError::bad_request("hostname longer than 64 characters"));
             }
         }
-        self.register(c, &name)
+        let created = self.register(c, &name)?;
+        self.container_event("create", &id);
+        Ok(created)
     }
 
     // ANCHOR: register
@@ -304,6 +308,8 @@ impl Daemon {
         let result = self.clone().spawn_monitor(&c, endpoint, pending).await;
         if result.is_err() {
             self.network_detach(id).await;
+        } else {
+            self.container_event("start", id);
         }
         result
     }
@@ -402,11 +408,13 @@ impl Daemon {
 
     /// Waits on a monitor's `wait` connection; records the exit.
     pub async fn watch_exit(self: Arc<Self>, id: String, conn: tokio::net::UnixStream) {
+        let health = tokio::spawn(self.clone().watch_health(id.clone()));
         let mut lines = BufReader::new(conn).lines();
         let exit: Option<Exit> = match lines.next_line().await {
             Ok(Some(line)) => serde_json::from_str(&line).ok(),
             _ => None,
         };
+        health.abort();
         // The network goes first, so whoever sees the exit (a `wait`, a
         // `ps`) finds the address and the rules already released.
         self.network_detach(&id).await;
@@ -424,6 +432,10 @@ impl Daemon {
                 });
             });
         }
+        let code = self.entry(&id, |e| e.state.exit_code).unwrap_or(255);
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("exitCode".into(), j!(code.to_string()));
+        self.event("container", "die", &id, attributes);
         let auto_remove = self
             .entry(&id, |e| e.c.host_config.auto_remove)
             .unwrap_or(false);
@@ -624,9 +636,13 @@ impl Daemon {
             .get_mut(&id)
             .ok_or_else(|| ApiError::not_found(format!("No such container: {query}")))?;
         let mut c = e.c.clone();
-        c.name = name.to_string();
+        let old = std::mem::replace(&mut c.name, name.to_string());
         write_json(&self.paths.config(&id), &c)?;
         e.c = c;
+        drop(map);
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("oldName".into(), j!(format!("/{old}")));
+        self.event("container", "rename", &id, attributes);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -636,7 +652,8 @@ impl Daemon {
         if self.is_running(&id) {
             self.stop(&id, q).await?;
         }
-        self.start(&id).await?;
+        self.clone().start(&id).await?;
+        self.container_event("restart", &id);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -682,6 +699,7 @@ impl Daemon {
             signal_pid(pid, libc::SIGKILL);
             exited(&mut rx, 30).await;
         }
+        self.container_event("stop", &id);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -713,6 +731,9 @@ impl Daemon {
             let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
             let _ = set_frozen(&dirs, false);
         }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("signal".into(), j!(signal.to_string()));
+        self.event("container", "kill", &id, attributes);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -737,6 +758,7 @@ impl Daemon {
             _ => {}
         }
         set_frozen(&dirs, pause).map_err(ApiError::internal)?;
+        self.container_event(if pause { "pause" } else { "unpause" }, &id);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -911,6 +933,13 @@ impl Daemon {
             .map_err(|err| ApiError::internal(format!("removing container {id}: {err}")))?;
         if let Some(e) = map.remove(id) {
             e.life.send_modify(|l| l.removed = true);
+            drop(map);
+            self.event(
+                "container",
+                "destroy",
+                id,
+                super::events::container_attributes(&e.c),
+            );
         }
         Ok(())
     }
@@ -1271,12 +1300,16 @@ fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) 
     if host_config["LogConfig"].is_null() {
         host_config["LogConfig"] = j!({"Type": "json-file", "Config": {}});
     }
+    let mut state = state_json(&e.state);
+    if let Some(h) = &e.health {
+        state["Health"] = j!(h);
+    }
     j!({
         "Id": c.id,
         "Created": c.created,
         "Path": c.args[0],
         "Args": c.args[1..],
-        "State": state_json(&e.state),
+        "State": state,
         "Image": c.image_id,
         "Name": format!("/{}", c.name),
         "RestartCount": e.restart_count,
@@ -1379,7 +1412,11 @@ fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
     let paused = s.status == Status::Running && is_frozen(&s.cgroup_dirs);
     let status = match s.status {
         Status::Running if paused => format!("Up {} (Paused)", since(&s.started_at)),
-        Status::Running => format!("Up {}", since(&s.started_at)),
+        Status::Running => match e.health.as_ref().map(|h| h.status) {
+            Some("starting") => format!("Up {} (health: starting)", since(&s.started_at)),
+            Some(status) => format!("Up {} ({status})", since(&s.started_at)),
+            None => format!("Up {}", since(&s.started_at)),
+        },
         Status::Exited => format!("Exited ({}) {} ago", s.exit_code, since(&s.finished_at)),
         Status::Created => "Created".to_string(),
     };

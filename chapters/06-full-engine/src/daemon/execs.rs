@@ -66,26 +66,14 @@ impl Daemon {
             env.retain(|e| e.split('=').next() != Some(key.as_str()));
             env.push(var);
         }
-        let spec = ExecSpec {
-            pid: state.pid,
-            cgroup_dirs: state.cgroup_dirs.clone(),
-            args: config.cmd.clone(),
-            env,
-            workdir: if config.working_dir.is_empty() {
-                c.workdir.clone()
-            } else {
-                config.working_dir.clone()
-            },
-            uid,
-            gid,
-            tty: config.tty,
-            console_size: None,
-            host_config: c.host_config.clone(),
-            confinement: c.confinement.clone(),
-            privileged: config.privileged,
-            userns: c.userns.is_some(),
-            seccomp_cache: Some(self.paths.seccomp_cache()),
-        };
+        let mut spec = self.exec_spec(&c, &state, config.cmd.clone());
+        spec.env = env;
+        if !config.working_dir.is_empty() {
+            spec.workdir = config.working_dir.clone();
+        }
+        (spec.uid, spec.gid) = (uid, gid);
+        spec.tty = config.tty;
+        spec.privileged = config.privileged;
         let exec_id = crate::ids::new_id();
         self.execs.lock().unwrap().insert(
             exec_id.clone(),
@@ -100,6 +88,32 @@ impl Daemon {
             },
         );
         Ok(json(StatusCode::CREATED, &j!({"Id": exec_id})))
+    }
+
+    /// What an exec of `args` in the running container gets by default:
+    /// the container's user, environment, working directory, hardening.
+    pub(crate) fn exec_spec(
+        &self,
+        c: &crate::state::Container,
+        state: &crate::state::State,
+        args: Vec<String>,
+    ) -> ExecSpec {
+        ExecSpec {
+            pid: state.pid,
+            cgroup_dirs: state.cgroup_dirs.clone(),
+            args,
+            env: c.env.clone(),
+            workdir: c.workdir.clone(),
+            uid: c.uid,
+            gid: c.gid,
+            tty: false,
+            console_size: None,
+            host_config: c.host_config.clone(),
+            confinement: c.confinement.clone(),
+            privileged: false,
+            userns: c.userns.is_some(),
+            seccomp_cache: Some(self.paths.seccomp_cache()),
+        }
     }
 
     /// `POST /exec/{id}/start`: detached, or on a hijacked connection.

@@ -383,6 +383,11 @@ impl Daemon {
         self.store.forget(|d| {
             d.digest == digest && chapter_04::store::kind(d) == Some(chapter_04::store::DANGLING)
         })?;
+        self.image_event(
+            "tag",
+            &found.image.manifest.config.digest.to_string(),
+            &familiar(&new),
+        );
         Ok(http::empty(StatusCode::CREATED))
     }
 
@@ -413,6 +418,7 @@ impl Daemon {
             Some(stored) => {
                 self.store.untag(stored)?;
                 out.push(j!({"Untagged": familiar(stored)}));
+                self.image_event("untag", &id, &familiar(stored));
             }
             None => {
                 let platform = chapter_04::unpack::host_platform();
@@ -425,8 +431,15 @@ impl Daemon {
         if self.tags_of(&id)?.is_empty() {
             out.push(j!({"Deleted": id}));
             self.collect_garbage()?;
+            self.image_event("delete", &id, name);
         }
         Ok(json(StatusCode::OK, &out))
+    }
+
+    fn image_event(&self, action: &str, id: &str, name: &str) {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("name".into(), j!(name));
+        self.event("image", action, id, attributes);
     }
 
     /// Every tag of image `id`, as Docker shows names.

@@ -11,6 +11,7 @@
 //!   logs, stop, kill, remove, inspect, list, prune.
 //! - [`execs`]: exec instances and their streams.
 //! - [`volumes`]: named and anonymous volumes.
+//! - [`health`]: health checks; [`events`]: `GET /events`.
 //! - [`networks`]: networks, and a container's attachment to one.
 //!
 //! The daemon keeps every container in memory, and the truth on disk
@@ -24,8 +25,10 @@ pub mod archive;
 pub mod build;
 pub mod commit;
 pub mod containers;
+pub mod events;
 pub mod execs;
 pub mod filters;
+pub mod health;
 pub mod http;
 pub mod images;
 pub mod networks;
@@ -74,6 +77,8 @@ pub struct Entry {
     pub restart_count: u32,
     /// Stopped or killed by hand: no restart policy applies until a start.
     pub manually_stopped: bool,
+    /// Its health check's state, while it has one.
+    pub health: Option<health::Health>,
 }
 
 impl Entry {
@@ -86,6 +91,7 @@ impl Entry {
             busy: false,
             restart_count: 0,
             manually_stopped: false,
+            health: None,
         }
     }
 }
@@ -148,6 +154,7 @@ pub struct Daemon {
     pub net: crate::net::NetConfig,
     /// Host ports held for running containers' `-p`.
     pub held_ports: Mutex<HashMap<String, Vec<networks::Held>>>,
+    pub events: events::Events,
     _lock: std::fs::File,
 }
 
@@ -195,6 +202,7 @@ impl Daemon {
             net_lock: tokio::sync::Mutex::new(()),
             net,
             held_ports: Mutex::new(HashMap::new()),
+            events: events::Events::default(),
             _lock: lock,
         });
         daemon

@@ -294,7 +294,15 @@ impl Daemon {
             attachable: body.attachable,
         };
         write_json(&self.network_path(&body.name), &network)?;
+        self.network_event("create", &network);
         Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warning": ""})))
+    }
+
+    fn network_event(&self, action: &str, n: &Network) {
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("name".into(), j!(n.name));
+        attributes.insert("type".into(), j!("bridge"));
+        self.event("network", action, &n.id, attributes);
     }
 
     /// `DELETE /networks/{id}`: refused while a container is on it.
@@ -326,6 +334,7 @@ impl Daemon {
         let _ = nat::delete_owned(&self.net, &format!("net:{}", n.name));
         std::fs::remove_file(self.network_path(&n.name))?;
         let _ = std::fs::remove_file(self.ipam_path(&n.name));
+        self.network_event("destroy", &n);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
@@ -620,6 +629,12 @@ impl Daemon {
         if running {
             self.rewrite_hosts(&network.name);
         }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("name".into(), j!(network.name));
+        attributes.insert("type".into(), j!("bridge"));
+        attributes.insert("container".into(), j!(id));
+        let action = if connect { "connect" } else { "disconnect" };
+        self.event("network", action, &network.id, attributes);
         Ok(http::empty(StatusCode::OK))
     }
 

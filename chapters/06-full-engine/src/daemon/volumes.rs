@@ -111,6 +111,9 @@ impl Daemon {
             record.labels = body.labels;
             write_json(&path, &record)?;
         }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("driver".into(), j!("local"));
+        self.event("volume", "create", &name, attributes);
         Ok(json(StatusCode::CREATED, &self.volume_json(&name)?))
     }
 
@@ -144,6 +147,9 @@ impl Daemon {
         }
         let _ = flag(q, "force");
         std::fs::remove_dir_all(self.paths.volume(name))?;
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("driver".into(), j!("local"));
+        self.event("volume", "destroy", name, attributes);
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 
