@@ -81,19 +81,21 @@ pub fn install() -> Result<()> {
 /// Docker's Python SDK, pinned, in a virtual environment of the project's
 /// own (`target/pyenv`, Debian's python3): the tests drive the engine with
 /// it as a user's script would.
-pub const PYTHON_PACKAGES: &[&str] = &["docker==7.1.0"];
+/// Docker's SDK, pytest for the project's SDK scripts, testcontainers.
+pub const PYTHON_PACKAGES: &[&str] = &["docker==7.1.0", "pytest==8.3.3", "testcontainers==4.8.2"];
 
 pub fn python_env() -> Result<()> {
     let env = testkit::workspace_root().join("target/pyenv");
     let python = env.join("bin/python");
     let have = Command::new(&python)
-        .args(["-c", "import docker; print(docker.__version__)"])
+        .args([
+            "-c",
+            "from importlib.metadata import version as v\nfor p in ('docker', 'pytest', 'testcontainers'): print(f'{p}=={v(p)}')",
+        ])
         .output()
         .is_ok_and(|o| {
-            o.status.success()
-                && PYTHON_PACKAGES
-                    .iter()
-                    .any(|p| p.ends_with(String::from_utf8_lossy(&o.stdout).trim()))
+            let found = String::from_utf8_lossy(&o.stdout).into_owned();
+            o.status.success() && PYTHON_PACKAGES.iter().all(|p| found.lines().any(|l| l == *p))
         });
     if have {
         eprintln!("python test environment: present");

@@ -1355,12 +1355,34 @@ fn network_settings(endpoint: Option<&crate::net::Endpoint>) -> Value {
         "IPPrefixLen": ep.prefix,
         "Gateway": ep.gateway.to_string(),
         "Ports": ports,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "MacAddress": "",
+        "EndpointID": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Bridge": "",
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
         "Networks": {
             ep.network.clone(): {
+                "IPAMConfig": null,
+                "Links": null,
+                "Aliases": null,
                 "NetworkID": ep.network_id,
+                "EndpointID": "",
                 "IPAddress": ep.ip.to_string(),
                 "IPPrefixLen": ep.prefix,
                 "Gateway": ep.gateway.to_string(),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "MacAddress": "",
+                "DriverOpts": null,
             }
         },
     })
@@ -1438,7 +1460,9 @@ fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
         "State": if paused { "paused" } else { s.status.as_str() },
         "Status": status,
         "HostConfig": {"NetworkMode": network},
-        "NetworkSettings": {"Networks": {}},
+        // Clients read the gateway of the container's network from here
+        // (testcontainers' get_exposed_port).
+        "NetworkSettings": {"Networks": network_settings(endpoint)["Networks"]},
         "Mounts": mounts_json(&c.mounts),
     })
 }

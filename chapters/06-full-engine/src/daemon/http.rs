@@ -239,7 +239,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["exec", id, "start"]) => d.clone().exec_start(id, req).await,
         ("POST", ["exec", id, "resize"]) => d.exec_resize(id, &query(&req)),
         ("GET", ["exec", id, "json"]) => d.exec_inspect(id),
-        ("GET", ["networks"]) => d.network_list(),
+        ("GET", ["networks"]) => d.network_list(&query(&req)),
         ("GET", ["networks", id]) => d.network_inspect(id),
         ("POST", ["networks", "create"]) => d.network_create(req).await,
         ("POST", ["networks", "prune"]) => d.network_prune().await,
@@ -248,7 +248,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
         ("POST", ["networks", id, "disconnect"]) => d.network_connect(id, req, false).await,
         ("POST", ["volumes", "create"]) => d.volume_create(req).await,
         ("POST", ["volumes", "prune"]) => d.volume_prune(),
-        ("GET", ["volumes"]) => d.volume_list(),
+        ("GET", ["volumes"]) => d.volume_list(&query(&req)),
         ("GET", ["volumes", name]) => d.volume_inspect(name),
         ("DELETE", ["volumes", name]) => d.volume_remove(name, &query(&req)),
         _ => Err(ApiError::not_found(format!(

@@ -209,7 +209,13 @@ impl Daemon {
     }
 
     /// `GET /networks`
-    pub fn network_list(&self) -> ApiResult {
+    /// `GET /networks?filters=…`: name (a part of it), id (a prefix),
+    /// label, driver, type (custom or builtin), scope.
+    pub fn network_list(&self, q: &std::collections::HashMap<String, String>) -> ApiResult {
+        let f = super::filters::Filters::from_query(
+            q,
+            &["name", "id", "label", "driver", "type", "scope", "dangling"],
+        )?;
         let mut list: Vec<Value> = self
             .networks()
             .iter()
@@ -218,6 +224,19 @@ impl Daemon {
         for mode in ["host", "none"] {
             list.push(j!({"Name": mode, "Id": mode, "Driver": if mode == "host" { "host" } else { "null" }, "Scope": "local", "Containers": {}, "IPAM": {"Config": []}, "Labels": {}}));
         }
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+        list.retain(|n| {
+            let name = text(n, "Name");
+            let builtin = ["bridge", "host", "none"].contains(&name.as_str());
+            let labels: std::collections::BTreeMap<String, String> =
+                serde_json::from_value(n["Labels"].clone()).unwrap_or_default();
+            f.any("name", |w| super::filters::name_matches(&name, w))
+                && f.any("id", |w| text(n, "Id").starts_with(w))
+                && f.any("driver", |w| text(n, "Driver") == w)
+                && f.any("scope", |w| w == "local")
+                && f.any("type", |w| (w == "builtin") == builtin)
+                && f.labels(Some(&labels))
+        });
         Ok(json(StatusCode::OK, &list))
     }
 

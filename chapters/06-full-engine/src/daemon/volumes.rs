@@ -117,12 +117,25 @@ impl Daemon {
         Ok(json(StatusCode::CREATED, &self.volume_json(&name)?))
     }
 
-    /// `GET /volumes`
-    pub fn volume_list(&self) -> ApiResult {
+    /// `GET /volumes?filters=…`: name (a part of it), label, dangling (no
+    /// container uses it), driver.
+    pub fn volume_list(&self, q: &HashMap<String, String>) -> ApiResult {
+        let f = super::filters::Filters::from_query(q, &["name", "label", "dangling", "driver"])?;
+        let dangling = f.boolean("dangling")?;
         let volumes: Vec<Value> = self
             .volume_names()?
             .iter()
+            .filter(|n| {
+                f.any("name", |w| super::filters::name_matches(n, w))
+                    && f.any("driver", |w| w == "local")
+                    && dangling.is_none_or(|d| d == self.volume_users(n).is_empty())
+            })
             .filter_map(|n| self.volume_json(n).ok())
+            .filter(|v| {
+                let labels: std::collections::BTreeMap<String, String> =
+                    serde_json::from_value(v["Labels"].clone()).unwrap_or_default();
+                f.labels(Some(&labels))
+            })
             .collect();
         Ok(json(
             StatusCode::OK,
