@@ -244,11 +244,18 @@ fn containers_on_a_user_network_reach_each_other_by_name() {
         third != db_ip && third != cache_ip,
         "{third} vs {db_ip}, {cache_ip}"
     );
-    let hosts = engine.ok(&["exec", "third", "cat", "/etc/hosts"]);
+    // Names come from the embedded DNS server (127.0.0.11), not from
+    // /etc/hosts: a container that joined later is found at once, also
+    // from one whose server the restarted daemon made again.
+    let hosts = engine.ok(&["exec", "third", "cat", "/etc/hosts", "/etc/resolv.conf"]);
     assert!(
-        hosts.contains("\tdb ") && hosts.contains("\tcache "),
+        !hosts.contains("\tdb ") && hosts.contains("nameserver 127.0.0.11"),
         "{hosts}"
     );
+    let from_third = engine.ok(&["exec", "third", "wget", "-qO-", "http://db/"]);
+    assert_eq!(from_third, by_name);
+    let seen = engine.ok(&["exec", "cache", "ping", "-c1", "-W2", "third"]);
+    assert!(seen.contains(&third), "{seen}");
 
     engine.ok(&["rm", "-f", "db", "cache", "third"]);
     engine.ok(&["network", "rm", "appnet"]);

@@ -424,6 +424,9 @@ struct RunArgs {
     /// bridge (the default), none, host, or a network's name
     #[arg(long, default_value = "default")]
     network: String,
+    /// Another name of the container on its (user-defined) network
+    #[arg(long)]
+    network_alias: Vec<String>,
     /// Publish a port: [host_ip:]host_port:container_port[/tcp|udp]
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
@@ -1954,6 +1957,13 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "CgroupnsMode": args.cgroupns.clone().unwrap_or_default(),
             "UsernsMode": args.userns.clone().unwrap_or_default(),
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
+        },
+        "NetworkingConfig": {
+            "EndpointsConfig": if args.network_alias.is_empty() {
+                json!({})
+            } else {
+                json!({ args.network.clone(): {"Aliases": args.network_alias} })
+            },
         },
     }))
 }

@@ -356,6 +356,7 @@ impl Daemon {
                     "setting up the container's network: {e:#}"
                 )));
             }
+            self.start_dns(id, pid).await;
         }
         for p in pending {
             if let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await {

@@ -155,6 +155,9 @@ pub struct Daemon {
     /// Host ports held for running containers' `-p`.
     pub held_ports: Mutex<HashMap<String, Vec<networks::Held>>>,
     pub events: events::Events,
+    /// The embedded DNS server of each running container on a
+    /// user-defined network.
+    pub dns: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     _lock: std::fs::File,
 }
 
@@ -203,6 +206,7 @@ impl Daemon {
             net,
             held_ports: Mutex::new(HashMap::new()),
             events: events::Events::default(),
+            dns: Mutex::new(HashMap::new()),
             _lock: lock,
         });
         daemon
@@ -251,6 +255,10 @@ impl Daemon {
                         crate::ids::short(&id)
                     );
                     self.hold_again(&id);
+                    let pid = self.entry(&id, |e| e.state.pid).unwrap_or(0);
+                    if pid > 0 {
+                        self.start_dns(&id, pid).await;
+                    }
                     tokio::spawn(self.clone().watch_exit(id, conn));
                 }
                 Err(_) => {

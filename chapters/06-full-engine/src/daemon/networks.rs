@@ -16,14 +16,14 @@ use super::http::{self, json, ApiError, ApiResult};
 use super::Daemon;
 use crate::net::ipam::{self, Allocations, Subnet};
 use crate::net::links::Netlink;
-use crate::net::{files, nat, Endpoint, PortMap};
+use crate::net::{dns, files, nat, Endpoint, PortMap};
 use crate::state::{read_json, write_json, Container};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json as j, Value};
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Network {
@@ -381,12 +381,16 @@ impl Daemon {
         if mode == "host" {
             return Ok(None);
         }
-        let resolv =
-            files::resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // On a user-defined network, names are the embedded DNS server's.
+        let resolv = match network_name(mode) {
+            Some(name) if name != "bridge" => dns::resolv_conf(&host_resolv),
+            _ => files::resolv_conf(&host_resolv),
+        };
         std::fs::write(dir.join("hostname"), format!("{}\n", c.hostname))?;
         std::fs::write(dir.join("resolv.conf"), resolv)?;
         let Some(name) = network_name(mode) else {
-            std::fs::write(dir.join("hosts"), files::hosts(None, &[]))?;
+            std::fs::write(dir.join("hosts"), files::hosts(None))?;
             return Ok(None);
         };
         let network = self.find_network(name)?;
@@ -407,7 +411,7 @@ impl Daemon {
         };
         write_json(&self.paths.endpoint(&c.id), &endpoint)?;
         let names = host_names(&[&c.hostname, &c.name]);
-        std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names)), &[]))?;
+        std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names))))?;
         Ok(Some(endpoint))
     }
 
@@ -495,12 +499,11 @@ impl Daemon {
     // hint: Hold self.net_lock throughout (other starts share the bridge and
     //   the rules). Netlink::host() and Netlink::in_netns_of(pid) make the
     //   links; nat:: the rules. The host must route: ip_forward on; and for
-    //   ports published on 127.0.0.1, route_localnet on the bridge. Last,
-    //   rewrite the network's /etc/hosts files (names of the neighbours).
+    //   ports published on 127.0.0.1, route_localnet on the bridge. (Names
+    //   are the embedded DNS server's, started after this: start_dns.)
     // hint: veth(4); ip-link(8) "netns"; the Docker docs "Bridge network
     //   driver" and "Packet filtering and firewalls"; nft(8) "NAT".
-    /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports, and
-    /// the neighbours' /etc/hosts.
+    /// Once PID 1 exists: bridge, NAT, the veth pair, eth0, the ports.
     pub async fn network_attach(
         &self,
         c: &Container,
@@ -540,7 +543,6 @@ impl Daemon {
             .configure_eth0(&peer, ep.ip, ep.prefix, ep.gateway)
             .await?;
         nat::add_ports(&self.net, &c.id, ep.ip, &ep.ports)?;
-        self.rewrite_hosts(&network.name);
         Ok(())
     }
     // ANCHOR_END: network_attach
@@ -565,7 +567,7 @@ impl Daemon {
             let _ = host.delete(&ep.veth).await;
         }
         let _ = std::fs::remove_file(&path);
-        self.rewrite_hosts(&ep.network);
+        self.stop_dns(id);
         // Every endpoint file is a container between its network's prepare
         // and its detach (both under net_lock): one that is still starting
         // is not running yet, but its veth is already on the bridge. (A
@@ -644,10 +646,8 @@ impl Daemon {
             }
             e.c.clone()
         })?;
+        // The embedded DNS server reads the aliases at each query.
         crate::state::write_json(&self.paths.config(&id), &c)?;
-        if running {
-            self.rewrite_hosts(&network.name);
-        }
         let mut attributes = serde_json::Map::new();
         attributes.insert("name".into(), j!(network.name));
         attributes.insert("type".into(), j!("bridge"));
@@ -657,47 +657,153 @@ impl Daemon {
         Ok(http::empty(StatusCode::OK))
     }
 
-    /// On a user-defined network, every container's /etc/hosts lists the
-    /// others by name (Docker's default bridge does not).
-    fn rewrite_hosts(&self, network: &str) {
-        if network == "bridge" {
+    /// Starts the embedded DNS server of a running container on a
+    /// user-defined network: a UDP socket bound to 127.0.0.11:53 inside the
+    /// container's network namespace (made there by a thread that enters
+    /// it, so the socket belongs to that namespace), served by the daemon,
+    /// which forwards what is not a name of the network from the host's.
+    pub async fn start_dns(self: &Arc<Self>, id: &str, pid: i32) {
+        let Ok(ep) = read_json::<Endpoint>(&self.paths.endpoint(id)) else {
             return;
+        };
+        // A container's loopback is up, as Docker's are; 127.0.0.11 is on
+        // it, so the embedded server needs it too.
+        if let Ok(nl) = Netlink::in_netns_of(pid).await {
+            let _ = nl.set_up("lo").await;
         }
+        if ep.network == "bridge" {
+            return; // Docker's default network has no embedded DNS either
+        }
+        let bound = tokio::task::spawn_blocking(move || bind_in_netns(pid)).await;
+        let socket = match bound {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                eprintln!(
+                    "mini-dockerd: {}: no embedded DNS: {e}",
+                    crate::ids::short(id)
+                );
+                return;
+            }
+            Err(_) => return,
+        };
+        let socket = match tokio::net::UdpSocket::from_std(socket) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!(
+                    "mini-dockerd: {}: no embedded DNS: {e}",
+                    crate::ids::short(id)
+                );
+                return;
+            }
+        };
+        let task = tokio::spawn(self.clone().serve_dns(socket, ep.network));
+        if let Some(old) = self
+            .dns
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    fn stop_dns(&self, id: &str) {
+        if let Some(task) = self.dns.lock().unwrap().remove(id) {
+            task.abort();
+        }
+    }
+
+    async fn serve_dns(self: Arc<Self>, socket: Arc<tokio::net::UdpSocket>, network: String) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let packet = buf[..n].to_vec();
+            match dns::answer(&packet, |name| self.dns_lookup(&network, name)) {
+                dns::Answer::Reply(bytes) => {
+                    let _ = socket.send_to(&bytes, from).await;
+                }
+                dns::Answer::Forward => {
+                    let socket = socket.clone();
+                    tokio::spawn(async move {
+                        let reply = forward(&packet)
+                            .await
+                            .or_else(|| dns::server_failure(&packet));
+                        if let Some(bytes) = reply {
+                            let _ = socket.send_to(&bytes, from).await;
+                        }
+                    });
+                }
+                dns::Answer::Drop => {}
+            }
+        }
+    }
+
+    /// The addresses `name` has on `network`: every container on it whose
+    /// name, short ID, hostname or alias it is.
+    fn dns_lookup(&self, network: &str, name: &str) -> Vec<Ipv4Addr> {
         let members: Vec<(String, Endpoint)> = self
             .endpoints()
             .into_iter()
             .filter(|(_, ep)| ep.network == network)
             .collect();
-        let names: HashMap<String, String> = self
-            .containers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, e)| {
-                (
-                    id.clone(),
-                    host_names(
-                        &[&e.c.name, crate::ids::short(id), &e.c.hostname]
-                            .into_iter()
-                            .chain(e.c.aliases.iter().map(String::as_str))
-                            .collect::<Vec<_>>(),
-                    ),
-                )
+        let map = self.containers.lock().unwrap();
+        members
+            .into_iter()
+            .filter(|(id, _)| {
+                map.get(id).is_some_and(|e| {
+                    [&e.c.name, crate::ids::short(id), &e.c.hostname]
+                        .into_iter()
+                        .chain(e.c.aliases.iter().map(String::as_str))
+                        .any(|n| n.eq_ignore_ascii_case(name))
+                })
             })
-            .collect();
-        for (id, ep) in &members {
-            let own = names.get(id).map(String::as_str).unwrap_or("");
-            let neighbours: Vec<(Ipv4Addr, String)> = members
-                .iter()
-                .filter(|(other, _)| other != id)
-                .map(|(other, e)| (e.ip, names.get(other).cloned().unwrap_or_default()))
-                .collect();
-            let _ = files::rewrite(
-                &self.paths.container(id).join("hosts"),
-                &files::hosts(Some((ep.ip, own)), &neighbours),
-            );
+            .map(|(_, ep)| ep.ip)
+            .collect()
+    }
+}
+
+/// A UDP socket on 127.0.0.11:53 in the network namespace of `pid`. The
+/// thread that makes it enters the namespace and ends: the socket stays
+/// there, the daemon's threads stay in the host's.
+fn bind_in_netns(pid: i32) -> std::io::Result<std::net::UdpSocket> {
+    let theirs = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&theirs, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 11), 53))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the DNS socket's thread panicked")))
+}
+
+/// Asks the host's resolvers, from the host's network namespace; the
+/// first answer within two seconds.
+async fn forward(packet: &[u8]) -> Option<Vec<u8>> {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for upstream in dns::upstreams(&host) {
+        let any: std::net::SocketAddr = if upstream.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let Ok(socket) = tokio::net::UdpSocket::bind(any).await else {
+            continue;
+        };
+        if socket.send_to(packet, upstream).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        let wait = std::time::Duration::from_secs(2);
+        if let Ok(Ok((n, from))) = tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+            if from == upstream {
+                return Some(buf[..n].to_vec());
+            }
         }
     }
+    None
 }
 
 /// Binds every host port of `ports` (port 0: a free one), so nobody else

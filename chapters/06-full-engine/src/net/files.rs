@@ -1,12 +1,11 @@
 //! The three files Docker writes for every container: `/etc/hostname`,
-//! `/etc/hosts` (with the names of the other containers on a user-defined
-//! network), `/etc/resolv.conf` (the host's, without loopback name
-//! servers, which a container cannot reach). They live in the container's
-//! directory and are bind-mounted over the image's; `/etc/hosts` is
-//! rewritten in place (same inode) when neighbours come and go.
+//! `/etc/hosts` (localhost and the container itself: its neighbours'
+//! names are the embedded DNS server's, see [`super::dns`]),
+//! `/etc/resolv.conf` (on the default bridge, the host's without loopback
+//! name servers, which a container cannot reach). They live in the
+//! container's directory and are bind-mounted over the image's.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 pub const FILES: [(&str, &str); 3] = [
     ("hostname", "/etc/hostname"),
@@ -14,13 +13,10 @@ pub const FILES: [(&str, &str); 3] = [
     ("resolv.conf", "/etc/resolv.conf"),
 ];
 
-/// `/etc/hosts`: localhost, the container itself, its neighbours.
-pub fn hosts(own: Option<(Ipv4Addr, &str)>, neighbours: &[(Ipv4Addr, String)]) -> String {
+/// `/etc/hosts`: localhost and the container itself.
+pub fn hosts(own: Option<(Ipv4Addr, &str)>) -> String {
     let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     if let Some((ip, names)) = own {
-        out.push_str(&format!("{ip}\t{names}\n"));
-    }
-    for (ip, names) in neighbours {
         out.push_str(&format!("{ip}\t{names}\n"));
     }
     out
@@ -46,10 +42,4 @@ pub fn resolv_conf(host: &str) -> String {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
     }
     out
-}
-
-/// Writes a file in place: truncate and write the same inode, so a bind
-/// mount of it sees the new content.
-pub fn rewrite(path: &Path, content: &str) -> std::io::Result<()> {
-    std::fs::write(path, content)
 }

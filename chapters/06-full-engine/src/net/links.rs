@@ -177,6 +177,20 @@ impl Netlink {
         Ok(())
     }
 
+    /// Brings link `name` up (a new network namespace's `lo` is down).
+    pub async fn set_up(&self, name: &str) -> Result<()> {
+        let index = self
+            .index_of(name)
+            .await?
+            .ok_or_else(|| anyhow!("no link {name}"))?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .with_context(|| format!("bringing {name} up"))
+    }
+
     /// Deletes link `name` if it exists.
     pub async fn delete(&self, name: &str) -> Result<()> {
         if let Some(index) = self.index_of(name).await? {

@@ -10,11 +10,14 @@
 //!   outbound traffic, DNAT for published ports, forwarding for the bridge.
 //! - [`files`]: `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` for the
 //!   container.
+//! - [`dns`]: the embedded DNS server's answers (127.0.0.11 on user-defined
+//!   networks: the names of the network's containers).
 //!
 //! The packet path of a container talking to the outside world:
 //! `eth0 (container) → veth → bridge → routing + MASQUERADE → host's uplink`;
 //! of a published port: `host:8080 → DNAT → bridge → veth → eth0:80`.
 
+pub mod dns;
 pub mod files;
 pub mod ipam;
 pub mod links;

@@ -69,6 +69,16 @@ impl Engine {
         engine
     }
 
+    /// An engine whose daemon has more environment variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Engine {
+        let mut engine = Engine::prepared(|_| {});
+        engine
+            .env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        engine.start_daemon();
+        engine
+    }
+
     /// An engine whose daemon runs with more flags.
     pub fn start_with_flags(flags: &[&str]) -> Engine {
         let mut engine = Engine::prepared(|_| {});

@@ -1,0 +1,163 @@
+//! The embedded DNS server (127.0.0.11) on user-defined networks: names,
+//! aliases shared by several containers, containers joining and leaving,
+//! other names forwarded to the host's resolvers, both docker CLIs.
+
+mod common;
+use common::Engine;
+use std::net::Ipv4Addr;
+use testkit::privileged;
+
+/// A resolver of the test's own on 127.0.0.1 (a stand-in for the host's):
+/// `outside.test` is 192.0.2.7; anything else fails.
+fn fake_upstream() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let packet = &buf[..n];
+            if packet == b"stop" {
+                return;
+            }
+            use chapter_06::net::dns::{answer, server_failure, Answer};
+            let reply = match answer(packet, |name| match name {
+                "outside.test" => vec![Ipv4Addr::new(192, 0, 2, 7)],
+                _ => Vec::new(),
+            }) {
+                Answer::Reply(bytes) => Some(bytes),
+                _ => server_failure(packet),
+            };
+            if let Some(bytes) = reply {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// The IPv4 addresses busybox nslookup printed for the name asked.
+fn addresses(out: &str) -> Vec<String> {
+    let mut found: Vec<String> = out
+        .split("Name:")
+        .skip(1)
+        .flat_map(|part| part.lines().filter_map(|l| l.strip_prefix("Address:")))
+        .map(|a| a.trim().to_string())
+        .filter(|a| a.parse::<Ipv4Addr>().is_ok())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest() {
+    if !privileged("the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest") {
+        return;
+    }
+    let (upstream, server) = fake_upstream();
+    let engine = Engine::start_with_env(&[("MINI_DOCKER_DNS_UPSTREAM", &upstream.to_string())]);
+    engine.ok(&["network", "create", "dnsnet"]);
+    for name in ["web1", "web2"] {
+        engine.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "dnsnet",
+            "--network-alias",
+            "site",
+            "fixture",
+            "sleep",
+            "600",
+        ]);
+    }
+    let ip = |n: &str| {
+        engine.inspect(n)["NetworkSettings"]["IPAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (ip1, ip2) = (ip("web1"), ip("web2"));
+    let lookup = |from: &str, name: &str| {
+        let out = engine.run(&["exec", from, "nslookup", "-type=a", name]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        engine
+            .ok(&["exec", "web1", "cat", "/etc/resolv.conf"])
+            .lines()
+            .find(|l| l.starts_with("nameserver")),
+        Some("nameserver 127.0.0.11")
+    );
+    // A name, a short ID, an alias two containers share.
+    assert_eq!(addresses(&lookup("web1", "web2").1), vec![ip2.clone()]);
+    let short = engine.inspect("web2")["Id"].as_str().unwrap()[..12].to_string();
+    assert_eq!(addresses(&lookup("web1", &short).1), vec![ip2.clone()]);
+    let mut both = vec![ip1.clone(), ip2.clone()];
+    both.sort();
+    assert_eq!(addresses(&lookup("web1", "SITE").1), both);
+    // Another name: the host's resolver's answer, or its failure.
+    assert_eq!(
+        addresses(&lookup("web1", "outside.test").1),
+        vec!["192.0.2.7"]
+    );
+    assert!(!lookup("web1", "nowhere.test").0);
+    // Joining and leaving show at once.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "dnsnet",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(addresses(&lookup("web1", "late").1), vec![ip("late")]);
+    engine.ok(&["rm", "-f", "web2"]);
+    assert_eq!(addresses(&lookup("web1", "site").1), vec![ip1.clone()]);
+    // Another network's containers are not names here.
+    engine.ok(&["network", "create", "othernet"]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stranger",
+        "--network",
+        "othernet",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    assert!(!lookup("web1", "stranger").0);
+    // The docker CLIs' containers resolve the same way.
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "dnsnet",
+                "fixture",
+                "nslookup",
+                "-type=a",
+                "web1",
+            ],
+        );
+        assert_eq!(addresses(&out), vec![ip1.clone()], "{}", cli.display());
+    }
+    engine.ok(&["rm", "-f", "web1", "late", "stranger"]);
+    engine.ok(&["network", "rm", "dnsnet", "othernet"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+    let stop = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    stop.send_to(b"stop", upstream).unwrap();
+    server.join().unwrap();
+}
