@@ -82,6 +82,75 @@ pub struct HostConfig {
     pub console_size: Option<[u16; 2]>,
     /// `--restart`: what happens when the container exits.
     pub restart_policy: RestartPolicy,
+    /// `--pid host`: the host's PID namespace ("" or "host").
+    pub pid_mode: String,
+    /// `--uts host`: the host's hostname and UTS namespace.
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--ipc`: "private" (also "", "shareable", "none") or "host".
+    pub ipc_mode: String,
+    /// `--add-host NAME:IP` (IP may be `host-gateway`): /etc/hosts lines.
+    pub extra_hosts: Option<Vec<String>>,
+    /// `--dns`, `--dns-search`, `--dns-option`: the container's
+    /// resolv.conf (on a user-defined network, where the embedded server
+    /// forwards to).
+    pub dns: Option<Vec<String>>,
+    pub dns_search: Option<Vec<String>>,
+    pub dns_options: Option<Vec<String>>,
+    /// `--group-add`: more groups (names from the image's /etc/group, or
+    /// numbers) for the container's processes.
+    pub group_add: Option<Vec<String>>,
+}
+
+impl HostConfig {
+    /// The namespace modes, as Docker checks them; the error names the
+    /// flag and what it takes.
+    pub fn validate_modes(&self, hostname: &str, remapped: bool) -> Result<(), String> {
+        let joins = |m: &str| m.starts_with("container:");
+        if joins(&self.pid_mode) || joins(&self.ipc_mode) {
+            return Err(
+                "joining another container's namespace (container:NAME) is not supported by this engine: use host, or run both processes in one container"
+                    .into(),
+            );
+        }
+        if !["", "host"].contains(&self.pid_mode.as_str()) {
+            return Err(format!("invalid --pid {:?}: use host", self.pid_mode));
+        }
+        if !["", "host"].contains(&self.uts_mode.as_str()) {
+            return Err(format!("invalid --uts {:?}: use host", self.uts_mode));
+        }
+        if !["", "private", "shareable", "none", "host"].contains(&self.ipc_mode.as_str()) {
+            return Err(format!(
+                "invalid --ipc {:?}: use private, shareable, none or host",
+                self.ipc_mode
+            ));
+        }
+        if self.uts_mode == "host" && !hostname.is_empty() {
+            return Err("Conflicting options: hostname and the UTS mode".into());
+        }
+        if remapped && self.pid_mode == "host" {
+            return Err(
+                "--pid host cannot be used with user namespace remapping: add --userns host".into(),
+            );
+        }
+        for entry in self.extra_hosts.iter().flatten() {
+            let (name, ip) = entry
+                .split_once([':', '='])
+                .ok_or_else(|| format!("invalid --add-host {entry:?}: use NAME:IP"))?;
+            if name.is_empty() || (ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err())
+            {
+                return Err(format!(
+                    "invalid --add-host {entry:?}: use NAME:IP, IP an address or host-gateway"
+                ));
+            }
+        }
+        for server in self.dns.iter().flatten() {
+            if server.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("invalid --dns {server:?}: an IP address"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `--restart no|always|unless-stopped|on-failure[:N]`.

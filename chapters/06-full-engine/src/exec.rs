@@ -47,6 +47,9 @@ pub struct ExecSpec {
     /// Where compiled seccomp programs are kept (the engine's root).
     #[serde(default)]
     pub seccomp_cache: Option<PathBuf>,
+    /// The container's extra groups (`--group-add`).
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
 
 impl ExecSpec {
@@ -141,6 +144,7 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
         &spec.confinement,
         capabilities,
         (spec.uid, spec.gid),
+        &spec.groups,
         spec.seccomp_cache.as_deref(),
     )?;
     security.masked_paths.clear(); // the container's mounts already hide them

@@ -176,10 +176,20 @@ fn make_stdio(c: &Container) -> Result<Stdio> {
 /// and Docker's hardening.
 pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_01::Spec> {
     let mut spec = chapter_01::Spec::new(rootfs, c.args.clone());
-    if c.host_config.network_mode == "host" {
-        spec.namespaces.remove(chapter_01::Namespace::Net);
+    // The host's namespaces where the container asks for them (Docker's
+    // --network, --pid, --uts, --ipc host).
+    let h = &c.host_config;
+    for (host, ns) in [
+        (h.network_mode == "host", chapter_01::Namespace::Net),
+        (h.pid_mode == "host", chapter_01::Namespace::Pid),
+        (h.uts_mode == "host", chapter_01::Namespace::Uts),
+        (h.ipc_mode == "host", chapter_01::Namespace::Ipc),
+    ] {
+        if host {
+            spec.namespaces.remove(ns);
+        }
     }
-    spec.hostname = Some(c.hostname.clone());
+    spec.hostname = (h.uts_mode != "host").then(|| c.hostname.clone());
     spec.env = c.env.clone();
     spec.workdir = c.workdir.clone();
     spec.console = c.config.tty;
@@ -191,6 +201,7 @@ pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_0
         &c.confinement,
         capabilities,
         (c.uid, c.gid),
+        &c.groups,
         Some(&paths.seccomp_cache()),
     )?);
     Ok(spec)

@@ -181,6 +181,7 @@ pub fn hardening(
     confinement: &Confinement,
     capabilities: u64,
     (uid, gid): (u32, u32),
+    groups: &[u32],
     seccomp_cache: Option<&std::path::Path>,
 ) -> Result<Security> {
     let mut security = Security::docker_default();
@@ -197,6 +198,22 @@ pub fn hardening(
         };
     }
     security.run_as(uid, gid);
+    if !groups.is_empty() {
+        // `--group-add`: root too gets the groups (and so a user switch
+        // that only sets them).
+        let user = security
+            .user
+            .get_or_insert_with(|| chapter_01::security::User {
+                uid,
+                gid,
+                groups: vec![gid],
+            });
+        for g in groups {
+            if !user.groups.contains(g) {
+                user.groups.push(*g);
+            }
+        }
+    }
     Ok(security)
 }
 

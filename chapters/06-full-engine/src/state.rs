@@ -58,6 +58,9 @@ pub struct Container {
     /// name): in the network's /etc/hosts files beside its name.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// More groups for its processes (`--group-add`, resolved at create).
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
 
 /// A user namespace's ID map as kept on disk: `[inside, outside, count]`.

@@ -8,9 +8,13 @@ use std::net::Ipv4Addr;
 use testkit::privileged;
 
 /// A resolver of the test's own on 127.0.0.1 (a stand-in for the host's):
-/// `outside.test` is 192.0.2.7; anything else fails.
-fn fake_upstream() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// `outside.test` is `answer`; anything else fails.
+fn fake_upstream(
+    at: &str,
+    answer_ip: Ipv4Addr,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = std::net::UdpSocket::bind(at)
+        .unwrap_or_else(|e| panic!("binding the test's resolver on {at}: {e}"));
     socket
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
@@ -24,7 +28,7 @@ fn fake_upstream() -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
             }
             use chapter_06::net::dns::{answer, server_failure, Answer};
             let reply = match answer(packet, |name| match name {
-                "outside.test" => vec![Ipv4Addr::new(192, 0, 2, 7)],
+                "outside.test" => vec![answer_ip],
                 _ => Vec::new(),
             }) {
                 Answer::Reply(bytes) => Some(bytes),
@@ -56,7 +60,10 @@ fn the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest() {
     if !privileged("the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest") {
         return;
     }
-    let (upstream, server) = fake_upstream();
+    let (upstream, server) = fake_upstream("127.0.0.1:0", Ipv4Addr::new(192, 0, 2, 7));
+    // A second resolver on port 53 (where --dns servers are asked), on a
+    // loopback address of its own.
+    let (dns_flag, dns_server) = fake_upstream("127.0.0.77:53", Ipv4Addr::new(192, 0, 2, 8));
     let engine = Engine::start_with_env(&[("MINI_DOCKER_DNS_UPSTREAM", &upstream.to_string())]);
     engine.ok(&["network", "create", "dnsnet"]);
     for name in ["web1", "web2"] {
@@ -108,6 +115,26 @@ fn the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest() {
         vec!["192.0.2.7"]
     );
     assert!(!lookup("web1", "nowhere.test").0);
+    // --dns: the embedded server forwards to it instead of the host's.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "own-dns",
+        "--network",
+        "dnsnet",
+        "--dns",
+        "127.0.0.77",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        addresses(&lookup("own-dns", "outside.test").1),
+        vec!["192.0.2.8"]
+    );
+    assert_eq!(addresses(&lookup("own-dns", "web1").1), vec![ip1.clone()]);
+    engine.ok(&["rm", "-f", "own-dns"]);
     // Joining and leaving show at once.
     engine.ok(&[
         "run",
@@ -159,5 +186,7 @@ fn the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest() {
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
     let stop = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     stop.send_to(b"stop", upstream).unwrap();
+    stop.send_to(b"stop", dns_flag).unwrap();
     server.join().unwrap();
+    dns_server.join().unwrap();
 }

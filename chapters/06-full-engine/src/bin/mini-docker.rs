@@ -427,6 +427,30 @@ struct RunArgs {
     /// Another name of the container on its (user-defined) network
     #[arg(long)]
     network_alias: Vec<String>,
+    /// host: the host's PID namespace
+    #[arg(long)]
+    pid: Option<String>,
+    /// host: the host's hostname (UTS namespace)
+    #[arg(long)]
+    uts: Option<String>,
+    /// private (the default), shareable, none, or host
+    #[arg(long)]
+    ipc: Option<String>,
+    /// NAME:IP in /etc/hosts (IP may be host-gateway)
+    #[arg(long)]
+    add_host: Vec<String>,
+    /// A name server for the container (behind the embedded one on a network)
+    #[arg(long)]
+    dns: Vec<String>,
+    /// A DNS search domain
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// A resolv.conf option (ndots:2)
+    #[arg(long = "dns-option")]
+    dns_option: Vec<String>,
+    /// Another group for the container's processes (a name or a number)
+    #[arg(long)]
+    group_add: Vec<String>,
     /// Publish a port: [host_ip:]host_port:container_port[/tcp|udp]
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
@@ -1903,7 +1927,18 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         }
     }
     let healthcheck = healthcheck_of(args)?;
-    Ok(json!({
+    // The namespace modes, names and groups (one json! would be too deep).
+    let more_host_config = json!({
+        "PidMode": args.pid.clone().unwrap_or_default(),
+        "UTSMode": args.uts.clone().unwrap_or_default(),
+        "IpcMode": args.ipc.clone().unwrap_or_default(),
+        "ExtraHosts": args.add_host,
+        "Dns": args.dns,
+        "DnsSearch": args.dns_search,
+        "DnsOptions": args.dns_option,
+        "GroupAdd": args.group_add,
+    });
+    let mut body = json!({
         "Healthcheck": healthcheck,
         "Hostname": args.hostname.clone().unwrap_or_default(),
         "User": args.user.clone().unwrap_or_default(),
@@ -1956,6 +1991,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "SecurityOpt": security_opts(&args.security_opt)?,
             "CgroupnsMode": args.cgroupns.clone().unwrap_or_default(),
             "UsernsMode": args.userns.clone().unwrap_or_default(),
+
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
         "NetworkingConfig": {
@@ -1965,7 +2001,14 @@ fn create_body(args: &RunArgs) -> Result<Value> {
                 json!({ args.network.clone(): {"Aliases": args.network_alias} })
             },
         },
-    }))
+    });
+    if let (Some(h), Some(more)) = (
+        body["HostConfig"].as_object_mut(),
+        more_host_config.as_object(),
+    ) {
+        h.extend(more.clone());
+    }
+    Ok(body)
 }
 
 /// `--security-opt` as the daemon takes it: a seccomp profile is read

@@ -76,6 +76,10 @@ impl Daemon {
             &self.options.security,
         )
         .map_err(ApiError::bad_request)?;
+        let remapped = host_config.userns_mode != "host" && self.remap.is_some();
+        host_config
+            .validate_modes(&config.hostname, remapped)
+            .map_err(ApiError::bad_request)?;
         let userns = match host_config.userns_mode.as_str() {
             "" => self
                 .remap
@@ -175,8 +179,24 @@ impl Daemon {
             labels.extend(config.labels.take().unwrap_or_default());
             config.labels = Some(labels);
         }
+        // --group-add: names through the image's /etc/group (chapter 04's
+        // user resolution, with root as the user), or numbers.
+        let groups = host_config
+            .group_add
+            .iter()
+            .flatten()
+            .map(|g| {
+                chapter_04::runconfig::resolve_user(&format!("0:{g}"), &user_root(&layers))
+                    .map(|(_, gid)| gid)
+                    .map_err(|e| ApiError::bad_request(format!("--group-add {g}: {e}")))
+            })
+            .collect::<Result<Vec<u32>, ApiError>>()?;
+        if host_config.ipc_mode.is_empty() {
+            host_config.ipc_mode = "private".into();
+        }
         let id = crate::ids::new_id();
         let c = Container {
+            groups,
             mounts,
             exposed_ports,
             id: id.clone(),
@@ -190,7 +210,11 @@ impl Daemon {
             workdir: run.workdir,
             uid: run.uid,
             gid: run.gid,
-            hostname: if config.hostname.is_empty() {
+            hostname: if host_config.uts_mode == "host" {
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else if config.hostname.is_empty() {
                 crate::ids::short(&id).to_string()
             } else {
                 config.hostname.clone()

@@ -113,6 +113,7 @@ impl Daemon {
             privileged: false,
             userns: c.userns.is_some(),
             seccomp_cache: Some(self.paths.seccomp_cache()),
+            groups: c.groups.clone(),
         }
     }
 

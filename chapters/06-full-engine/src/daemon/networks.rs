@@ -383,14 +383,20 @@ impl Daemon {
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         // On a user-defined network, names are the embedded DNS server's.
-        let resolv = match network_name(mode) {
-            Some(name) if name != "bridge" => dns::resolv_conf(&host_resolv),
-            _ => files::resolv_conf(&host_resolv),
-        };
+        let h = &c.host_config;
+        let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
+        let resolv = dns::container_resolv(
+            &host_resolv,
+            network_name(mode).is_some_and(|n| n != "bridge"),
+            &list(&h.dns),
+            &list(&h.dns_search),
+            &list(&h.dns_options),
+        );
+        let extra = self.extra_hosts(c);
         std::fs::write(dir.join("hostname"), format!("{}\n", c.hostname))?;
         std::fs::write(dir.join("resolv.conf"), resolv)?;
         let Some(name) = network_name(mode) else {
-            std::fs::write(dir.join("hosts"), files::hosts(None))?;
+            std::fs::write(dir.join("hosts"), files::hosts(None) + &extra)?;
             return Ok(None);
         };
         let network = self.find_network(name)?;
@@ -411,7 +417,7 @@ impl Daemon {
         };
         write_json(&self.paths.endpoint(&c.id), &endpoint)?;
         let names = host_names(&[&c.hostname, &c.name]);
-        std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names))))?;
+        std::fs::write(dir.join("hosts"), files::hosts(Some((ip, &names))) + &extra)?;
         Ok(Some(endpoint))
     }
 
@@ -657,6 +663,30 @@ impl Daemon {
         Ok(http::empty(StatusCode::OK))
     }
 
+    /// `--add-host` lines for /etc/hosts; `host-gateway` is the default
+    /// bridge's gateway, the host as containers reach it (Docker's).
+    fn extra_hosts(&self, c: &Container) -> String {
+        let gateway = || {
+            self.find_network("bridge")
+                .map(|n| n.subnet.gateway().to_string())
+                .unwrap_or_default()
+        };
+        c.host_config
+            .extra_hosts
+            .iter()
+            .flatten()
+            .filter_map(|e| e.split_once([':', '=']))
+            .map(|(name, ip)| {
+                let ip = if ip == "host-gateway" {
+                    gateway()
+                } else {
+                    ip.to_string()
+                };
+                format!("{ip}\t{name}\n")
+            })
+            .collect()
+    }
+
     /// Starts the embedded DNS server of a running container on a
     /// user-defined network: a UDP socket bound to 127.0.0.11:53 inside the
     /// container's network namespace (made there by a thread that enters
@@ -696,7 +726,15 @@ impl Daemon {
                 return;
             }
         };
-        let task = tokio::spawn(self.clone().serve_dns(socket, ep.network));
+        // `--dns` servers are where it forwards; else the host's.
+        let servers: Vec<std::net::SocketAddr> = self
+            .entry(id, |e| e.c.host_config.dns.clone().unwrap_or_default())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+            .collect();
+        let task = tokio::spawn(self.clone().serve_dns(socket, ep.network, servers));
         if let Some(old) = self
             .dns
             .lock()
@@ -713,7 +751,12 @@ impl Daemon {
         }
     }
 
-    async fn serve_dns(self: Arc<Self>, socket: Arc<tokio::net::UdpSocket>, network: String) {
+    async fn serve_dns(
+        self: Arc<Self>,
+        socket: Arc<tokio::net::UdpSocket>,
+        network: String,
+        servers: Vec<std::net::SocketAddr>,
+    ) {
         let mut buf = vec![0u8; 4096];
         loop {
             let Ok((n, from)) = socket.recv_from(&mut buf).await else {
@@ -726,8 +769,9 @@ impl Daemon {
                 }
                 dns::Answer::Forward => {
                     let socket = socket.clone();
+                    let servers = servers.clone();
                     tokio::spawn(async move {
-                        let reply = forward(&packet)
+                        let reply = forward(&packet, &servers)
                             .await
                             .or_else(|| dns::server_failure(&packet));
                         if let Some(bytes) = reply {
@@ -779,11 +823,15 @@ fn bind_in_netns(pid: i32) -> std::io::Result<std::net::UdpSocket> {
     .unwrap_or_else(|_| Err(std::io::Error::other("the DNS socket's thread panicked")))
 }
 
-/// Asks the host's resolvers, from the host's network namespace; the
-/// first answer within two seconds.
-async fn forward(packet: &[u8]) -> Option<Vec<u8>> {
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    for upstream in dns::upstreams(&host) {
+/// Asks `servers` (none: the host's resolvers), from the host's network
+/// namespace; the first answer within two seconds.
+async fn forward(packet: &[u8], servers: &[std::net::SocketAddr]) -> Option<Vec<u8>> {
+    let upstreams = if servers.is_empty() {
+        dns::upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    } else {
+        servers.to_vec()
+    };
+    for upstream in upstreams {
         let any: std::net::SocketAddr = if upstream.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {

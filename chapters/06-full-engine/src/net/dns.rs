@@ -116,6 +116,54 @@ pub fn resolv_conf(host: &str) -> String {
     out
 }
 
+/// A container's resolv.conf: on a user-defined network (`embedded`) the
+/// embedded server, else the host's name servers without loopback ones;
+/// `--dns` servers replace the host's (behind the embedded server, they
+/// are where it forwards), `--dns-search` the search domains,
+/// `--dns-option` the options (with the embedded server, `ndots:0` unless
+/// given).
+pub fn container_resolv(
+    host: &str,
+    embedded: bool,
+    servers: &[String],
+    search: &[String],
+    options: &[String],
+) -> String {
+    let base = if embedded {
+        resolv_conf(host)
+    } else {
+        super::files::resolv_conf(host)
+    };
+    let starts = |l: &str, words: &[&str]| words.iter().any(|w| l.trim_start().starts_with(w));
+    let mut out: Vec<String> = base
+        .lines()
+        .filter(|l| {
+            // What the flags replace goes.
+            let replaced = (!search.is_empty() && starts(l, &["search", "domain"]))
+                || (!embedded && !servers.is_empty() && starts(l, &["nameserver"]))
+                || (!options.is_empty() && starts(l, &["options"]));
+            !replaced
+        })
+        .map(String::from)
+        .collect();
+    if !search.is_empty() {
+        out.insert(0, format!("search {}", search.join(" ")));
+    }
+    if !embedded {
+        for s in servers {
+            out.push(format!("nameserver {s}"));
+        }
+    }
+    if !options.is_empty() {
+        let mut opts = options.to_vec();
+        if embedded && !opts.iter().any(|o| o.starts_with("ndots:")) {
+            opts.insert(0, "ndots:0".into());
+        }
+        out.push(format!("options {}", opts.join(" ")));
+    }
+    out.join("\n") + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +224,20 @@ mod tests {
             "search corp.example\nnameserver 127.0.0.11\noptions ndots:0\n"
         );
         assert_eq!(upstreams(host), vec!["127.0.0.53:53".parse().unwrap()]);
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            container_resolv(
+                host,
+                false,
+                &s(&["192.0.2.53"]),
+                &s(&["a.example"]),
+                &s(&["ndots:2"])
+            ),
+            "search a.example\nnameserver 192.0.2.53\noptions ndots:2\n"
+        );
+        assert_eq!(
+            container_resolv(host, true, &s(&["192.0.2.53"]), &[], &s(&["timeout:1"])),
+            "search corp.example\nnameserver 127.0.0.11\noptions ndots:0 timeout:1\n"
+        );
     }
 }
