@@ -231,3 +231,148 @@ fn a_daemon_killed_during_a_pull_restarts_with_a_consistent_store() {
         "33554432 /noise"
     );
 }
+
+/// kill -9 of the daemon in the middle of a busy create/start/rm workload,
+/// again and again: each restarted daemon must find what belongs to
+/// containers it has no (complete) record of, and a final `rm -f` of
+/// everything leaves no cgroup, mount, link, socket or monitor behind.
+#[test]
+fn a_daemon_killed_in_a_busy_workload_leaves_nothing_behind() {
+    if !privileged("a_daemon_killed_in_a_busy_workload_leaves_nothing_behind") {
+        return;
+    }
+    let mut engine = Engine::start();
+    engine.ok(&["network", "create", "busy"]);
+    // The first run fills the caches (the seccomp program, the layers).
+    engine.ok(&["run", "--rm", "--network", "busy", "fixture", "true"]);
+    // MINI_DOCKER_FAULT_ROUNDS=70 for a longer measurement.
+    let rounds: u64 = std::env::var("MINI_DOCKER_FAULT_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(12);
+    for round in 0..rounds {
+        let previous: Vec<String> = engine
+            .ok(&["ps", "-aq"])
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let mut children = Vec::new();
+        for i in 0..4 {
+            let network = if i % 2 == 0 { "none" } else { "busy" };
+            children.push(
+                engine
+                    .cli(&["run", "-d", "--network", network, "fixture", "sleep", "30"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            children.push(
+                engine
+                    .cli(&["run", "--rm", "--network", network, "fixture", "true"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        for id in &previous {
+            children.push(
+                engine
+                    .cli(&["rm", "-f", id])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        // Kill at a different moment of the workload each round, from
+        // before the first request is served to after the last.
+        std::thread::sleep(Duration::from_millis(30 + 97 * round % 600));
+        engine.kill_daemon();
+        let mut failed = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            if !out.status.success() {
+                failed.push(String::from_utf8_lossy(&out.stderr).trim().to_string());
+            }
+        }
+        if std::env::var("MINI_DOCKER_FAULT_LOG").is_ok() {
+            eprintln!(
+                "round {round}: {} requests cut off: {:?}",
+                failed.len(),
+                failed.first()
+            );
+        }
+        engine.start_daemon();
+    }
+    // A cgroup of a container the daemon has no record of (as a monitor
+    // makes it), with a process inside: the next daemon takes it away.
+    engine.kill_daemon();
+    let orphan = "0123456789abcdef".repeat(4);
+    let (guard, _) = chapter_02::container::create_limited(
+        &format!("{}{orphan}", engine.cgroup_prefix),
+        &Default::default(),
+    )
+    .unwrap();
+    let dirs = chapter_02::cgroup::Cgroup::dirs(guard.0.as_ref());
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    chapter_02::cgroup::join(&dirs, nix::unistd::Pid::from_raw(sleeper.id() as i32)).unwrap();
+    std::mem::forget(guard);
+    engine.start_daemon();
+    engine.ok(&["version"]); // answered once recovery is done
+    assert!(
+        testkit::janitor::find_cgroups(&engine.cgroup_prefix)
+            .iter()
+            .all(|d| !d.display().to_string().contains(&orphan)),
+        "the orphaned cgroup stayed"
+    );
+    assert!(
+        sleeper.wait().is_ok_and(|s| !s.success()),
+        "its process was killed"
+    );
+    // What the restarted daemons found (the figure for the record).
+    let log = engine.daemon_log();
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    eprintln!(
+        "{rounds} kills: recovery found {} incomplete containers, {} monitors gone, {} reconnected, {} orphaned cgroups",
+        count("removing the incomplete container"),
+        count("monitor gone"),
+        count("monitor alive"),
+        count("orphaned cgroup"),
+    );
+    if std::env::var("MINI_DOCKER_FAULT_LOG").is_ok() {
+        eprintln!("{log}");
+    }
+    for id in engine.ok(&["ps", "-aq"]).split_whitespace() {
+        engine.ok(&["rm", "-f", id]);
+    }
+    engine.ok(&["network", "rm", "busy"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(engine.leftovers().is_empty() && engine.monitors().is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        engine.leftovers(),
+        Vec::<String>::new(),
+        "{}",
+        engine.daemon_log()
+    );
+    assert!(
+        engine.monitors().is_empty(),
+        "monitors left: {:?}",
+        engine.monitors()
+    );
+    let containers: Vec<_> = std::fs::read_dir(engine.root.join("containers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        containers.is_empty(),
+        "container directories left: {containers:?}"
+    );
+}

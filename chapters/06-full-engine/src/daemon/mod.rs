@@ -224,6 +224,7 @@ impl Daemon {
                 Err(e) => {
                     // A create that crashed before its config was written.
                     eprintln!("recovery: {id}: {e}: removing the incomplete container");
+                    cleanup_leftovers(&self.paths, &id, &[]);
                     let _ = std::fs::remove_dir_all(self.paths.container(&id));
                     continue;
                 }
@@ -286,6 +287,7 @@ impl Daemon {
                 self.network_detach(id).await;
             }
         }
+        self.sweep_orphaned_cgroups();
         // Docker starts `always` and `unless-stopped` containers with the
         // daemon (not one stopped by hand before, for unless-stopped).
         for id in exited {
@@ -501,6 +503,80 @@ fn take_lock(path: &Path) -> Result<std::fs::File> {
 }
 
 /// Unmounts and removes what a dead monitor left behind.
+impl Daemon {
+    /// Cgroups named for a container (`cgroup_name`) that no running
+    /// container of ours owns: what a daemon killed at the wrong moment
+    /// (between a monitor making its cgroup and the container's record)
+    /// leaves. Whatever is inside is killed, the directories removed.
+    fn sweep_orphaned_cgroups(&self) {
+        let running: std::collections::HashSet<String> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| e.state.status == Status::Running)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for (id, dir) in container_cgroups() {
+            if running.contains(&id) {
+                continue;
+            }
+            eprintln!(
+                "recovery: {}: orphaned cgroup {}: removing it",
+                crate::ids::short(&id),
+                dir.display()
+            );
+            let _ = chapter_02::cgroup::kill_listed(std::slice::from_ref(&dir));
+            let _ = chapter_02::cgroup::remove_dir(&dir);
+        }
+    }
+}
+
+/// Every cgroup directory, in every hierarchy, that a container's monitor
+/// (a child of this daemon, so in its cgroups) would make: named
+/// `cgroup_name(ID)` for a 64-hex-digit ID, beside each other under the
+/// daemon's own cgroup.
+fn container_cgroups() -> Vec<(String, PathBuf)> {
+    let prefix = crate::monitor::cgroup_name("");
+    let Ok(layout) = chapter_02::layout::Layout::detect() else {
+        return Vec::new();
+    };
+    let own = chapter_02::layout::parse_own_cgroups(
+        &std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+    );
+    let mut parents: Vec<PathBuf> = layout
+        .v1_mounts
+        .iter()
+        .map(|(controller, mount)| {
+            chapter_02::layout::under(mount, own.v1.get(controller).map_or("/", String::as_str))
+        })
+        .collect();
+    if let Some(mount) = &layout.v2_mount {
+        parents.push(chapter_02::layout::under(
+            mount,
+            own.v2.as_deref().unwrap_or("/"),
+        ));
+    }
+    parents.sort();
+    parents.dedup();
+    let mut found = Vec::new();
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) && e.path().is_dir() {
+                found.push((id.to_string(), e.path()));
+            }
+        }
+    }
+    found
+}
+
 pub fn cleanup_leftovers(paths: &Paths, id: &str, cgroup_dirs: &[PathBuf]) {
     let merged = paths.container(id).join("merged");
     if is_mount_point(&merged) {
