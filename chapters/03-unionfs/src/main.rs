@@ -8,7 +8,6 @@ use chapter_03::overlay::{self, Layers};
 use chapter_03::Driver;
 use clap::{Parser, Subcommand};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -186,24 +185,8 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("   {l}\n")).collect()
 }
 
-/// Disk blocks used under `root`, each inode counted once.
 fn disk_usage(root: &Path) -> Result<u64> {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d)? {
-            let p = e?.path();
-            let m = fs::symlink_metadata(&p)?;
-            if seen.insert((m.dev(), m.ino())) {
-                total += m.blocks() * 512;
-            }
-            if m.is_dir() {
-                stack.push(p);
-            }
-        }
-    }
-    Ok(total)
+    Ok(chapter_03::copy::disk_usage(root)?)
 }
 
 fn fixture() -> Result<PathBuf> {

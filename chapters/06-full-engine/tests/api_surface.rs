@@ -656,3 +656,89 @@ fn export_writes_a_containers_whole_root_filesystem() {
     engine.ok(&["rm", "exported"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn system_df_and_inspect_documents_are_complete() {
+    if !privileged("system_df_and_inspect_documents_are_complete") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&["volume", "create", "data"]);
+    engine.ok(&[
+        "run", "--name", "writer", "--network", "none", "-v", "data:/data", "fixture", "sh", "-c",
+        "dd if=/dev/zero of=/big bs=1024 count=2048 2>/dev/null; dd if=/dev/zero of=/data/f bs=1024 count=512 2>/dev/null",
+    ]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    let df: serde_json::Value = serde_json::from_str(&engine.ok(&["inspect", "writer"])).unwrap();
+    let writer = &df[0];
+    // Keys Docker 1.41 has, with its values for unset ones.
+    assert_eq!(writer["HostConfig"]["ShmSize"], 67108864);
+    assert_eq!(writer["HostConfig"]["Runtime"], "runc");
+    assert!(writer["HostConfig"].get("MemorySwappiness").is_some());
+    assert_eq!(writer["Config"]["ArgsEscaped"], false);
+    assert!(writer["HostsPath"].as_str().unwrap().ends_with("/hosts"));
+    let df = common::api_get(&engine, "/system/df");
+    let container = |name: &str| {
+        df["Containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Names"][0] == format!("/{name}"))
+            .unwrap_or_else(|| panic!("{name} not in {df}"))
+            .clone()
+    };
+    let rw = container("writer")["SizeRw"].as_i64().unwrap();
+    assert!(
+        (2 << 20..3 << 20).contains(&rw),
+        "writer's layer is its 2 MiB file: {rw}"
+    );
+    assert!(container("idle")["SizeRw"].as_i64().unwrap() < 64 << 10);
+    let volume = &df["Volumes"][0];
+    assert_eq!(
+        (
+            volume["Name"].as_str(),
+            volume["UsageData"]["RefCount"].as_i64()
+        ),
+        (Some("data"), Some(1))
+    );
+    assert!(volume["UsageData"]["Size"].as_i64().unwrap() >= 512 << 10);
+    assert_eq!(df["Images"][0]["Containers"], 2);
+    let table = engine.ok(&["system", "df"]);
+    assert!(table.starts_with("TYPE"), "{table}");
+    assert!(
+        table.contains("Containers      2         1         "),
+        "{table}"
+    );
+    assert!(
+        table.contains("Local Volumes   1         1         "),
+        "{table}"
+    );
+    for cli in common::docker_clis() {
+        let theirs = engine.docker_ok(&cli, &["system", "df"]);
+        assert!(
+            theirs
+                .lines()
+                .any(|l| l.starts_with("Containers") && l.split_whitespace().nth(1) == Some("2")),
+            "{}: {theirs}",
+            cli.display()
+        );
+        let verbose = engine.docker_ok(&cli, &["system", "df", "-v"]);
+        assert!(
+            verbose.contains("writer") && verbose.contains("data"),
+            "{verbose}"
+        );
+    }
+    engine.ok(&["rm", "-f", "writer", "idle"]);
+    engine.ok(&["volume", "rm", "data"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

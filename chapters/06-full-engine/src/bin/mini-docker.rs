@@ -367,6 +367,8 @@ enum VolumeCommand {
 
 #[derive(Subcommand)]
 enum SystemCommand {
+    /// What images, containers, volumes and the build cache take on disk
+    Df,
     /// Remove stopped containers, unused networks, untagged images and
     /// unreferenced image data (with -a the build cache too)
     Prune {
@@ -1300,6 +1302,12 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
         Command::Volume { command } => return volume(client, command).await,
         Command::Network { command } => return network(client, command).await,
         Command::System {
+            command: SystemCommand::Df,
+        } => {
+            let df = client.json("GET", "/system/df", None).await?;
+            print!("{}", df_table(&df));
+        }
+        Command::System {
             command: SystemCommand::Prune { force, all },
         } => {
             if !force && std::io::stdin().is_terminal() {
@@ -1590,6 +1598,52 @@ fn unix_time(text: &str) -> Result<String> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_nanos() as u64;
     Ok(format!("{:.9}", now.saturating_sub(ago) as f64 / 1e9))
+}
+
+/// `system df` as Docker's CLI prints it: per kind, how many, how many in
+/// use, their size, and what removing the unused would free.
+fn df_table(df: &Value) -> String {
+    let list = |k: &str| df[k].as_array().cloned().unwrap_or_default();
+    let int = |v: &Value, k: &str| v[k].as_i64().unwrap_or(0).max(0) as u64;
+    let row = |kind: &str,
+               items: &[Value],
+               active: &dyn Fn(&Value) -> bool,
+               size: &dyn Fn(&Value) -> u64| {
+        let total: u64 = items.iter().map(size).sum();
+        let idle: u64 = items.iter().filter(|i| !active(i)).map(size).sum();
+        let used = items.iter().filter(|i| active(i)).count();
+        let percent = if total > 0 { idle * 100 / total } else { 0 };
+        format!(
+            "{kind:<16}{:<10}{used:<10}{:<10}{} ({percent}%)\n",
+            items.len(),
+            human_size(total),
+            human_size(idle)
+        )
+    };
+    let mut out = format!(
+        "{:<16}{:<10}{:<10}{:<10}RECLAIMABLE\n",
+        "TYPE", "TOTAL", "ACTIVE", "SIZE"
+    );
+    out += &row(
+        "Images",
+        &list("Images"),
+        &|i| int(i, "Containers") > 0,
+        &|i| int(i, "Size"),
+    );
+    out += &row(
+        "Containers",
+        &list("Containers"),
+        &|c| c["State"] == "running",
+        &|c| int(c, "SizeRw"),
+    );
+    out += &row(
+        "Local Volumes",
+        &list("Volumes"),
+        &|v| int(&v["UsageData"], "RefCount") > 0,
+        &|v| int(&v["UsageData"], "Size"),
+    );
+    out += &format!("{:<16}{:<10}{:<10}{:<10}0B\n", "Build Cache", 0, 0, "0B");
+    out
 }
 
 /// An event as Docker's CLI prints it: `TIME TYPE ACTION ID (k=v, …)`.

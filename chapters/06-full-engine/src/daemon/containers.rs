@@ -1003,6 +1003,14 @@ impl Daemon {
 
     /// `GET /containers/json?all=1`
     pub fn list(&self, q: &HashMap<String, String>) -> ApiResult {
+        Ok(json(StatusCode::OK, &self.container_rows(q)?))
+    }
+
+    /// The rows of `GET /containers/json` (newest first).
+    pub(crate) fn container_rows(
+        &self,
+        q: &HashMap<String, String>,
+    ) -> Result<Vec<Value>, ApiError> {
         let f = super::filters::Filters::from_query(
             q,
             &[
@@ -1070,8 +1078,60 @@ impl Daemon {
             })
             .collect();
         rows.sort_by(|a, b| b.0.cmp(&a.0));
-        let rows: Vec<Value> = rows.into_iter().map(|(_, v)| v).collect();
-        Ok(json(StatusCode::OK, &rows))
+        Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// `GET /system/df`: what images, containers and volumes take on disk
+    /// (`du` of the upper directories and the volumes' data).
+    pub fn system_df(&self) -> ApiResult {
+        let du = |p: &Path| chapter_03::copy::disk_usage(p).unwrap_or(0) as i64;
+        let all: HashMap<String, String> = [("all".to_string(), "1".to_string())].into();
+        let mut containers = self.container_rows(&all)?;
+        let mut images = self.images(&HashMap::new())?;
+        let size_of_image = |id: &str| {
+            images
+                .iter()
+                .find(|i| i["Id"] == id)
+                .and_then(|i| i["Size"].as_i64())
+                .unwrap_or(0)
+        };
+        for c in &mut containers {
+            let id = c["Id"].as_str().unwrap_or("").to_string();
+            let rw = du(&self.paths.container(&id).join("upper"));
+            c["SizeRw"] = j!(rw);
+            c["SizeRootFs"] = j!(rw + size_of_image(c["ImageID"].as_str().unwrap_or("")));
+        }
+        for image in &mut images {
+            let users = containers
+                .iter()
+                .filter(|c| c["ImageID"] == image["Id"])
+                .count();
+            image["Containers"] = j!(users);
+            image["SharedSize"] = j!(-1);
+        }
+        let layers: i64 = images.iter().filter_map(|i| i["Size"].as_i64()).sum();
+        let volumes: Vec<Value> = self
+            .volume_rows()?
+            .into_iter()
+            .map(|mut v| {
+                let name = v["Name"].as_str().unwrap_or("").to_string();
+                v["UsageData"] = j!({
+                    "Size": du(&self.paths.volume(&name).join("_data")),
+                    "RefCount": self.volume_users(&name).len(),
+                });
+                v
+            })
+            .collect();
+        Ok(json(
+            StatusCode::OK,
+            &j!({
+                "LayersSize": layers,
+                "Images": images,
+                "Containers": containers,
+                "Volumes": volumes,
+                "BuildCache": [],
+            }),
+        ))
     }
 
     /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=1&tail=N`
@@ -1316,6 +1376,69 @@ fn effective_config(c: &Container) -> ContainerConfig {
     config
 }
 
+/// Docker 1.41's inspect keys this engine has no setting for, with the
+/// values Docker shows when they are unset: clients read them (the Python
+/// SDK, testcontainers) and must not meet a missing key.
+const HOST_CONFIG_DEFAULTS: &[(&str, &str)] = &[
+    ("ContainerIDFile", "\"\""),
+    ("VolumeDriver", "\"\""),
+    ("VolumesFrom", "null"),
+    ("Links", "null"),
+    ("OomScoreAdj", "0"),
+    ("ShmSize", "67108864"),
+    ("Runtime", "\"runc\""),
+    ("Isolation", "\"\""),
+    ("CgroupParent", "\"\""),
+    ("Cgroup", "\"\""),
+    ("BlkioWeight", "0"),
+    ("BlkioWeightDevice", "[]"),
+    ("BlkioDeviceReadBps", "null"),
+    ("BlkioDeviceWriteBps", "null"),
+    ("BlkioDeviceReadIOps", "null"),
+    ("BlkioDeviceWriteIOps", "null"),
+    ("CpuPeriod", "0"),
+    ("CpuQuota", "0"),
+    ("CpuRealtimePeriod", "0"),
+    ("CpuRealtimeRuntime", "0"),
+    ("CpusetMems", "\"\""),
+    ("Devices", "[]"),
+    ("DeviceCgroupRules", "null"),
+    ("DeviceRequests", "null"),
+    ("KernelMemory", "0"),
+    ("KernelMemoryTCP", "0"),
+    ("MemoryReservation", "0"),
+    ("MemorySwappiness", "null"),
+    ("OomKillDisable", "false"),
+    ("Ulimits", "null"),
+    ("CpuCount", "0"),
+    ("CpuPercent", "0"),
+    ("IOMaximumIOps", "0"),
+    ("IOMaximumBandwidth", "0"),
+    ("MaskedPaths", "null"),
+    ("ReadonlyPaths", "null"),
+    ("Init", "null"),
+    ("Mounts", "null"),
+];
+
+const CONFIG_DEFAULTS: &[(&str, &str)] = &[
+    ("ArgsEscaped", "false"),
+    ("NetworkDisabled", "false"),
+    ("MacAddress", "\"\""),
+    ("OnBuild", "null"),
+    ("Shell", "null"),
+];
+
+/// Adds each (key, JSON value) that `object` lacks.
+fn fill_defaults(object: &mut Value, defaults: &[(&str, &str)]) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    for (key, value) in defaults {
+        map.entry(*key)
+            .or_insert_with(|| serde_json::from_str(value).expect("a JSON default"));
+    }
+}
+
 fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
     let c = &e.c;
     let lower: Vec<String> = c.layers.iter().map(|l| l.display().to_string()).collect();
@@ -1325,6 +1448,9 @@ fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) 
     if host_config["LogConfig"].is_null() {
         host_config["LogConfig"] = j!({"Type": "json-file", "Config": {}});
     }
+    fill_defaults(&mut host_config, HOST_CONFIG_DEFAULTS);
+    let mut config = serde_json::to_value(effective_config(c)).unwrap_or_default();
+    fill_defaults(&mut config, CONFIG_DEFAULTS);
     let mut state = state_json(&e.state);
     if let Some(h) = &e.health {
         state["Health"] = j!(h);
@@ -1342,7 +1468,14 @@ fn inspect_json(dir: &Path, endpoint: Option<&crate::net::Endpoint>, e: &Entry) 
         "Platform": "linux",
         "LogPath": dir.join(format!("{}-json.log", c.id)),
         "HostConfig": host_config,
-        "Config": effective_config(c),
+        "Config": config,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
         "Mounts": mounts_json(&c.mounts),
         "NetworkSettings": network_settings(endpoint),
         "GraphDriver": {

@@ -180,6 +180,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     let m = method.as_str();
     let result = match (m, parts.as_slice()) {
         ("GET" | "HEAD", ["_ping"]) => Ok(ping(m == "HEAD")),
+        ("GET", ["system", "df"]) => d.system_df(),
         ("GET", ["events"]) => d.events(&query(&req)),
         ("GET", ["version"]) => Ok(json(StatusCode::OK, &d.version())),
         ("GET", ["info"]) => d.info().map(|v| json(StatusCode::OK, &v)),

@@ -54,7 +54,7 @@ impl Daemon {
     }
 
     /// The containers that mount volume `name`.
-    fn volume_users(&self, name: &str) -> Vec<String> {
+    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
         self.containers
             .lock()
             .unwrap()
@@ -115,6 +115,15 @@ impl Daemon {
         attributes.insert("driver".into(), j!("local"));
         self.event("volume", "create", &name, attributes);
         Ok(json(StatusCode::CREATED, &self.volume_json(&name)?))
+    }
+
+    /// Every volume as inspect shows it.
+    pub(crate) fn volume_rows(&self) -> Result<Vec<Value>, ApiError> {
+        Ok(self
+            .volume_names()?
+            .iter()
+            .filter_map(|n| self.volume_json(n).ok())
+            .collect())
     }
 
     /// `GET /volumes?filters=…`: name (a part of it), label, dangling (no

@@ -396,6 +396,19 @@ pub fn docker_clis() -> Vec<PathBuf> {
 pub const HTTPD: &str =
     "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www";
 
+/// `GET path` of the engine's API (HTTP/1.0: the body is sent whole), as
+/// JSON.
+pub fn api_get(engine: &Engine, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&engine.socket).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).unwrap();
+    let split = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    serde_json::from_slice(&reply[split + 4..])
+        .unwrap_or_else(|e| panic!("GET {path}: {e}: {}", String::from_utf8_lossy(&reply)))
+}
+
 /// A plain HTTP/1.0 GET of `/`; the whole reply.
 pub fn http_get(addr: &str) -> String {
     use std::io::{Read, Write};

@@ -30,6 +30,8 @@ def test_ping_version_info(client):
     assert client.version()["ApiVersion"] == "1.41"
     info = client.info()
     assert "Containers" in info and "Images" in info
+    df = client.df()
+    assert df["LayersSize"] > 0 and any("fixture:latest" in i["RepoTags"] for i in df["Images"])
 
 
 def test_containers_lifecycle(client):
