@@ -1612,7 +1612,7 @@ fn df_table(df: &Value) -> String {
         let total: u64 = items.iter().map(size).sum();
         let idle: u64 = items.iter().filter(|i| !active(i)).map(size).sum();
         let used = items.iter().filter(|i| active(i)).count();
-        let percent = if total > 0 { idle * 100 / total } else { 0 };
+        let percent = (idle * 100).checked_div(total).unwrap_or(0);
         format!(
             "{kind:<16}{:<10}{used:<10}{:<10}{} ({percent}%)\n",
             items.len(),
