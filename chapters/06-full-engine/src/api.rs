@@ -97,6 +97,8 @@ pub struct HostConfig {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
+    /// `--mount`: bind, volume and tmpfs mounts in Docker's long form.
+    pub mounts: Option<Vec<Mount>>,
     /// `--group-add`: more groups (names from the image's /etc/group, or
     /// numbers) for the container's processes.
     pub group_add: Option<Vec<String>>,
@@ -151,6 +153,35 @@ impl HostConfig {
         }
         Ok(())
     }
+}
+
+/// One `HostConfig.Mounts` entry (`--mount type=…,source=…,target=…`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+    pub volume_options: Option<VolumeOptions>,
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    pub labels: Option<BTreeMap<String, String>>,
+    /// A directory inside the volume to mount instead of all of it.
+    pub subpath: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: i64,
+    pub mode: u32,
 }
 
 /// `--restart no|always|unless-stopped|on-failure[:N]`.

@@ -334,3 +334,87 @@ fn the_docker_cli_creates_and_uses_volumes() {
     assert_eq!(docker(&["volume", "ls", "-q"]), "");
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn the_long_mount_form_binds_volumes_subpaths_and_tmpfs() {
+    if !testkit::privileged("the_long_mount_form_binds_volumes_subpaths_and_tmpfs") {
+        return;
+    }
+    let engine = common::Engine::start();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("note"), "from the host\n").unwrap();
+    let src = host.path().display().to_string();
+    engine.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--mount",
+        "type=volume,src=longvol,dst=/v",
+        "fixture",
+        "sh",
+        "-c",
+        "mkdir -p /v/sub && echo deep > /v/sub/f",
+    ]);
+    let out = engine.ok(&[
+        "run", "--rm", "--network", "none",
+        "--mount", &format!("type=bind,source={src},target=/h,readonly"),
+        "--mount", "type=volume,source=longvol,target=/only-sub,volume-subpath=sub",
+        "--mount", "type=tmpfs,target=/scratch,tmpfs-size=1m,tmpfs-mode=1770",
+        "fixture", "sh", "-c",
+        "cat /h/note /only-sub/f; touch /h/x 2>&1 | grep -c Read-only; stat -c %a /scratch; df -k /scratch | tail -1",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..4], ["from the host", "deep", "1", "1770"], "{out}");
+    assert!(
+        lines[4].split_whitespace().nth(1) == Some("1024"),
+        "a 1 MiB tmpfs: {out}"
+    );
+    // Docker's refusals: a missing bind source, a subpath leaving the volume.
+    for (mount, says) in [
+        (
+            "type=bind,source=/no/such/dir,target=/x",
+            "bind source path does not exist",
+        ),
+        (
+            "type=volume,source=longvol,target=/x,volume-subpath=../..",
+            "invalid volume subpath",
+        ),
+        (
+            "type=volume,source=longvol,target=/x,volume-subpath=nope",
+            "does not exist",
+        ),
+        ("type=weird,target=/x", "invalid mount type"),
+        ("type=bind,source=/tmp", "target is required"),
+    ] {
+        let out = engine.run(&["run", "--rm", "--mount", mount, "fixture", "true"]);
+        assert!(!out.status.success(), "{mount}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{mount}: {out:?}"
+        );
+    }
+    // The docker CLIs send the same long form.
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--mount",
+                &format!("type=bind,src={src},dst=/h,ro"),
+                "--mount",
+                "type=tmpfs,dst=/t",
+                "fixture",
+                "sh",
+                "-c",
+                "cat /h/note; mount | grep -c ' /t '",
+            ],
+        );
+        assert_eq!(out, "from the host\n1\n", "{}", cli.display());
+    }
+    engine.ok(&["volume", "rm", "longvol"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

@@ -453,6 +453,9 @@ struct RunArgs {
     /// Another group for the container's processes (a name or a number)
     #[arg(long)]
     group_add: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-subpath=…][,tmpfs-size=…][,tmpfs-mode=…]
+    #[arg(long)]
+    mount: Vec<String>,
     /// Publish a port: [host_ip:]host_port:container_port[/tcp|udp]
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
@@ -1916,6 +1919,45 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
     }
 }
 
+/// `--mount` as one `HostConfig.Mounts` entry, with Docker's keys and
+/// their aliases (src, dst, destination, ro).
+fn mount_of(spec: &str) -> Result<Value> {
+    let mut m = json!({"Type": "volume", "Source": "", "Target": "", "ReadOnly": false});
+    let bad = |why: String| anyhow!("invalid argument {spec:?} for --mount: {why}");
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (key, value) = field.split_once('=').unwrap_or((field, ""));
+        let truth = || match value {
+            "" | "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            other => Err(bad(format!("{key}={other}: true or false"))),
+        };
+        match key {
+            "type" => m["Type"] = json!(value),
+            "source" | "src" => m["Source"] = json!(value),
+            "target" | "destination" | "dst" => m["Target"] = json!(value),
+            "readonly" | "ro" => m["ReadOnly"] = json!(truth()?),
+            "volume-subpath" => m["VolumeOptions"]["Subpath"] = json!(value),
+            "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = json!(truth()?),
+            "tmpfs-size" => {
+                let size = chapter_02::size::parse_size(value)
+                    .map_err(|e| bad(format!("tmpfs-size: {e}")))?;
+                m["TmpfsOptions"]["SizeBytes"] = json!(size);
+            }
+            "tmpfs-mode" => {
+                let mode = u32::from_str_radix(value, 8)
+                    .map_err(|_| bad(format!("tmpfs-mode={value}: octal")))?;
+                m["TmpfsOptions"]["Mode"] = json!(mode);
+            }
+            "bind-propagation" | "consistency" => {}
+            other => return Err(bad(format!("unknown key {other:?}"))),
+        }
+    }
+    if m["Target"] == "" {
+        return Err(bad("target is required".into()));
+    }
+    Ok(m)
+}
+
 /// `--health-*` and `--no-healthcheck` as the API's `Healthcheck`
 /// (durations in nanoseconds; zero fields take the image's).
 fn healthcheck_of(args: &RunArgs) -> Result<Value> {
@@ -1991,6 +2033,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "DnsSearch": args.dns_search,
         "DnsOptions": args.dns_option,
         "GroupAdd": args.group_add,
+        "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
     });
     let mut body = json!({
         "Healthcheck": healthcheck,

@@ -155,6 +155,7 @@ impl Daemon {
             .collect();
         let mounts = self.plan_mounts(
             host_config.binds.as_deref().unwrap_or_default(),
+            host_config.mounts.as_deref().unwrap_or_default(),
             &host_config.tmpfs.clone().unwrap_or_default(),
             &image_volumes,
         )?;

@@ -12,7 +12,7 @@ use hyper::{Request, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json as j, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct VolumeRecord {
@@ -194,11 +194,12 @@ impl Daemon {
     }
 
     /// The mounts a create asks for: `Binds` (`/host:/ctr[:ro]`,
-    /// `name:/ctr`, `/ctr`), `Tmpfs`, and an anonymous volume for each of
+    /// `name:/ctr`, `/ctr`), `Mounts` (the long form), `Tmpfs`, and an anonymous volume for each of
     /// the image's `Volumes` not covered by those.
     pub fn plan_mounts(
         &self,
         binds: &[String],
+        long_form: &[crate::api::Mount],
         tmpfs: &BTreeMap<String, String>,
         image_volumes: &[String],
     ) -> Result<Vec<MountPoint>, ApiError> {
@@ -292,6 +293,90 @@ impl Daemon {
             }
             mounts.push(mount);
         }
+        for m in long_form {
+            let destination = check_destination(&m.target)?;
+            let mount = match m.kind.as_str() {
+                "bind" => {
+                    // The long form does not create a missing source (Docker's rule).
+                    let source = PathBuf::from(&m.source);
+                    if !source.is_absolute() || !source.exists() {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                            m.source
+                        )));
+                    }
+                    MountPoint {
+                        kind: MountKind::Bind,
+                        name: None,
+                        source,
+                        destination,
+                        readonly: m.read_only,
+                        anonymous: false,
+                        options: String::new(),
+                    }
+                }
+                "volume" => {
+                    let anonymous = m.source.is_empty();
+                    let name = if anonymous {
+                        crate::ids::new_id()
+                    } else {
+                        m.source.clone()
+                    };
+                    let data = self.ensure_volume(&name, anonymous)?;
+                    let subpath = m
+                        .volume_options
+                        .as_ref()
+                        .map(|o| o.subpath.as_str())
+                        .unwrap_or("");
+                    let source = if subpath.is_empty() {
+                        data
+                    } else {
+                        volume_subpath(&data, subpath)?
+                    };
+                    MountPoint {
+                        kind: MountKind::Volume,
+                        name: Some(name),
+                        source,
+                        destination,
+                        readonly: m.read_only,
+                        anonymous,
+                        options: String::new(),
+                    }
+                }
+                "tmpfs" => {
+                    let mut options = Vec::new();
+                    if let Some(t) = &m.tmpfs_options {
+                        if t.size_bytes > 0 {
+                            options.push(format!("size={}", t.size_bytes));
+                        }
+                        if t.mode != 0 {
+                            options.push(format!("mode={:o}", t.mode));
+                        }
+                    }
+                    MountPoint {
+                        kind: MountKind::Tmpfs,
+                        name: None,
+                        source: PathBuf::new(),
+                        destination,
+                        readonly: m.read_only,
+                        anonymous: false,
+                        options: options.join(","),
+                    }
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid mount type {other:?}: use bind, volume or tmpfs"
+                    )))
+                }
+            };
+            if mounts.iter().any(|x| x.destination == mount.destination) {
+                return Err(ApiError::bad_request(format!(
+                    "duplicate mount point: {}",
+                    mount.destination
+                )));
+            }
+            mounts.push(mount);
+        }
         for (dest, options) in tmpfs {
             let destination = check_destination(dest)?;
             if mounts.iter().any(|m| m.destination == destination) {
@@ -338,4 +423,28 @@ impl Daemon {
             }
         }
     }
+}
+
+/// `VolumeOptions.Subpath`: a directory inside the volume's data, which
+/// must exist and stay inside it (no `..`, no symlink leading out).
+fn volume_subpath(data: &Path, subpath: &str) -> Result<PathBuf, ApiError> {
+    let bad =
+        |why: &str| ApiError::bad_request(format!("invalid volume subpath {subpath:?}: {why}"));
+    let rel = Path::new(subpath);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(bad("a relative path inside the volume, without .."));
+    }
+    let real = data
+        .join(rel)
+        .canonicalize()
+        .map_err(|_| bad("it does not exist in the volume"))?;
+    let root = data.canonicalize()?;
+    if !real.starts_with(&root) || !real.is_dir() {
+        return Err(bad("not a directory inside the volume"));
+    }
+    Ok(real)
 }
