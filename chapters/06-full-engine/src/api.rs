@@ -97,6 +97,8 @@ pub struct HostConfig {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
+    /// `--log-driver json-file|none` and `--log-opt max-size=…,max-file=…`.
+    pub log_config: Option<LogConfig>,
     /// `--mount`: bind, volume and tmpfs mounts in Docker's long form.
     pub mounts: Option<Vec<Mount>>,
     /// `--group-add`: more groups (names from the image's /etc/group, or
@@ -152,6 +154,71 @@ impl HostConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `HostConfig.LogConfig`: the driver and its options.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub config: BTreeMap<String, String>,
+}
+
+impl LogConfig {
+    /// Whether output is kept (the `none` driver keeps nothing).
+    pub fn keeps(&self) -> bool {
+        self.kind != "none"
+    }
+
+    /// The json-file rotation: (most bytes in one file, how many files).
+    pub fn rotation(&self) -> Result<(Option<u64>, u32), String> {
+        if !["", "json-file", "none"].contains(&self.kind.as_str()) {
+            return Err(format!(
+                "logging driver {:?} is not supported by this engine: use json-file or none",
+                self.kind
+            ));
+        }
+        let mut size = None;
+        let mut files = 1;
+        for (key, value) in &self.config {
+            match key.as_str() {
+                "max-size" if value != "-1" => {
+                    size = Some(
+                        chapter_02::size::parse_size(value)
+                            .map_err(|e| format!("invalid --log-opt max-size={value}: {e}"))?,
+                    );
+                }
+                "max-size" => {}
+                "max-file" => {
+                    files = value
+                        .parse()
+                        .ok()
+                        .filter(|n: &u32| *n >= 1)
+                        .ok_or_else(|| {
+                            format!(
+                                "invalid --log-opt max-file={value}: a whole number, at least 1"
+                            )
+                        })?;
+                }
+                "compress" if value == "false" => {}
+                other => return Err(format!(
+                    "unknown log opt '{other}' for the {} log driver: max-size and max-file are",
+                    if self.kind.is_empty() {
+                        "json-file"
+                    } else {
+                        &self.kind
+                    }
+                )),
+            }
+        }
+        if files > 1 && size.is_none() {
+            return Err(
+                "max-file cannot be set without max-size: give --log-opt max-size too".into(),
+            );
+        }
+        Ok((size, files))
     }
 }
 

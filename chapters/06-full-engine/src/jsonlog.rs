@@ -59,6 +59,89 @@ pub fn parse(text: &str) -> Vec<Entry> {
         .collect()
 }
 
+/// A json-file log that rotates as Docker's does: once a line would take
+/// the file past `max_size`, `ID-json.log` becomes `ID-json.log.1` (`.1`
+/// becomes `.2`, …, up to `max_file - 1`; the oldest goes), and a new file
+/// starts. With one file, the file starts over.
+pub struct Writer {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    written: u64,
+    max_size: Option<u64>,
+    max_file: u32,
+}
+
+impl Writer {
+    pub fn open(
+        path: &std::path::Path,
+        max_size: Option<u64>,
+        max_file: u32,
+    ) -> std::io::Result<Writer> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        let written = file.metadata()?.len();
+        Ok(Writer {
+            path: path.to_path_buf(),
+            file,
+            written,
+            max_size,
+            max_file: max_file.max(1),
+        })
+    }
+
+    pub fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(max) = self.max_size {
+            if self.written > 0 && self.written + line.len() as u64 > max {
+                self.rotate()?;
+            }
+        }
+        self.file.write_all(line.as_bytes())?;
+        self.written += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let numbered = |n: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            std::path::PathBuf::from(p)
+        };
+        if self.max_file > 1 {
+            for n in (1..self.max_file - 1).rev() {
+                let _ = std::fs::rename(numbered(n), numbered(n + 1));
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+        } else {
+            std::fs::remove_file(&self.path)?;
+        }
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.written = 0;
+        Ok(())
+    }
+}
+
+/// The rotated files of the log at `path`, oldest first (`.N`, …, `.1`).
+pub fn rotated(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for n in 1.. {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(format!(".{n}"));
+        let p = std::path::PathBuf::from(p);
+        if !p.exists() {
+            break;
+        }
+        found.push(p);
+    }
+    found.reverse();
+    found
+}
+
 /// Now, as Docker writes times: RFC 3339 in UTC with nanoseconds.
 pub fn now() -> String {
     format_time(time::OffsetDateTime::now_utc())
@@ -86,6 +169,29 @@ mod tests {
         assert_eq!(split_lines(&mut pending, b"a\nb"), vec![b"a\n".to_vec()]);
         assert_eq!(split_lines(&mut pending, b"c\n"), vec![b"bc\n".to_vec()]);
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn logs_rotate_keeping_max_file_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = Writer::open(&path, Some(100), 3).unwrap();
+        for i in 0..20 {
+            w.write_line(&format!("line {i:02} of forty bytes, or so......\n"))
+                .unwrap();
+        }
+        let files = rotated(&path);
+        assert_eq!(files.len(), 2, "{files:?}");
+        let all: String = files
+            .iter()
+            .chain([&path])
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert!(all.ends_with("line 19 of forty bytes, or so......\n"));
+        assert!(!all.contains("line 00"), "the oldest went: {all}");
+        for p in files.iter().chain([&path]) {
+            assert!(std::fs::metadata(p).unwrap().len() <= 100);
+        }
     }
 
     #[test]

@@ -73,7 +73,7 @@ struct Shared {
     /// The pseudo-terminal master, for resizes (set once the container
     /// sent it).
     master: Mutex<Option<RawFd>>,
-    log: Mutex<File>,
+    log: Mutex<Option<jsonlog::Writer>>,
     /// The line every `wait` gets, once PID 1 has ended (for one that
     /// connects later).
     exited: Mutex<Option<String>>,
@@ -382,12 +382,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
         early_stdin: Mutex::new(Vec::new()),
         master: Mutex::new(None),
         exited: Mutex::new(None),
-        log: Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(paths.log(id))?,
-        ),
+        log: Mutex::new(log_writer(paths, &c)?),
     });
     let socket = paths.socket(id);
     let _ = std::fs::remove_file(&socket);
@@ -595,6 +590,16 @@ fn start_error(e: &chapter_01::Error, program: &str) -> String {
     }
 }
 
+/// The container's json-file log with its rotation; none for `--log-driver none`.
+fn log_writer(paths: &Paths, c: &Container) -> Result<Option<jsonlog::Writer>> {
+    let config = c.host_config.log_config.clone().unwrap_or_default();
+    if !config.keeps() {
+        return Ok(None);
+    }
+    let (size, files) = config.rotation().map_err(|e| anyhow!(e))?;
+    Ok(Some(jsonlog::Writer::open(&paths.log(&c.id), size, files)?))
+}
+
 /// Copies one output stream to the log and every attached client.
 fn pump(stream: Stream, mut reader: File, shared: &Shared) {
     let name = match stream {
@@ -609,11 +614,11 @@ fn pump(stream: Stream, mut reader: File, shared: &Shared) {
             Ok(n) => n,
         };
         let now = jsonlog::now();
-        let mut log = shared.log.lock().unwrap();
-        for line in jsonlog::split_lines(&mut pending, &buf[..n]) {
-            let _ = log.write_all(jsonlog::log_line(name, &line, &now).as_bytes());
+        if let Some(log) = shared.log.lock().unwrap().as_mut() {
+            for line in jsonlog::split_lines(&mut pending, &buf[..n]) {
+                let _ = log.write_line(&jsonlog::log_line(name, &line, &now));
+            }
         }
-        drop(log);
         let wire = if shared.tty {
             buf[..n].to_vec()
         } else {
@@ -629,7 +634,9 @@ fn pump(stream: Stream, mut reader: File, shared: &Shared) {
     }
     if !pending.is_empty() {
         let line = jsonlog::log_line(name, &pending, &jsonlog::now());
-        let _ = shared.log.lock().unwrap().write_all(line.as_bytes());
+        if let Some(log) = shared.log.lock().unwrap().as_mut() {
+            let _ = log.write_line(&line);
+        }
     }
 }
 

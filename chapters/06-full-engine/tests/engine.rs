@@ -602,3 +602,152 @@ fn images_tags_info_stats_and_prune() {
     engine.ok(&["rm", "-f", "running"]);
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn logs_rotate_by_max_size_and_max_file_and_the_none_driver_keeps_nothing() {
+    if !testkit::privileged(
+        "logs_rotate_by_max_size_and_max_file_and_the_none_driver_keeps_nothing",
+    ) {
+        return;
+    }
+    let engine = common::Engine::start();
+    let script = "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done";
+    engine.ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        "fixture",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let id = engine.inspect("chatty")["Id"].as_str().unwrap().to_string();
+    let log = engine
+        .root
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    let rotated = chapter_06::jsonlog::rotated(&log);
+    assert_eq!(rotated.len(), 2, "two rotated files beside the current one");
+    for f in rotated.iter().chain([&log]) {
+        assert!(
+            std::fs::metadata(f).unwrap().len() <= 2048,
+            "{}",
+            f.display()
+        );
+    }
+    // logs reads what rotation kept, in order, up to the last line.
+    let kept = engine.ok(&["logs", "chatty"]);
+    let numbers: Vec<u32> = kept
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert_eq!(*numbers.last().unwrap(), 299);
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order, none missing"
+    );
+    assert!(numbers[0] > 0, "the oldest lines went");
+    assert_eq!(
+        engine.inspect("chatty")["HostConfig"]["LogConfig"],
+        serde_json::json!({"Type": "json-file", "Config": {"max-size": "2k", "max-file": "3"}})
+    );
+    // A follower reads across rotations: every line, once, in order.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=5",
+        "fixture",
+        "sh",
+        "-c",
+        "sleep 0.3; i=0; while [ $i -lt 150 ]; do echo line-$i; i=$((i+1)); usleep 5000; done",
+    ]);
+    let followed = engine.ok(&["logs", "-f", "slow"]);
+    let numbers: Vec<u32> = followed
+        .lines()
+        .map(|l| l.trim_start_matches("line-").parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..150).collect::<Vec<_>>(), "{followed}");
+    engine.ok(&["rm", "slow"]);
+    // --log-driver none: the output still reaches the client; nothing is kept.
+    let out = engine.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--network",
+        "none",
+        "--log-driver",
+        "none",
+        "fixture",
+        "echo",
+        "said",
+    ]);
+    assert_eq!(out, "said\n");
+    let refused = engine.run(&["logs", "quiet"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not support reading"),
+        "{refused:?}"
+    );
+    // Docker's refusals.
+    for (opts, says) in [
+        (
+            &["--log-opt", "max-file=3"][..],
+            "max-file cannot be set without max-size",
+        ),
+        (
+            &["--log-opt", "max-size=lots"][..],
+            "invalid --log-opt max-size",
+        ),
+        (&["--log-driver", "syslog"][..], "not supported"),
+        (&["--log-opt", "tag=x"][..], "unknown log opt"),
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["fixture", "true"]);
+        let out = engine.run(&args);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{opts:?}: {out:?}"
+        );
+    }
+    for cli in common::docker_clis() {
+        engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--name",
+                "dchatty",
+                "--log-opt",
+                "max-size=1k",
+                "--log-opt",
+                "max-file=2",
+                "fixture",
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        let logs = engine.docker_ok(&cli, &["logs", "dchatty"]);
+        assert!(
+            logs.ends_with("line-299\n") && !logs.contains("line-0\n"),
+            "{}",
+            cli.display()
+        );
+        engine.ok(&["rm", "dchatty"]);
+    }
+    engine.ok(&["rm", "chatty", "quiet"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

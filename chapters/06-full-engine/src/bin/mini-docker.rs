@@ -453,6 +453,12 @@ struct RunArgs {
     /// Another group for the container's processes (a name or a number)
     #[arg(long)]
     group_add: Vec<String>,
+    /// json-file (the default) or none
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// A log driver option: max-size=10m, max-file=3
+    #[arg(long)]
+    log_opt: Vec<String>,
     /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,volume-subpath=…][,tmpfs-size=…][,tmpfs-mode=…]
     #[arg(long)]
     mount: Vec<String>,
@@ -2034,6 +2040,17 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "DnsOptions": args.dns_option,
         "GroupAdd": args.group_add,
         "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
+        "LogConfig": if args.log_driver.is_none() && args.log_opt.is_empty() {
+            Value::Null
+        } else {
+            json!({
+                "Type": args.log_driver.clone().unwrap_or_default(),
+                "Config": args.log_opt.iter().map(|o| {
+                    o.split_once('=').map(|(k, v)| (k.to_string(), json!(v)))
+                        .ok_or_else(|| anyhow!("invalid --log-opt {o:?}: use KEY=VALUE"))
+                }).collect::<Result<serde_json::Map<_, _>>>()?,
+            })
+        },
     });
     let mut body = json!({
         "Healthcheck": healthcheck,

@@ -76,6 +76,12 @@ impl Daemon {
             &self.options.security,
         )
         .map_err(ApiError::bad_request)?;
+        if let Some(log) = host_config.log_config.as_mut() {
+            log.rotation().map_err(ApiError::bad_request)?;
+            if log.kind.is_empty() {
+                log.kind = "json-file".into();
+            }
+        }
         let remapped = host_config.userns_mode != "host" && self.remap.is_some();
         host_config
             .validate_modes(&config.hostname, remapped)
@@ -1138,7 +1144,21 @@ impl Daemon {
     /// `GET /containers/{id}/logs?stdout=1&stderr=1&follow=1&tail=N`
     pub fn logs(self: &Arc<Self>, query: &str, q: &HashMap<String, String>) -> ApiResult {
         let id = self.find(query)?;
-        let tty = self.entry(&id, |e| e.c.config.tty)?;
+        let (tty, keeps) = self.entry(&id, |e| {
+            (
+                e.c.config.tty,
+                e.c.host_config
+                    .log_config
+                    .as_ref()
+                    .is_none_or(|l| l.keeps()),
+            )
+        })?;
+        if !keeps {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "configured logging driver does not support reading",
+            ));
+        }
         let (stdout, stderr) = (flag(q, "stdout"), flag(q, "stderr"));
         if !stdout && !stderr {
             return Err(ApiError::bad_request(
@@ -1204,15 +1224,42 @@ impl Daemon {
             // The file is held open: a container removed while a follower
             // still reads (a client's run, wait, rm) keeps its log readable.
             let mut file: Option<std::fs::File> = None;
+            // What rotation kept, oldest first, then the current file.
             let mut bytes = Vec::new();
+            for old in crate::jsonlog::rotated(&path) {
+                bytes.extend(std::fs::read(old).unwrap_or_default());
+            }
             loop {
                 let running = d.is_running(&id);
                 if file.is_none() {
                     file = std::fs::File::open(&path).ok();
                 }
-                if let Some(f) = file.as_mut() {
+                // Read to the end; when the file was rotated away under us
+                // (maybe more than once), go on with the file written after
+                // it, until the current one.
+                while let Some(f) = file.as_mut() {
                     use std::io::Read;
+                    use std::os::unix::fs::MetadataExt;
                     let _ = f.read_to_end(&mut bytes);
+                    if !follow {
+                        break;
+                    }
+                    let held = f.metadata().map(|m| m.ino()).ok();
+                    // The chain as it is now, oldest first, held open at once.
+                    let chain: Vec<(u64, std::fs::File)> = crate::jsonlog::rotated(&path)
+                        .into_iter()
+                        .chain([path.clone()])
+                        .filter_map(|p| std::fs::File::open(p).ok())
+                        .filter_map(|f| Some((f.metadata().ok()?.ino(), f)))
+                        .collect();
+                    if chain.last().map(|(i, _)| Some(*i) == held).unwrap_or(true) {
+                        break; // ours is the current file (or the log is gone)
+                    }
+                    let next = match chain.iter().position(|(i, _)| Some(*i) == held) {
+                        Some(at) => at + 1,
+                        None => 0, // ours was dropped by rotation: the oldest kept
+                    };
+                    file = chain.into_iter().nth(next).map(|(_, f)| f);
                 }
                 // Only whole lines: the monitor may be writing the last one.
                 let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
