@@ -203,14 +203,16 @@ impl LogConfig {
                         })?;
                 }
                 "compress" if value == "false" => {}
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown log opt '{other}' for the {} log driver: max-size and max-file are",
                     if self.kind.is_empty() {
                         "json-file"
                     } else {
                         &self.kind
                     }
-                )),
+                ))
+                }
             }
         }
         if files > 1 && size.is_none() {

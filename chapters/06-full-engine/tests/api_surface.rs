@@ -742,3 +742,128 @@ fn system_df_and_inspect_documents_are_complete() {
     engine.ok(&["volume", "rm", "data"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+/// Starts `cmd` with piped stdin and stdout; a thread collects stdout.
+fn spawn_piped(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<u8>) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        while out.read(&mut b).is_ok_and(|n| n == 1) {
+            if tx.send(b[0]).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (at most 10 s) until the collected output holds `text`.
+fn wait_output(rx: &std::sync::mpsc::Receiver<u8>, seen: &mut Vec<u8>, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(seen).contains(text) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) => seen.push(b),
+            Err(_) => panic!("no {text:?} in {:?}", String::from_utf8_lossy(seen)),
+        }
+    }
+}
+
+/// Waits (at most 10 s) for the child to exit; its code.
+fn wait_exit(child: &mut std::process::Child) -> Option<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn attach_to_a_running_container_and_detach_with_its_keys() {
+    if !privileged("attach_to_a_running_container_and_detach_with_its_keys") {
+        return;
+    }
+    use std::io::Write;
+    let engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "echoer",
+        "--network",
+        "none",
+        "fixture",
+        "cat",
+    ]);
+    let running = |engine: &Engine| engine.inspect("echoer")["State"]["Running"] == true;
+    // The default keys, ctrl-p ctrl-q; then keys of our own.
+    for (keys, seq, word) in [
+        (None, vec![16u8, 17], "hello"),
+        (Some("ctrl-a,x"), vec![1, b'x'], "again"),
+    ] {
+        let mut args = vec!["attach"];
+        if let Some(k) = keys {
+            args.extend(["--detach-keys", k]);
+        }
+        args.push("echoer");
+        let (mut child, rx) = spawn_piped(engine.cli(&args));
+        let mut seen = Vec::new();
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{word}\n").as_bytes()).unwrap();
+        wait_output(&rx, &mut seen, word);
+        stdin.write_all(&seq).unwrap();
+        assert_eq!(wait_exit(&mut child), Some(0), "detached with {keys:?}");
+        assert!(running(&engine), "still running after the detach");
+    }
+    // Behind the docker CLIs, the daemon detaches them the same way: what
+    // they send after the keys no longer reaches the container. (Without a
+    // TTY the docker CLI itself then waits for the container's exit, as it
+    // does against dockerd: only with -t does it end at once.)
+    for cli in common::docker_clis() {
+        let (mut child, rx) = spawn_piped(engine.docker_at(&cli, &["attach", "echoer"]));
+        let mut seen = Vec::new();
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"from-docker\n").unwrap();
+        wait_output(&rx, &mut seen, "from-docker");
+        stdin.write_all(&[16, 17]).unwrap();
+        stdin.write_all(b"after-detach\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        while let Ok(b) = rx.try_recv() {
+            seen.push(b);
+        }
+        assert!(
+            !String::from_utf8_lossy(&seen).contains("after-detach"),
+            "{}: input after the keys reached the container",
+            cli.display()
+        );
+        assert!(running(&engine), "{}: still running", cli.display());
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Invalid keys are refused; a stopped container cannot be attached to.
+    let bad = engine.run(&["attach", "--detach-keys", "ctrl-é", "echoer"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("Invalid detach keys"),
+        "{bad:?}"
+    );
+    engine.ok(&["rm", "-f", "echoer"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

@@ -207,6 +207,16 @@ enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Attach to a running container's input and output
+    Attach {
+        /// The keys that detach, leaving it running [default: ctrl-p,ctrl-q]
+        #[arg(long)]
+        detach_keys: Option<String>,
+        /// Do not send our standard input
+        #[arg(long)]
+        no_stdin: bool,
+        container: String,
+    },
     /// What happens to containers, images, networks and volumes, as it happens
     Events {
         /// Events since this time: 10m, an RFC 3339 time, or unix seconds
@@ -789,6 +799,48 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             }
             let body = client.stream("GET", &path, None).await?;
             write_archive(body, output.as_deref()).await?;
+        }
+        Command::Attach {
+            detach_keys,
+            no_stdin,
+            container,
+        } => {
+            let info = client
+                .json(
+                    "GET",
+                    &format!("/containers/{}/json", enc(&container)),
+                    None,
+                )
+                .await?;
+            if info["State"]["Running"] != true {
+                return Err(anyhow!(
+                    "You cannot attach to a stopped container, start it first"
+                ));
+            }
+            let id = info["Id"].as_str().unwrap_or_default().to_string();
+            let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+            let stdin = !no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+            let keys = detach_keys
+                .map(|k| format!("&detachKeys={}", enc(&k)))
+                .unwrap_or_default();
+            let io = client
+                .hijack(
+                    &format!(
+                        "/containers/{id}/attach?stream=1&stdin={}&stdout=1&stderr=1{keys}",
+                        stdin as u8
+                    ),
+                    None,
+                )
+                .await?;
+            pump(client, io, tty, stdin, &format!("/containers/{id}/resize")).await?;
+            // Detached: it runs on (exit 0); else its exit code.
+            let after = client
+                .json("GET", &format!("/containers/{id}/json"), None)
+                .await?;
+            if after["State"]["Running"] == true {
+                return Ok(0);
+            }
+            return Ok(after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32);
         }
         Command::Events {
             since,

@@ -392,7 +392,7 @@ impl Daemon {
         for p in pending {
             if let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await {
                 if let Ok(conn) = self.connect_monitor(id, &p.hello).await {
-                    tokio::spawn(relay(io, conn));
+                    tokio::spawn(relay(io, conn, p.detach));
                 }
             }
         }
@@ -561,6 +561,15 @@ impl Daemon {
         };
         let (tty, running) =
             self.entry(&id, |e| (e.c.config.tty, e.state.status == Status::Running))?;
+        // Only a client that sends stdin can send the keys.
+        let detach = if flag(&q, "stdin") {
+            Some(
+                detach_keys(q.get("detachKeys").map(String::as_str).unwrap_or(""))
+                    .map_err(ApiError::bad_request)?,
+            )
+        } else {
+            None
+        };
         let on_upgrade = hyper::upgrade::on(&mut req);
         let (tx, rx) = oneshot::channel();
         if running {
@@ -568,14 +577,20 @@ impl Daemon {
             tokio::spawn(async move {
                 let Ok(io) = on_upgrade.await else { return };
                 match d.connect_monitor(&id, &hello).await {
-                    Ok(conn) => relay(io, conn).await,
+                    Ok(conn) => relay(io, conn, detach).await,
                     Err(_) => drop(io), // exited meanwhile: end of stream
                 }
             });
         } else {
             // Registered before answering, so a start that follows at once
             // finds it.
-            self.entry(&id, |e| e.pending.push(Pending { hello, io: rx }))?;
+            self.entry(&id, |e| {
+                e.pending.push(Pending {
+                    hello,
+                    io: rx,
+                    detach,
+                })
+            })?;
             tokio::spawn(async move {
                 if let Ok(io) = on_upgrade.await {
                     let _ = tx.send(io);
@@ -1355,10 +1370,143 @@ pub fn signal_pid(pid: i32, signal: i32) {
 
 /// Copies both ways between a hijacked client connection and a monitor
 /// stream; each side's end of writing is passed on as a half-close.
-pub async fn relay(io: hyper::upgrade::Upgraded, conn: tokio::net::UnixStream) {
-    let mut client = TokioIo::new(io);
-    let mut monitor = conn;
-    let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
+/// Copies an attached client's stdin to the monitor and the container's
+/// output back. With detach keys, the client's sequence (held back while
+/// it is only a prefix) ends the attach and leaves the container running.
+pub async fn relay(
+    io: hyper::upgrade::Upgraded,
+    conn: tokio::net::UnixStream,
+    detach: Option<Vec<u8>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(keys) = detach.filter(|k| !k.is_empty()) else {
+        let mut client = TokioIo::new(io);
+        let mut monitor = conn;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut monitor).await;
+        return;
+    };
+    let (mut client_rx, mut client_tx) = tokio::io::split(TokioIo::new(io));
+    let (mut monitor_rx, mut monitor_tx) = conn.into_split();
+    let output = async {
+        let _ = tokio::io::copy(&mut monitor_rx, &mut client_tx).await;
+        let _ = client_tx.shutdown().await;
+    };
+    let input = async {
+        let mut matcher = DetachMatcher::new(keys);
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let n = match client_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = monitor_tx.shutdown().await;
+                    return false;
+                }
+                Ok(n) => n,
+            };
+            let (pass, detached) = matcher.feed(&buf[..n]);
+            if !pass.is_empty() && monitor_tx.write_all(&pass).await.is_err() {
+                return false;
+            }
+            if detached {
+                return true;
+            }
+        }
+    };
+    tokio::pin!(output, input);
+    tokio::select! {
+        _ = &mut output => {}
+        detached = &mut input => {
+            if !detached {
+                output.await; // stdin ended: the output goes on to its end
+            }
+            // Detached: both directions end here, the container runs on.
+        }
+    }
+}
+
+/// Docker's detach keys (`ctrl-p,ctrl-q`, the default when empty): each
+/// `ctrl-X` is X's control byte (`ctrl-@` 0 … `ctrl-_` 31), any other
+/// single character itself.
+pub fn detach_keys(text: &str) -> Result<Vec<u8>, String> {
+    let text = if text.is_empty() {
+        "ctrl-p,ctrl-q"
+    } else {
+        text
+    };
+    text.split(',')
+        .map(|key| {
+            let bad = || format!("Invalid detach keys ({text}) provided: use e.g. ctrl-p,ctrl-q");
+            match key.strip_prefix("ctrl-") {
+                Some(c) if c.len() == 1 => {
+                    let b = c.as_bytes()[0].to_ascii_lowercase();
+                    match b {
+                        b'a'..=b'z' => Ok(b - b'a' + 1),
+                        b'@' => Ok(0),
+                        b'[' | b'\\' | b']' | b'^' | b'_' => Ok(b - b'[' + 27),
+                        _ => Err(bad()),
+                    }
+                }
+                None if key.len() == 1 => Ok(key.as_bytes()[0]),
+                _ => Err(bad()),
+            }
+        })
+        .collect()
+}
+
+/// Finds the detach sequence in a stream of stdin chunks.
+pub struct DetachMatcher {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachMatcher {
+    pub fn new(keys: Vec<u8>) -> DetachMatcher {
+        DetachMatcher { keys, matched: 0 }
+    }
+
+    /// What to pass on of `chunk`, and whether the sequence is complete
+    /// (what follows it is dropped).
+    pub fn feed(&mut self, chunk: &[u8]) -> (Vec<u8>, bool) {
+        let mut pass = Vec::with_capacity(chunk.len());
+        for &b in chunk {
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (pass, true);
+                }
+                continue;
+            }
+            // A prefix that did not go on: its bytes were the user's.
+            pass.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return (pass, true);
+                }
+            } else {
+                pass.push(b);
+            }
+        }
+        (pass, false)
+    }
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_the_sequence_is_found_across_chunks() {
+        assert_eq!(detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert_eq!(detach_keys("ctrl-[").unwrap(), vec![27]);
+        assert!(detach_keys("ctrl-é,,").is_err());
+        let mut m = DetachMatcher::new(vec![16, 17]);
+        assert_eq!(m.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(m.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(m.feed(b"\x10"), (Vec::new(), false));
+        assert_eq!(m.feed(b"\x11rest"), (Vec::new(), true));
+    }
 }
 
 /// The freezer file of a container's cgroup and its values (frozen, thawed).

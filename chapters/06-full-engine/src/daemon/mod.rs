@@ -64,6 +64,8 @@ pub struct Life {
 pub struct Pending {
     pub hello: Hello,
     pub io: oneshot::Receiver<hyper::upgrade::Upgraded>,
+    /// The detach keys of the attach (see [`containers::detach_keys`]).
+    pub detach: Option<Vec<u8>>,
 }
 
 pub struct Entry {
