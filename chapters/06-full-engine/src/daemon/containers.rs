@@ -1491,24 +1491,6 @@ impl DetachMatcher {
     }
 }
 
-#[cfg(test)]
-mod detach_tests {
-    use super::*;
-
-    #[test]
-    fn keys_parse_and_the_sequence_is_found_across_chunks() {
-        assert_eq!(detach_keys("").unwrap(), vec![16, 17]);
-        assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
-        assert_eq!(detach_keys("ctrl-[").unwrap(), vec![27]);
-        assert!(detach_keys("ctrl-é,,").is_err());
-        let mut m = DetachMatcher::new(vec![16, 17]);
-        assert_eq!(m.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(m.feed(b"c"), (b"\x10c".to_vec(), false));
-        assert_eq!(m.feed(b"\x10"), (Vec::new(), false));
-        assert_eq!(m.feed(b"\x11rest"), (Vec::new(), true));
-    }
-}
-
 /// The freezer file of a container's cgroup and its values (frozen, thawed).
 fn freezer(dirs: &[PathBuf]) -> Option<(PathBuf, &'static str, &'static str)> {
     dirs.iter().find_map(|d| {
@@ -1819,4 +1801,22 @@ fn list_json(endpoint: Option<&crate::net::Endpoint>, e: &Entry) -> Value {
         "NetworkSettings": {"Networks": network_settings(endpoint)["Networks"]},
         "Mounts": mounts_json(&c.mounts),
     })
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_the_sequence_is_found_across_chunks() {
+        assert_eq!(detach_keys("").unwrap(), vec![16, 17]);
+        assert_eq!(detach_keys("ctrl-a,x").unwrap(), vec![1, b'x']);
+        assert_eq!(detach_keys("ctrl-[").unwrap(), vec![27]);
+        assert!(detach_keys("ctrl-é,,").is_err());
+        let mut m = DetachMatcher::new(vec![16, 17]);
+        assert_eq!(m.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(m.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(m.feed(b"\x10"), (Vec::new(), false));
+        assert_eq!(m.feed(b"\x11rest"), (Vec::new(), true));
+    }
 }
