@@ -332,6 +332,16 @@ pub struct NetworkingConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
     pub aliases: Option<Vec<String>>,
+    /// `--ip`: the address asked for on this network.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpam>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointIpam {
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
 }
 
 /// `POST /networks/{id}/connect` and `disconnect`.

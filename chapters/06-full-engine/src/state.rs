@@ -58,6 +58,9 @@ pub struct Container {
     /// name): in the network's /etc/hosts files beside its name.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// `--ip`: the address it asked for on its network.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
     /// More groups for its processes (`--group-add`, resolved at create).
     #[serde(default)]
     pub groups: Vec<u32>,

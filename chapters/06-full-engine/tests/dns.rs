@@ -135,6 +135,74 @@ fn the_embedded_dns_server_answers_names_aliases_and_forwards_the_rest() {
     );
     assert_eq!(addresses(&lookup("own-dns", "web1").1), vec![ip1.clone()]);
     engine.ok(&["rm", "-f", "own-dns"]);
+    // --ip: the address asked for, refused when taken or outside.
+    let subnet = engine.ok(&["network", "inspect", "dnsnet"]);
+    let subnet: serde_json::Value = serde_json::from_str(&subnet).unwrap();
+    let base = subnet[0]["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let fixed = format!("{}.200", base.rsplit_once('.').unwrap().0);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "dnsnet",
+        "--ip",
+        &fixed,
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(ip("fixed"), fixed);
+    assert_eq!(addresses(&lookup("web1", "fixed").1), vec![fixed.clone()]);
+    for (args, says) in [
+        (
+            vec!["--network", "dnsnet", "--ip", fixed.as_str()],
+            "Address already in use",
+        ),
+        (
+            vec!["--network", "dnsnet", "--ip", "192.0.2.9"],
+            "not an address of network dnsnet",
+        ),
+        (vec!["--ip", "172.17.0.9"], "user defined networks only"),
+    ] {
+        let mut all = vec!["run", "--rm"];
+        all.extend(args.iter().copied());
+        all.extend(["fixture", "true"]);
+        let out = engine.run(&all);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}: {out:?}"
+        );
+    }
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "dnsnet",
+                "--ip",
+                &format!("{}.201", base.rsplit_once('.').unwrap().0),
+                "fixture",
+                "ip",
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "eth0",
+            ],
+        );
+        assert!(out.contains(".201/"), "{}: {out}", cli.display());
+    }
+    engine.ok(&["rm", "-f", "fixed"]);
     // Joining and leaving show at once.
     engine.ok(&[
         "run",

@@ -439,6 +439,9 @@ struct RunArgs {
     /// Another name of the container on its (user-defined) network
     #[arg(long)]
     network_alias: Vec<String>,
+    /// Its address on its (user-defined) network
+    #[arg(long)]
+    ip: Option<String>,
     /// host: the host's PID namespace
     #[arg(long)]
     pid: Option<String>,
@@ -2161,10 +2164,13 @@ fn create_body(args: &RunArgs) -> Result<Value> {
             "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
         },
         "NetworkingConfig": {
-            "EndpointsConfig": if args.network_alias.is_empty() {
+            "EndpointsConfig": if args.network_alias.is_empty() && args.ip.is_none() {
                 json!({})
             } else {
-                json!({ args.network.clone(): {"Aliases": args.network_alias} })
+                json!({ args.network.clone(): {
+                    "Aliases": args.network_alias,
+                    "IPAMConfig": args.ip.as_ref().map(|ip| json!({"IPv4Address": ip})),
+                }})
             },
         },
     });

@@ -56,12 +56,40 @@ impl Daemon {
             mut host_config,
             networking_config,
         } = body;
-        let aliases: Vec<String> = networking_config
-            .endpoints_config
-            .unwrap_or_default()
-            .into_values()
-            .flat_map(|e| e.aliases.unwrap_or_default())
+        let endpoints = networking_config.endpoints_config.unwrap_or_default();
+        let aliases: Vec<String> = endpoints
+            .values()
+            .flat_map(|e| e.aliases.clone().unwrap_or_default())
             .collect();
+        // --ip: an address on a user-defined network (Docker's rule).
+        let ip =
+            match endpoints
+                .values()
+                .filter_map(|e| e.ipam_config.as_ref())
+                .map(|i| i.ipv4_address.as_str())
+                .find(|a| !a.is_empty())
+            {
+                None => None,
+                Some(text) => {
+                    let ip: std::net::Ipv4Addr = text.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid --ip {text:?}: an IPv4 address"))
+                    })?;
+                    match super::networks::network_name(&host_config.network_mode) {
+                        Some(n) if n != "bridge" => {
+                            let subnet = self.find_network(n)?.subnet;
+                            if !subnet.contains(ip) || ip == subnet.gateway() || ip == subnet.base {
+                                return Err(ApiError::bad_request(format!(
+                                "invalid --ip {ip}: not an address of network {n}'s subnet {subnet}"
+                            )));
+                            }
+                        }
+                        _ => return Err(ApiError::bad_request(
+                            "user specified IP address is supported on user defined networks only",
+                        )),
+                    }
+                    Some(ip)
+                }
+            };
         if host_config.cgroupns_mode.is_empty() {
             host_config.cgroupns_mode = self.options.cgroupns_default();
         }
@@ -203,6 +231,7 @@ impl Daemon {
         }
         let id = crate::ids::new_id();
         let c = Container {
+            ip,
             groups,
             mounts,
             exposed_ports,

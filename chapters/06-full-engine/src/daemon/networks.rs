@@ -402,7 +402,11 @@ impl Daemon {
         let network = self.find_network(name)?;
         let mut taken: Allocations = read_json(&self.ipam_path(name)).unwrap_or_default();
         ipam::release(&mut taken, &c.id);
-        let ip = ipam::allocate(&network.subnet, &mut taken, &c.id).map_err(ApiError::conflict)?;
+        let ip = match c.ip {
+            Some(wanted) => ipam::allocate_static(&mut taken, &c.id, wanted),
+            None => ipam::allocate(&network.subnet, &mut taken, &c.id),
+        }
+        .map_err(ApiError::conflict)?;
         let ports = self.hold_ports(c)?;
         write_json(&self.ipam_path(name), &taken)?;
         let endpoint = Endpoint {

@@ -102,6 +102,25 @@ pub fn allocate(subnet: &Subnet, taken: &mut Allocations, owner: &str) -> Result
 }
 // ANCHOR_END: allocate
 
+/// `--ip`: exactly `wanted` for `owner` (already its own, or free).
+pub fn allocate_static(
+    taken: &mut Allocations,
+    owner: &str,
+    wanted: Ipv4Addr,
+) -> Result<Ipv4Addr, String> {
+    match taken.by_ip.get(&wanted) {
+        Some(o) if o != owner => Err(format!(
+            "Address already in use: {wanted} is held by container {}",
+            crate::ids::short(o)
+        )),
+        _ => {
+            taken.by_ip.retain(|_, o| o != owner);
+            taken.by_ip.insert(wanted, owner.to_string());
+            Ok(wanted)
+        }
+    }
+}
+
 /// Gives back every address `owner` holds.
 pub fn release(taken: &mut Allocations, owner: &str) {
     taken.by_ip.retain(|_, o| o != owner);
