@@ -70,7 +70,8 @@ pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<S
     let layout = Layout::detect().map_err(|e| anyhow!(e))?;
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup")?);
     let guard = CgroupGuard(create(&layout, &own, name).map_err(|e| anyhow!(e))?);
-    let warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
+    let mut warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
+    warnings.extend(crate::limits::apply_extras(&guard.0.dirs(), limits).map_err(|e| anyhow!(e))?);
     Ok((guard, warnings))
 }
 

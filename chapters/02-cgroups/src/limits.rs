@@ -45,6 +45,17 @@ pub struct Limits {
     pub write_bps: Vec<DeviceRate>,
     pub read_iops: Vec<DeviceRate>,
     pub write_iops: Vec<DeviceRate>,
+    /// A soft memory limit, reclaimed towards under pressure
+    /// (`--memory-reservation`; v1 memory.soft_limit_in_bytes, v2 memory.low).
+    pub memory_reservation: Option<u64>,
+    /// 0..=100, how readily the group's pages are swapped
+    /// (`--memory-swappiness`; v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// No OOM kills in the group: it waits for memory instead
+    /// (`--oom-kill-disable`; v1 only).
+    pub oom_kill_disable: bool,
+    /// Memory nodes the group may use (`--cpuset-mems`).
+    pub cpuset_mems: Option<String>,
 }
 
 impl Limits {
@@ -59,6 +70,13 @@ impl Limits {
 
     /// Checks the limits against themselves and this host.
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(s) = self.memory_swappiness {
+            if s > 100 {
+                return Err(format!(
+                    "invalid memory swappiness {s}: a value from 0 to 100"
+                ));
+            }
+        }
         if let Some(m) = self.memory {
             if m < MIN_MEMORY {
                 return Err(format!(
@@ -253,4 +271,56 @@ mod tests {
             Some(Swap::Total(128 << 20))
         );
     }
+}
+
+/// The limits of the group beyond the main ones (reservation, swappiness,
+/// the OOM killer, memory nodes), written to whichever of the group's
+/// directories has the file: v1's names or v2's. One the hierarchy lacks
+/// is a warning, never silently dropped.
+pub fn apply_extras(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<Vec<String>, String> {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+            .find(|p| p.exists())
+    };
+    let write = |path: std::path::PathBuf, value: &str| {
+        std::fs::write(&path, value)
+            .map_err(|e| format!("writing {value} to {}: {e}", path.display()))
+    };
+    let mut warnings = Vec::new();
+    let mut set = |names: &[&str], value: Option<String>, flag: &str| -> Result<(), String> {
+        let Some(value) = value else { return Ok(()) };
+        match find(names) {
+            Some(path) => write(path, &value),
+            None => {
+                warnings.push(format!(
+                    "this cgroup hierarchy has no {}: {flag} is not applied",
+                    names.join(" or ")
+                ));
+                Ok(())
+            }
+        }
+    };
+    set(
+        &["memory.soft_limit_in_bytes", "memory.low"],
+        limits.memory_reservation.map(|r| r.to_string()),
+        "--memory-reservation",
+    )?;
+    set(
+        &["memory.swappiness"],
+        limits.memory_swappiness.map(|s| s.to_string()),
+        "--memory-swappiness",
+    )?;
+    set(
+        &["memory.oom_control"],
+        limits.oom_kill_disable.then(|| "1".to_string()),
+        "--oom-kill-disable",
+    )?;
+    set(
+        &["cpuset.mems"],
+        limits.cpuset_mems.clone(),
+        "--cpuset-mems",
+    )?;
+    Ok(warnings)
 }

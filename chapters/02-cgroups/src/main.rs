@@ -121,6 +121,7 @@ impl LimitArgs {
             write_bps: self.device_write_bps,
             read_iops: self.device_read_iops,
             write_iops: self.device_write_iops,
+            ..Default::default()
         }
     }
 }

@@ -97,6 +97,19 @@ pub struct HostConfig {
     pub dns: Option<Vec<String>>,
     pub dns_search: Option<Vec<String>>,
     pub dns_options: Option<Vec<String>>,
+    /// `--memory-reservation`, `--memory-swappiness`, `--oom-kill-disable`,
+    /// `--cpuset-mems`, `--blkio-weight`, `--device-{read,write}-{bps,iops}`.
+    pub memory_reservation: i64,
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: Option<bool>,
+    pub cpuset_mems: String,
+    pub blkio_weight: u16,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     /// `--log-driver json-file|none` and `--log-opt max-size=…,max-file=…`.
     pub log_config: Option<LogConfig>,
     /// `--mount`: bind, volume and tmpfs mounts in Docker's long form.
@@ -222,6 +235,15 @@ impl LogConfig {
         }
         Ok((size, files))
     }
+}
+
+/// A device and a rate (`--device-read-bps /dev/sda:1mb` sends
+/// `{"Path": "/dev/sda", "Rate": 1048576}`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
 }
 
 /// One `HostConfig.Mounts` entry (`--mount type=…,source=…,target=…`).

@@ -207,6 +207,32 @@ pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_0
     Ok(spec)
 }
 
+/// All the container's limits: [`limits_for`]'s, and the rest of Docker's
+/// (reservation, swappiness, the OOM killer, memory nodes, IO weight and
+/// throttles, whose devices are read now).
+pub fn container_limits(c: &Container) -> Result<chapter_02::Limits, String> {
+    let h = &c.host_config;
+    let mut limits = limits_for(c);
+    limits.memory_reservation = (h.memory_reservation > 0).then_some(h.memory_reservation as u64);
+    limits.memory_swappiness = h.memory_swappiness.filter(|s| *s >= 0).map(|s| s as u64);
+    limits.oom_kill_disable = h.oom_kill_disable.unwrap_or(false);
+    limits.cpuset_mems = (!h.cpuset_mems.is_empty()).then(|| h.cpuset_mems.clone());
+    if h.blkio_weight > 0 {
+        limits.blkio_weight = Some(u64::from(h.blkio_weight));
+    }
+    let rates = |list: &Option<Vec<crate::api::ThrottleDevice>>, iops: bool| {
+        list.iter()
+            .flatten()
+            .map(|t| chapter_02::limits::parse_device_rate(&format!("{}:{}", t.path, t.rate), iops))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    limits.read_bps = rates(&h.blkio_device_read_bps, false)?;
+    limits.write_bps = rates(&h.blkio_device_write_bps, false)?;
+    limits.read_iops = rates(&h.blkio_device_read_iops, true)?;
+    limits.write_iops = rates(&h.blkio_device_write_iops, true)?;
+    Ok(limits)
+}
+
 // ANCHOR: limits_for
 /// The cgroup limits of this container, in chapter 02's terms.
 pub fn limits_for(c: &Container) -> chapter_02::Limits {
@@ -339,8 +365,10 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             readonly: false,
         });
     }
-    let (cgroup, _warnings) =
-        chapter_02::container::create_limited(&cgroup_name(id), &limits_for(&c))?;
+    let (cgroup, _warnings) = chapter_02::container::create_limited(
+        &cgroup_name(id),
+        &container_limits(&c).map_err(|e| anyhow!(e))?,
+    )?;
 
     let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged(), paths)?;

@@ -179,3 +179,129 @@ fn namespace_modes_names_and_groups_are_dockers() {
     engine.ok(&["rm", "-f", "grouped"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn the_rest_of_dockers_resource_flags_reach_the_cgroup() {
+    if !privileged("the_rest_of_dockers_resource_flags_reach_the_cgroup") {
+        return;
+    }
+    let engine = Engine::start();
+    // A block device of this machine for the throttles.
+    let device = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
+        .find(|d| std::path::Path::new(d).exists())
+        .expect("a block device");
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        let r = std::fs::metadata(&device).unwrap().rdev();
+        format!("{}:{}", libc::major(r), libc::minor(r))
+    };
+    let read_bps = format!("{device}:1mb");
+    let write_iops = format!("{device}:100");
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--network",
+        "none",
+        "--memory",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swappiness",
+        "10",
+        "--oom-kill-disable",
+        "--cpuset-mems",
+        "0",
+        "--device-read-bps",
+        &read_bps,
+        "--device-write-iops",
+        &write_iops,
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    let id = engine.inspect("limited")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dirs: Vec<std::path::PathBuf> = testkit::janitor::find_cgroups(&engine.cgroup_prefix)
+        .into_iter()
+        .filter(|d| d.display().to_string().contains(&id))
+        .collect();
+    let read = |file: &str| -> String {
+        dirs.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+            .unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
+    };
+    let v2 = dirs.iter().any(|d| d.join("cgroup.controllers").exists());
+    if v2 {
+        assert_eq!(read("memory.low").trim(), "33554432");
+        assert!(read("io.max").contains(&format!("{rdev} rbps=1048576")));
+    } else {
+        assert_eq!(read("memory.soft_limit_in_bytes").trim(), "33554432");
+        assert_eq!(read("memory.swappiness").trim(), "10");
+        assert!(read("memory.oom_control").contains("oom_kill_disable 1"));
+        assert!(read("blkio.throttle.read_bps_device").contains(&format!("{rdev} 1048576")));
+        assert!(read("blkio.throttle.write_iops_device").contains(&format!("{rdev} 100")));
+    }
+    assert_eq!(read("cpuset.mems").trim(), "0");
+    let h = &engine.inspect("limited")["HostConfig"];
+    assert_eq!(
+        (
+            h["MemoryReservation"].as_i64(),
+            h["MemorySwappiness"].as_i64()
+        ),
+        (Some(32 << 20), Some(10))
+    );
+    assert_eq!(h["BlkioDeviceReadBps"][0]["Rate"], 1 << 20);
+    // update changes the reservation live.
+    engine.ok(&["update", "--memory-reservation", "16m", "limited"]);
+    let now = if v2 {
+        read("memory.low")
+    } else {
+        read("memory.soft_limit_in_bytes")
+    };
+    assert_eq!(now.trim(), "16777216");
+    let bad = engine.run(&[
+        "run",
+        "--rm",
+        "--memory-swappiness",
+        "101",
+        "fixture",
+        "true",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("0 to 100"),
+        "{bad:?}"
+    );
+    for cli in common::docker_clis() {
+        engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "dlimited",
+                "--network",
+                "none",
+                "--memory-reservation",
+                "20m",
+                "--device-read-bps",
+                &read_bps,
+                "fixture",
+                "sleep",
+                "600",
+            ],
+        );
+        let h = &engine.inspect("dlimited")["HostConfig"];
+        assert_eq!(h["MemoryReservation"], 20 << 20, "{}", cli.display());
+        assert_eq!(h["BlkioDeviceReadBps"][0]["Path"], device.as_str());
+        engine.ok(&["rm", "-f", "dlimited"]);
+    }
+    engine.ok(&["rm", "-f", "limited"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

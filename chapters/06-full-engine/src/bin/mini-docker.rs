@@ -196,6 +196,14 @@ enum Command {
         cpuset_cpus: Option<String>,
         #[arg(long, allow_hyphen_values = true)]
         pids_limit: Option<i64>,
+        /// A soft memory limit
+        #[arg(long)]
+        memory_reservation: Option<String>,
+        #[arg(long)]
+        cpuset_mems: Option<String>,
+        /// Relative IO weight, 10 to 1000
+        #[arg(long)]
+        blkio_weight: Option<u16>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -466,6 +474,33 @@ struct RunArgs {
     /// Another group for the container's processes (a name or a number)
     #[arg(long)]
     group_add: Vec<String>,
+    /// A soft memory limit (reclaimed towards under pressure)
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// 0 to 100: how readily its memory is swapped (cgroup v1)
+    #[arg(long)]
+    memory_swappiness: Option<i64>,
+    /// No OOM kills: it waits for memory instead (cgroup v1)
+    #[arg(long)]
+    oom_kill_disable: bool,
+    /// Memory nodes it may use (0-1)
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Relative IO weight, 10 to 1000
+    #[arg(long)]
+    blkio_weight: Option<u16>,
+    /// DEVICE:RATE read limit (/dev/sda:1mb)
+    #[arg(long)]
+    device_read_bps: Vec<String>,
+    /// DEVICE:RATE write limit
+    #[arg(long)]
+    device_write_bps: Vec<String>,
+    /// DEVICE:N read operations per second
+    #[arg(long)]
+    device_read_iops: Vec<String>,
+    /// DEVICE:N write operations per second
+    #[arg(long)]
+    device_write_iops: Vec<String>,
     /// json-file (the default) or none
     #[arg(long)]
     log_driver: Option<String>,
@@ -1012,17 +1047,12 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
             cpu_shares,
             cpuset_cpus,
             pids_limit,
+            memory_reservation,
+            cpuset_mems,
+            blkio_weight,
             containers,
         } => {
-            let size = |flag: &str, v: &Option<String>| -> Result<i64> {
-                match v.as_deref() {
-                    None => Ok(0),
-                    Some("-1") => Ok(-1),
-                    Some(text) => chapter_02::size::parse_size(text)
-                        .map(|n| n as i64)
-                        .map_err(|e| anyhow!("invalid argument for {flag}: {e}")),
-                }
-            };
+            let size = size_flag;
             let body = json!({
                 "Memory": size("--memory", &memory)?,
                 "MemorySwap": size("--memory-swap", &memory_swap)?,
@@ -1030,6 +1060,9 @@ async fn run(client: &Client, command: Command) -> Result<i32> {
                 "CpuShares": cpu_shares.unwrap_or(0),
                 "CpusetCpus": cpuset_cpus.unwrap_or_default(),
                 "PidsLimit": pids_limit.unwrap_or(0),
+                "MemoryReservation": size("--memory-reservation", &memory_reservation)?,
+                "CpusetMems": cpuset_mems.unwrap_or_default(),
+                "BlkioWeight": blkio_weight.unwrap_or(0),
             });
             return each_request(client, "POST", &containers, Some(&body), |c| {
                 format!("/containers/{}/update", enc(c))
@@ -1980,6 +2013,29 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
     }
 }
 
+/// `DEVICE:RATE` flags as the API's `{"Path", "Rate"}` (the rate in bytes
+/// or operations per second: 1mb is 1048576, as Docker's CLI sends it).
+fn throttle_devices(flag: &str, specs: &[String], iops: bool) -> Result<Value> {
+    specs
+        .iter()
+        .map(|s| {
+            let (path, rate) = s
+                .rsplit_once(':')
+                .ok_or_else(|| anyhow!("invalid argument {s:?} for {flag}: use DEVICE:RATE"))?;
+            let rate = if iops {
+                rate.parse::<u64>().map_err(|_| {
+                    anyhow!("invalid argument {s:?} for {flag}: a number of operations")
+                })?
+            } else {
+                chapter_02::size::parse_size(rate)
+                    .map_err(|e| anyhow!("invalid argument {s:?} for {flag}: {e}"))?
+            };
+            Ok(json!({"Path": path, "Rate": rate}))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Value::from)
+}
+
 /// `--mount` as one `HostConfig.Mounts` entry, with Docker's keys and
 /// their aliases (src, dst, destination, ro).
 fn mount_of(spec: &str) -> Result<Value> {
@@ -2053,6 +2109,18 @@ fn healthcheck_of(args: &RunArgs) -> Result<Value> {
     }))
 }
 
+/// A size flag as Docker's CLI reads it: 64m, 1g, bytes; -1 for
+/// unlimited; absent is 0.
+fn size_flag(flag: &str, v: &Option<String>) -> Result<i64> {
+    match v.as_deref() {
+        None => Ok(0),
+        Some("-1") => Ok(-1),
+        Some(text) => chapter_02::size::parse_size(text)
+            .map(|n| n as i64)
+            .map_err(|e| anyhow!("invalid argument for {flag}: {e}")),
+    }
+}
+
 fn create_body(args: &RunArgs) -> Result<Value> {
     let mut env: Vec<String> = Vec::new();
     for file in &args.env_file {
@@ -2067,15 +2135,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         }
     }
     env.extend(args.env.iter().map(|e| expand_env(e)));
-    let size = |flag: &str, v: &Option<String>| -> Result<i64> {
-        match v.as_deref() {
-            None => Ok(0),
-            Some("-1") => Ok(-1),
-            Some(text) => chapter_02::size::parse_size(text)
-                .map(|n| n as i64)
-                .map_err(|e| anyhow!("invalid argument for {flag}: {e}")),
-        }
-    };
+    let size = size_flag;
     if let Some(c) = args.cpus {
         if c.is_nan() || c <= 0.0 {
             return Err(anyhow!(
@@ -2095,6 +2155,15 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "DnsOptions": args.dns_option,
         "GroupAdd": args.group_add,
         "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
+        "MemoryReservation": size("--memory-reservation", &args.memory_reservation)?,
+        "MemorySwappiness": args.memory_swappiness,
+        "OomKillDisable": args.oom_kill_disable,
+        "CpusetMems": args.cpuset_mems.clone().unwrap_or_default(),
+        "BlkioWeight": args.blkio_weight.unwrap_or(0),
+        "BlkioDeviceReadBps": throttle_devices("--device-read-bps", &args.device_read_bps, false)?,
+        "BlkioDeviceWriteBps": throttle_devices("--device-write-bps", &args.device_write_bps, false)?,
+        "BlkioDeviceReadIOps": throttle_devices("--device-read-iops", &args.device_read_iops, true)?,
+        "BlkioDeviceWriteIOps": throttle_devices("--device-write-iops", &args.device_write_iops, true)?,
         "LogConfig": if args.log_driver.is_none() && args.log_opt.is_empty() {
             Value::Null
         } else {

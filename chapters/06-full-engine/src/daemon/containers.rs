@@ -262,8 +262,8 @@ impl Daemon {
             userns,
             aliases,
         };
-        crate::monitor::limits_for(&c)
-            .validate()
+        crate::monitor::container_limits(&c)
+            .and_then(|l| l.validate())
             .map_err(ApiError::bad_request)?;
         if let Some(h) = &c.hostname.get(..) {
             if h.len() > 64 {
@@ -869,7 +869,20 @@ impl Daemon {
         {
             h.cpuset_cpus = v.to_string();
         }
-        let limits = crate::monitor::limits_for(&c);
+        if let Some(v) = int("MemoryReservation").filter(|v| *v != 0) {
+            h.memory_reservation = v;
+        }
+        if let Some(v) = int("BlkioWeight").filter(|v| *v != 0) {
+            h.blkio_weight = v.clamp(0, u16::MAX as i64) as u16;
+        }
+        if let Some(v) = body
+            .get("CpusetMems")
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+        {
+            h.cpuset_mems = v.to_string();
+        }
+        let limits = crate::monitor::container_limits(&c).map_err(ApiError::bad_request)?;
         limits.validate().map_err(ApiError::bad_request)?;
         let (running, dirs) = self.entry(&id, |e| {
             (
@@ -889,6 +902,11 @@ impl Daemon {
             warnings = cgroup
                 .apply(&limits)
                 .map_err(|e| ApiError::bad_request(format!("updating the limits of {id}: {e}")))?;
+            warnings.extend(
+                chapter_02::limits::apply_extras(&dirs, &limits).map_err(|e| {
+                    ApiError::bad_request(format!("updating the limits of {id}: {e}"))
+                })?,
+            );
         }
         write_json(&self.paths.config(&id), &c)?;
         self.entry(&id, |e| e.c = c)?;
