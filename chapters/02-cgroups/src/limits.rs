@@ -220,6 +220,58 @@ pub fn device_of(path: &Path) -> Result<(u64, u64), String> {
     Ok((libc::major(dev) as u64, libc::minor(dev) as u64))
 }
 
+/// The limits of the group beyond the main ones (reservation, swappiness,
+/// the OOM killer, memory nodes), written to whichever of the group's
+/// directories has the file: v1's names or v2's. One the hierarchy lacks
+/// is a warning, never silently dropped.
+pub fn apply_extras(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<Vec<String>, String> {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+            .find(|p| p.exists())
+    };
+    let write = |path: std::path::PathBuf, value: &str| {
+        std::fs::write(&path, value)
+            .map_err(|e| format!("writing {value} to {}: {e}", path.display()))
+    };
+    let mut warnings = Vec::new();
+    let mut set = |names: &[&str], value: Option<String>, flag: &str| -> Result<(), String> {
+        let Some(value) = value else { return Ok(()) };
+        match find(names) {
+            Some(path) => write(path, &value),
+            None => {
+                warnings.push(format!(
+                    "this cgroup hierarchy has no {}: {flag} is not applied",
+                    names.join(" or ")
+                ));
+                Ok(())
+            }
+        }
+    };
+    set(
+        &["memory.soft_limit_in_bytes", "memory.low"],
+        limits.memory_reservation.map(|r| r.to_string()),
+        "--memory-reservation",
+    )?;
+    set(
+        &["memory.swappiness"],
+        limits.memory_swappiness.map(|s| s.to_string()),
+        "--memory-swappiness",
+    )?;
+    set(
+        &["memory.oom_control"],
+        limits.oom_kill_disable.then(|| "1".to_string()),
+        "--oom-kill-disable",
+    )?;
+    set(
+        &["cpuset.mems"],
+        limits.cpuset_mems.clone(),
+        "--cpuset-mems",
+    )?;
+    Ok(warnings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,56 +323,4 @@ mod tests {
             Some(Swap::Total(128 << 20))
         );
     }
-}
-
-/// The limits of the group beyond the main ones (reservation, swappiness,
-/// the OOM killer, memory nodes), written to whichever of the group's
-/// directories has the file: v1's names or v2's. One the hierarchy lacks
-/// is a warning, never silently dropped.
-pub fn apply_extras(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<Vec<String>, String> {
-    let find = |names: &[&str]| {
-        names
-            .iter()
-            .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-            .find(|p| p.exists())
-    };
-    let write = |path: std::path::PathBuf, value: &str| {
-        std::fs::write(&path, value)
-            .map_err(|e| format!("writing {value} to {}: {e}", path.display()))
-    };
-    let mut warnings = Vec::new();
-    let mut set = |names: &[&str], value: Option<String>, flag: &str| -> Result<(), String> {
-        let Some(value) = value else { return Ok(()) };
-        match find(names) {
-            Some(path) => write(path, &value),
-            None => {
-                warnings.push(format!(
-                    "this cgroup hierarchy has no {}: {flag} is not applied",
-                    names.join(" or ")
-                ));
-                Ok(())
-            }
-        }
-    };
-    set(
-        &["memory.soft_limit_in_bytes", "memory.low"],
-        limits.memory_reservation.map(|r| r.to_string()),
-        "--memory-reservation",
-    )?;
-    set(
-        &["memory.swappiness"],
-        limits.memory_swappiness.map(|s| s.to_string()),
-        "--memory-swappiness",
-    )?;
-    set(
-        &["memory.oom_control"],
-        limits.oom_kill_disable.then(|| "1".to_string()),
-        "--oom-kill-disable",
-    )?;
-    set(
-        &["cpuset.mems"],
-        limits.cpuset_mems.clone(),
-        "--cpuset-mems",
-    )?;
-    Ok(warnings)
 }
