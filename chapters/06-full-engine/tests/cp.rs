@@ -151,6 +151,11 @@ fn cp_copies_both_ways_into_running_and_stopped_containers() {
             .contains("Could not find the file /no/such in container box"),
         "{missing:?}"
     );
+    let gone = engine.run(&["cp", &hs("note.txt"), "nosuch:/tmp/"]);
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("No such container"),
+        "{gone:?}"
+    );
     let (status, _, _) = request(&engine, "HEAD", "/containers/box/archive?path=/nope", b"");
     assert_eq!(status, 404);
     let (status, _, body) = request(

@@ -1580,7 +1580,14 @@ fn human_size(bytes: u64) -> String {
     } else {
         2
     };
-    format!("{v:.digits$}{}", units[i])
+    // Go's %.3g, as Docker's go-units: no trailing zeros (0B, 512B, 2kB, 2.05kB).
+    let text = format!("{v:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{}", units[i])
 }
 
 /// Pulls, printing Docker's progress lines (on stderr when the pull is part
@@ -1833,6 +1840,11 @@ async fn cp(client: &Client, src: &str, dst: &str, archive: bool, follow: bool) 
             ))
         }
         (None, Some((container, path))) => {
+            // A missing container first, in so many words: a HEAD for a
+            // path has no body to say which of the two is missing.
+            client
+                .call("GET", &format!("/containers/{}/json", enc(container)), None)
+                .await?;
             let extra = format!(
                 "&noOverwriteDirNonDir=true{}",
                 if archive { "&copyUIDGID=true" } else { "" }
@@ -2536,4 +2548,16 @@ async fn pump(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_are_docker_s() {
+        assert_eq!(super::human_size(0), "0B");
+        assert_eq!(super::human_size(512), "512B");
+        assert_eq!(super::human_size(2048), "2.05kB");
+        assert_eq!(super::human_size(2000), "2kB");
+        assert_eq!(super::human_size(7_350_000), "7.35MB");
+    }
 }

@@ -784,8 +784,10 @@ impl Daemon {
             .unwrap_or(false)
     }
 
-    /// `POST /containers/{id}/kill?signal=SIGKILL`
-    pub fn kill(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
+    /// `POST /containers/{id}/kill?signal=SIGKILL`. A SIGKILL is answered
+    /// once the container has exited (Docker's: a `rm` right after a kill
+    /// finds it stopped); other signals at once.
+    pub async fn kill(&self, query: &str, q: &HashMap<String, String>) -> ApiResult {
         let id = self.find(query)?;
         let signal = match q.get("signal").filter(|s| !s.is_empty()) {
             Some(s) => {
@@ -793,12 +795,13 @@ impl Daemon {
             }
             None => libc::SIGKILL,
         };
-        let pid = self.entry(&id, |e| e.state.pid)?;
+        let (pid, mut life) = self.entry(&id, |e| (e.state.pid, e.life.subscribe()))?;
         if !self.is_running(&id) {
             return Err(ApiError::conflict(format!(
                 "Cannot kill container: {query}: Container {id} is not running"
             )));
         }
+        let exits = life.borrow_and_update().exits;
         if signal == libc::SIGKILL {
             self.set_manually_stopped(&id, true)?;
         }
@@ -810,6 +813,16 @@ impl Daemon {
         let mut attributes = serde_json::Map::new();
         attributes.insert("signal".into(), j!(signal.to_string()));
         self.event("container", "kill", &id, attributes);
+        if signal == libc::SIGKILL {
+            let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                while life.borrow_and_update().exits == exits {
+                    if life.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+        }
         Ok(http::empty(StatusCode::NO_CONTENT))
     }
 

@@ -226,7 +226,7 @@ async fn dispatch(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
             "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
         )),
         ("GET", ["plugins"]) => Ok(json(StatusCode::OK, &serde_json::json!([]))),
-        ("POST", ["containers", id, "kill"]) => d.kill(id, &query(&req)),
+        ("POST", ["containers", id, "kill"]) => d.kill(id, &query(&req)).await,
         ("POST", ["containers", id, "resize"]) => d.resize(id, &query(&req)).await,
         ("GET", ["containers", id, "logs"]) => d.logs(id, &query(&req)),
         ("GET", ["containers", id, "stats"]) => d.stats(id),
