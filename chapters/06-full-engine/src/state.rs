@@ -58,6 +58,10 @@ pub struct Container {
     /// name): in the network's /etc/hosts files beside its name.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The networks it joined besides the one its mode names (`network
+    /// connect`), in order: the second is its eth1, and so on.
+    #[serde(default)]
+    pub networks: Vec<String>,
     /// `--ip`: the address it asked for on its network.
     #[serde(default)]
     pub ip: Option<std::net::Ipv4Addr>,
@@ -195,6 +199,10 @@ impl Paths {
     /// The container's place on a network while it runs.
     pub fn endpoint(&self, id: &str) -> PathBuf {
         self.container(id).join("endpoint.json")
+    }
+    /// Its place on one more network (`network connect`) while it runs.
+    pub fn extra_endpoint(&self, id: &str, network: &str) -> PathBuf {
+        self.container(id).join(format!("endpoint-{network}.json"))
     }
     pub fn socket(&self, id: &str) -> PathBuf {
         self.root.join("sock").join(crate::ids::short(id))

@@ -300,3 +300,95 @@ fn the_docker_cli_publishes_ports_and_creates_networks() {
     docker(&["network", "rm", "dnet"]);
     assert_eq!(engine.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn a_container_joins_and_leaves_more_networks_running_or_not() {
+    if !privileged("a_container_joins_and_leaves_more_networks_running_or_not") {
+        return;
+    }
+    let engine = Engine::start();
+    engine.ok(&["network", "create", "front"]);
+    engine.ok(&["network", "create", "back"]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "back",
+        "fixture",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // (busybox's wget -T crashes here: a name that does not resolve fails fast anyway)
+    let fetch = |from: &str| engine.run(&["exec", from, "wget", "-qO-", "http://api/"]);
+    assert!(!fetch("web").status.success(), "not on back yet");
+    // A running container joins: eth1 appears, the names of back resolve.
+    engine.ok(&["network", "connect", "back", "web"]);
+    let links = engine.ok(&["exec", "web", "ip", "-4", "-o", "addr"]);
+    assert!(links.contains("eth0") && links.contains("eth1"), "{links}");
+    let got = fetch("web");
+    assert!(
+        String::from_utf8_lossy(&got.stdout).starts_with("hello-from-"),
+        "{got:?}"
+    );
+    let nets = &engine.inspect("web")["NetworkSettings"]["Networks"];
+    assert!(
+        nets["front"]["IPAddress"].is_string() && nets["back"]["IPAddress"].is_string(),
+        "{nets}"
+    );
+    let refused = engine.run(&["network", "connect", "back", "web"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("already exists"),
+        "{refused:?}"
+    );
+    // …and leaves: eth1 goes, so does the way to api.
+    engine.ok(&["network", "disconnect", "back", "web"]);
+    assert!(!engine
+        .ok(&["exec", "web", "ip", "-4", "-o", "addr"])
+        .contains("eth1"));
+    assert!(!fetch("web").status.success());
+    // A stopped container joins now and is plugged in when it starts.
+    engine.ok(&[
+        "create",
+        "--name",
+        "late",
+        "--network",
+        "front",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    engine.ok(&["network", "connect", "back", "late"]);
+    engine.ok(&["start", "late"]);
+    assert!(String::from_utf8_lossy(&fetch("late").stdout).starts_with("hello-from-"));
+    let refused = engine.run(&["network", "rm", "back"]);
+    assert!(!refused.status.success(), "back is in use by late");
+    // The docker CLIs connect and disconnect the same way.
+    for cli in common::docker_clis() {
+        engine.docker_ok(&cli, &["network", "connect", "back", "web"]);
+        assert!(
+            String::from_utf8_lossy(&fetch("web").stdout).starts_with("hello-from-"),
+            "{}",
+            cli.display()
+        );
+        engine.docker_ok(&cli, &["network", "disconnect", "back", "web"]);
+        assert!(!fetch("web").status.success());
+    }
+    engine.ok(&["rm", "-f", "api", "web", "late"]);
+    engine.ok(&["network", "rm", "front", "back"]);
+    assert_eq!(engine.leftovers(), Vec::<String>::new());
+}

@@ -355,6 +355,16 @@ enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Put a container on one more network (at once if it runs)
+    Connect {
+        /// Another name of the container on that network
+        #[arg(long)]
+        alias: Vec<String>,
+        network: String,
+        container: String,
+    },
+    /// Take a container off a network it joined
+    Disconnect { network: String, container: String },
 }
 
 #[derive(Subcommand)]
@@ -1512,6 +1522,30 @@ async fn network(client: &Client, command: NetworkCommand) -> Result<i32> {
             return inspect_each(client, "/networks", &names, "").await;
         }
         NetworkCommand::Rm { names } => return remove_each(client, "/networks", &names, "").await,
+        NetworkCommand::Connect {
+            alias,
+            network,
+            container,
+        } => {
+            let body = json!({"Container": container, "EndpointConfig": {"Aliases": alias}});
+            client
+                .call(
+                    "POST",
+                    &format!("/networks/{}/connect", enc(&network)),
+                    Some(&body),
+                )
+                .await?;
+        }
+        NetworkCommand::Disconnect { network, container } => {
+            let body = json!({"Container": container});
+            client
+                .call(
+                    "POST",
+                    &format!("/networks/{}/disconnect", enc(&network)),
+                    Some(&body),
+                )
+                .await?;
+        }
     }
     Ok(0)
 }

@@ -231,6 +231,7 @@ impl Daemon {
         }
         let id = crate::ids::new_id();
         let c = Container {
+            networks: Vec::new(),
             ip,
             groups,
             mounts,
@@ -408,7 +409,13 @@ impl Daemon {
             return Err(self.start_failed(id, &ready));
         };
         if let Some(ep) = &endpoint {
-            if let Err(e) = self.network_attach(c, ep, pid).await {
+            let mut attached = self.network_attach(c, ep, pid).await;
+            for (k, network) in c.networks.iter().enumerate() {
+                if attached.is_ok() {
+                    attached = self.attach_extra(c, network, k + 1, pid).await;
+                }
+            }
+            if let Err(e) = attached {
                 // Dropping `go` makes the monitor give up and clean up.
                 drop(go);
                 let _ = reports.next_line().await;
@@ -1077,9 +1084,20 @@ impl Daemon {
     pub fn inspect(&self, query: &str) -> ApiResult {
         let id = self.find(query)?;
         let endpoint = read_json(&self.paths.endpoint(&id)).ok();
-        let v = self.entry(&id, |e| {
+        let extra = self.extra_endpoints(&id);
+        let mut v = self.entry(&id, |e| {
             inspect_json(&self.paths.container(&id), endpoint.as_ref(), e)
         })?;
+        // The networks it joined, beside its own.
+        for ep in extra {
+            let settings = network_settings(Some(&ep));
+            if let (Some(all), Some(more)) = (
+                v["NetworkSettings"]["Networks"].as_object_mut(),
+                settings["Networks"].as_object(),
+            ) {
+                all.extend(more.clone());
+            }
+        }
         Ok(json(StatusCode::OK, &v))
     }
 

@@ -162,7 +162,10 @@ impl Daemon {
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, e)| network_name(&e.c.host_config.network_mode) == Some(network))
+            .filter(|(_, e)| {
+                network_name(&e.c.host_config.network_mode) == Some(network)
+                    || e.c.networks.iter().any(|n| n == network)
+            })
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -197,15 +200,111 @@ impl Daemon {
         })
     }
 
-    /// Every running container's endpoint.
+    /// Every running container's endpoints, on its own network and on the
+    /// others it joined.
     pub fn endpoints(&self) -> Vec<(String, Endpoint)> {
-        let ids: Vec<String> = self.containers.lock().unwrap().keys().cloned().collect();
-        ids.into_iter()
-            .filter_map(|id| {
-                let ep: Endpoint = read_json(&self.paths.endpoint(&id)).ok()?;
-                Some((id, ep))
+        let entries: Vec<(String, Vec<String>)> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.c.networks.clone()))
+            .collect();
+        let mut out = Vec::new();
+        for (id, extra) in entries {
+            if let Ok(ep) = read_json::<Endpoint>(&self.paths.endpoint(&id)) {
+                out.push((id.clone(), ep));
+            }
+            for network in extra {
+                if let Ok(ep) = read_json::<Endpoint>(&self.paths.extra_endpoint(&id, &network)) {
+                    out.push((id.clone(), ep));
+                }
+            }
+        }
+        out
+    }
+
+    /// A container's endpoints on the networks it joined besides its own.
+    pub fn extra_endpoints(&self, id: &str) -> Vec<Endpoint> {
+        self.endpoints()
+            .into_iter()
+            .filter(|(owner, _)| owner == id)
+            .map(|(_, ep)| ep)
+            .filter(|ep| {
+                read_json::<Endpoint>(&self.paths.endpoint(id))
+                    .map_or(true, |p| p.network != ep.network)
             })
             .collect()
+    }
+
+    /// Plugs a running container (PID `pid`) into one more network, as its
+    /// `eth{k}`: an address of that network, a veth on its bridge, the
+    /// network's rules; no default route (that stays its own network's).
+    pub async fn attach_extra(
+        &self,
+        c: &Container,
+        network: &str,
+        k: usize,
+        pid: i32,
+    ) -> anyhow::Result<()> {
+        let _guard = self.net_lock.lock().await;
+        let n = self
+            .find_network(network)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        let mut taken: Allocations = read_json(&self.ipam_path(&n.name)).unwrap_or_default();
+        let ip = ipam::allocate(&n.subnet, &mut taken, &c.id).map_err(anyhow::Error::msg)?;
+        write_json(&self.ipam_path(&n.name), &taken)?;
+        let ep = Endpoint {
+            network: n.name.clone(),
+            network_id: n.id.clone(),
+            bridge: n.bridge.clone(),
+            ip,
+            prefix: n.subnet.prefix,
+            gateway: n.subnet.gateway(),
+            veth: format!("vx{k}{}", &c.id[..9]),
+            ports: Vec::new(),
+        };
+        write_json(&self.paths.extra_endpoint(&c.id, &n.name), &ep)?;
+        let host = Netlink::host()?;
+        let bridge = host
+            .ensure_bridge(&ep.bridge, ep.gateway, ep.prefix)
+            .await?;
+        nat::ensure_table(&self.net)?;
+        nat::ensure_network_rules(&self.net, &n.name, &ep.bridge, &n.subnet.to_string())?;
+        let peer = format!("vy{k}{}", &c.id[..9]);
+        host.add_veth(&ep.veth, &peer, bridge, pid).await?;
+        Netlink::in_netns_of(pid)
+            .await?
+            .configure_interface(&peer, &format!("eth{k}"), ip, ep.prefix)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a container off one network it joined: its veth, its address.
+    async fn detach_extra(&self, id: &str, network: &str) {
+        let path = self.paths.extra_endpoint(id, network);
+        let Ok(ep) = read_json::<Endpoint>(&path) else {
+            return;
+        };
+        let mut taken: Allocations = read_json(&self.ipam_path(network)).unwrap_or_default();
+        ipam::release(&mut taken, id);
+        let _ = write_json(&self.ipam_path(network), &taken);
+        if let Ok(host) = Netlink::host() {
+            let _ = host.delete(&ep.veth).await;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The networks a container is on: its mode's, then those it joined.
+    fn networks_of(&self, id: &str) -> Vec<String> {
+        self.entry(id, |e| {
+            network_name(&e.c.host_config.network_mode)
+                .map(String::from)
+                .into_iter()
+                .chain(e.c.networks.iter().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// `GET /networks`
@@ -315,6 +414,111 @@ impl Daemon {
         write_json(&self.network_path(&body.name), &network)?;
         self.network_event("create", &network);
         Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warning": ""})))
+    }
+
+    /// Joins or leaves a network other than the container's own.
+    async fn connect_other(
+        &self,
+        id: &str,
+        network: &Network,
+        body: crate::api::NetworkConnect,
+        connect: bool,
+        running: bool,
+    ) -> ApiResult {
+        let (mode, joined, c) = self.entry(id, |e| {
+            (
+                e.c.host_config.network_mode.clone(),
+                e.c.networks.clone(),
+                e.c.clone(),
+            )
+        })?;
+        if network_name(&mode).is_none() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("container {} has network mode {mode}: it cannot be connected to another network", crate::ids::short(id)),
+            ));
+        }
+        let short = crate::ids::short(id).to_string();
+        if connect {
+            if joined.contains(&network.name) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "endpoint with name {} already exists in network {}",
+                        c.name, network.name
+                    ),
+                ));
+            }
+            if network.name == "bridge" {
+                return Err(ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "joining the default bridge as a second network is not supported by this engine: connect a user-defined network",
+                ));
+            }
+            let aliases = body
+                .endpoint_config
+                .and_then(|e| e.aliases)
+                .unwrap_or_default();
+            let c = self.entry(id, |e| {
+                e.c.networks.push(network.name.clone());
+                for a in aliases {
+                    if !e.c.aliases.contains(&a) {
+                        e.c.aliases.push(a);
+                    }
+                }
+                e.c.clone()
+            })?;
+            crate::state::write_json(&self.paths.config(id), &c)?;
+            if running {
+                let pid = self.entry(id, |e| e.state.pid)?;
+                if let Err(e) = self
+                    .attach_extra(&c, &network.name, c.networks.len(), pid)
+                    .await
+                {
+                    let _guard = self.net_lock.lock().await;
+                    self.detach_extra(id, &network.name).await;
+                    let c = self.entry(id, |e| {
+                        e.c.networks.retain(|n| n != &network.name);
+                        e.c.clone()
+                    })?;
+                    crate::state::write_json(&self.paths.config(id), &c)?;
+                    return Err(ApiError::internal(format!(
+                        "connecting {short} to {}: {e:#}",
+                        network.name
+                    )));
+                }
+            }
+        } else {
+            if !joined.contains(&network.name) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "container {short} is not connected to network {}",
+                        network.name
+                    ),
+                ));
+            }
+            if running {
+                let _guard = self.net_lock.lock().await;
+                self.detach_extra(id, &network.name).await;
+            }
+            let c = self.entry(id, |e| {
+                e.c.networks.retain(|n| n != &network.name);
+                e.c.clone()
+            })?;
+            crate::state::write_json(&self.paths.config(id), &c)?;
+        }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("name".into(), j!(network.name));
+        attributes.insert("type".into(), j!("bridge"));
+        attributes.insert("container".into(), j!(id));
+        self.event(
+            "network",
+            if connect { "connect" } else { "disconnect" },
+            &network.id,
+            attributes,
+        );
+        Ok(http::empty(StatusCode::OK))
     }
 
     fn network_event(&self, action: &str, n: &Network) {
@@ -567,6 +771,10 @@ impl Daemon {
             return;
         };
         let _guard = self.net_lock.lock().await;
+        let extra = self.entry(id, |e| e.c.networks.clone()).unwrap_or_default();
+        for network in extra {
+            self.detach_extra(id, &network).await;
+        }
         let _ = nat::delete_owned(&self.net, &format!("ctr:{id}"));
         self.held_ports.lock().unwrap().remove(id);
         let mut taken: Allocations = read_json(&self.ipam_path(&ep.network)).unwrap_or_default();
@@ -601,11 +809,11 @@ impl Daemon {
         }
     }
 
-    /// `POST /networks/{id}/connect` and `disconnect`: a container keeps
-    /// one network here, the one its mode names; connecting it to that
-    /// network again (what compose does after create) records its aliases,
-    /// disconnecting a stopped container from it forgets them. Another
-    /// network is refused with the reason.
+    /// `POST /networks/{id}/connect` and `disconnect`. The network its mode
+    /// names: connecting again (what compose does after create) records its
+    /// aliases, disconnecting a stopped container forgets them. Another
+    /// network: joined (as eth1, eth2, … when it runs, at once if it runs
+    /// now) or left.
     pub async fn network_connect(
         &self,
         query: &str,
@@ -623,15 +831,9 @@ impl Daemon {
         })?;
         let on = network_name(&mode);
         if on != Some(network.name.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                format!(
-                    "mini-docker gives a container one network, the one it was created on ({}): it cannot {} {}",
-                    on.unwrap_or(&mode),
-                    if connect { "also join" } else { "leave it for" },
-                    network.name
-                ),
-            ));
+            return self
+                .connect_other(&id, &network, body, connect, running)
+                .await;
         }
         if !connect && running {
             return Err(ApiError::conflict(format!(
@@ -738,7 +940,7 @@ impl Daemon {
             .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
             .map(|ip| std::net::SocketAddr::new(ip, 53))
             .collect();
-        let task = tokio::spawn(self.clone().serve_dns(socket, ep.network, servers));
+        let task = tokio::spawn(self.clone().serve_dns(socket, id.to_string(), servers));
         if let Some(old) = self
             .dns
             .lock()
@@ -758,7 +960,7 @@ impl Daemon {
     async fn serve_dns(
         self: Arc<Self>,
         socket: Arc<tokio::net::UdpSocket>,
-        network: String,
+        id: String,
         servers: Vec<std::net::SocketAddr>,
     ) {
         let mut buf = vec![0u8; 4096];
@@ -767,7 +969,17 @@ impl Daemon {
                 return;
             };
             let packet = buf[..n].to_vec();
-            match dns::answer(&packet, |name| self.dns_lookup(&network, name)) {
+            // The names of every network it is on, its own and those joined.
+            let lookup = |name: &str| {
+                let mut ips: Vec<Ipv4Addr> = self
+                    .networks_of(&id)
+                    .iter()
+                    .flat_map(|n| self.dns_lookup(n, name))
+                    .collect();
+                ips.dedup();
+                ips
+            };
+            match dns::answer(&packet, lookup) {
                 dns::Answer::Reply(bytes) => {
                     let _ = socket.send_to(&bytes, from).await;
                 }

@@ -138,32 +138,7 @@ impl Netlink {
         prefix: u8,
         gateway: Ipv4Addr,
     ) -> Result<()> {
-        let index = self
-            .index_of(peer)
-            .await?
-            .ok_or_else(|| anyhow!("{peer} is not in the container"))?;
-        self.handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .name("eth0".to_string())
-                    .build(),
-            )
-            .execute()
-            .await
-            .context("renaming the container's interface to eth0")?;
-        self.handle
-            .address()
-            .add(index, IpAddr::V4(ip), prefix)
-            .execute()
-            .await
-            .with_context(|| format!("giving eth0 the address {ip}/{prefix}"))?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .context("bringing eth0 up")?;
+        let index = self.configure_interface(peer, "eth0", ip, prefix).await?;
         let route = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gateway)
             .output_interface(index)
@@ -175,6 +150,45 @@ impl Netlink {
             .await
             .with_context(|| format!("adding the default route via {gateway}"))?;
         Ok(())
+    }
+
+    /// Inside the container: `peer` becomes `name` with `ip/prefix`, up
+    /// (another network's interface: its subnet is routed, not the world).
+    /// Returns its index.
+    pub async fn configure_interface(
+        &self,
+        peer: &str,
+        name: &str,
+        ip: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<u32> {
+        let index = self
+            .index_of(peer)
+            .await?
+            .ok_or_else(|| anyhow!("{peer} is not in the container"))?;
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .name(name.to_string())
+                    .build(),
+            )
+            .execute()
+            .await
+            .with_context(|| format!("renaming the container's interface to {name}"))?;
+        self.handle
+            .address()
+            .add(index, IpAddr::V4(ip), prefix)
+            .execute()
+            .await
+            .with_context(|| format!("giving {name} the address {ip}/{prefix}"))?;
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .with_context(|| format!("bringing {name} up"))?;
+        Ok(index)
     }
 
     /// Brings link `name` up (a new network namespace's `lo` is down).
