@@ -9,10 +9,8 @@ use super::Daemon;
 use crate::archive::{ArchiveSpec, Op, PathStat, Reply, Root};
 use crate::state::Status;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use std::io::Write;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
@@ -52,14 +50,7 @@ impl Daemon {
         // checked before anything is written).
         let upload = if matches!(op, Op::Put { .. }) {
             let mut file = tempfile::tempfile_in(self.store.root().join("ingest"))?;
-            let mut body = req.into_body();
-            while let Some(frame) = body.frame().await {
-                let frame = frame
-                    .map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
-                if let Some(data) = frame.data_ref() {
-                    file.write_all(data)?;
-                }
-            }
+            http::spool(req, &mut file, "archive").await?;
             use std::io::Seek;
             file.seek(std::io::SeekFrom::Start(0))?;
             Some(file)

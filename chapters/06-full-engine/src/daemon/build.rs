@@ -16,12 +16,11 @@ use crate::build::{self, cache, dockerfile, ignore, words};
 use bytes::Bytes;
 use chapter_04::digest::Digest;
 use chapter_04::manifest::{ContainerConfig as RunConfig, Descriptor, ImageConfig, RootFs};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json as j, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -222,14 +221,7 @@ impl Daemon {
         // The context, as it came.
         let tar_path = work.path().join("context.tar");
         let mut file = std::fs::File::create(&tar_path)?;
-        let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| ApiError::bad_request(format!("reading the build context: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                file.write_all(data)?;
-            }
-        }
+        http::spool(req, &mut file, "build context").await?;
         drop(file);
         let (tx, response) = http::streaming(StatusCode::OK, "application/json");
         let d = self.clone();

@@ -99,6 +99,23 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Writes a request body (an archive, a build context) to `file` as it
+/// arrives; `what` names it in the error.
+pub async fn spool(
+    req: Request<Incoming>,
+    file: &mut impl std::io::Write,
+    what: &str,
+) -> Result<(), ApiError> {
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the {what}: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            file.write_all(data)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a JSON request body (at most 4 MiB); an empty body is `T::default()`.
 pub async fn body_json<T>(req: Request<Incoming>) -> Result<T, ApiError>
 where

@@ -9,12 +9,10 @@ use crate::api::{ErrorDetail, Message};
 use bytes::Bytes;
 use chapter_04::manifest::Descriptor;
 use chapter_04::unpack::Image;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::{json as j, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 
 /// How Docker shows a stored name: without `docker.io/` and `library/`.
 pub fn familiar(name: &str) -> String {
@@ -195,14 +193,7 @@ impl Daemon {
         let _guard = self.images_lock.lock().await;
         let ingest = self.store.root().join("ingest");
         let mut file = tempfile::NamedTempFile::new_in(&ingest)?;
-        let mut body = req.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
-            if let Some(data) = frame.data_ref() {
-                file.write_all(data)?;
-            }
-        }
+        http::spool(req, &mut file, "archive").await?;
         let d = self.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let archive = std::fs::File::open(file.path())?;

@@ -242,14 +242,7 @@ impl Daemon {
 
     /// Reconnects to the monitors of running containers (needs the runtime).
     pub async fn reconnect(self: &Arc<Self>) {
-        let running: Vec<String> = self
-            .containers
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, e)| e.state.status == Status::Running)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let running = self.running_ids();
         for id in running {
             match self.connect_monitor(&id, &Hello::Wait).await {
                 Ok(conn) => {
@@ -506,19 +499,23 @@ fn take_lock(path: &Path) -> Result<std::fs::File> {
 
 /// Unmounts and removes what a dead monitor left behind.
 impl Daemon {
-    /// Cgroups named for a container (`cgroup_name`) that no running
-    /// container of ours owns: what a daemon killed at the wrong moment
-    /// (between a monitor making its cgroup and the container's record)
-    /// leaves. Whatever is inside is killed, the directories removed.
-    fn sweep_orphaned_cgroups(&self) {
-        let running: std::collections::HashSet<String> = self
-            .containers
+    /// The IDs of the running containers.
+    fn running_ids(&self) -> Vec<String> {
+        self.containers
             .lock()
             .unwrap()
             .iter()
             .filter(|(_, e)| e.state.status == Status::Running)
             .map(|(id, _)| id.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Cgroups named for a container (`cgroup_name`) that no running
+    /// container of ours owns: what a daemon killed at the wrong moment
+    /// (between a monitor making its cgroup and the container's record)
+    /// leaves. Whatever is inside is killed, the directories removed.
+    fn sweep_orphaned_cgroups(&self) {
+        let running = self.running_ids();
         for (id, dir) in container_cgroups() {
             if running.contains(&id) {
                 continue;

@@ -416,6 +416,16 @@ impl Daemon {
         Ok(json(StatusCode::CREATED, &j!({"Id": id, "Warning": ""})))
     }
 
+    /// Takes `network` off the networks the container joined, on disk too.
+    fn forget_joined(&self, id: &str, network: &str) -> Result<(), ApiError> {
+        let c = self.entry(id, |e| {
+            e.c.networks.retain(|n| n != network);
+            e.c.clone()
+        })?;
+        crate::state::write_json(&self.paths.config(id), &c)?;
+        Ok(())
+    }
+
     /// Joins or leaves a network other than the container's own.
     async fn connect_other(
         &self,
@@ -477,11 +487,7 @@ impl Daemon {
                 {
                     let _guard = self.net_lock.lock().await;
                     self.detach_extra(id, &network.name).await;
-                    let c = self.entry(id, |e| {
-                        e.c.networks.retain(|n| n != &network.name);
-                        e.c.clone()
-                    })?;
-                    crate::state::write_json(&self.paths.config(id), &c)?;
+                    self.forget_joined(id, &network.name)?;
                     return Err(ApiError::internal(format!(
                         "connecting {short} to {}: {e:#}",
                         network.name
@@ -502,11 +508,7 @@ impl Daemon {
                 let _guard = self.net_lock.lock().await;
                 self.detach_extra(id, &network.name).await;
             }
-            let c = self.entry(id, |e| {
-                e.c.networks.retain(|n| n != &network.name);
-                e.c.clone()
-            })?;
-            crate::state::write_json(&self.paths.config(id), &c)?;
+            self.forget_joined(id, &network.name)?;
         }
         let mut attributes = serde_json::Map::new();
         attributes.insert("name".into(), j!(network.name));
