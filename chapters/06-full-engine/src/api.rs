@@ -112,6 +112,9 @@ pub struct HostConfig {
     pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     /// `--log-driver json-file|none` and `--log-opt max-size=…,max-file=…`.
     pub log_config: Option<LogConfig>,
+    /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and
+    /// binds, at the same places.
+    pub volumes_from: Option<Vec<String>>,
     /// `--mount`: bind, volume and tmpfs mounts in Docker's long form.
     pub mounts: Option<Vec<Mount>>,
     /// `--group-add`: more groups (names from the image's /etc/group, or

@@ -418,3 +418,121 @@ fn the_long_mount_form_binds_volumes_subpaths_and_tmpfs() {
     engine.ok(&["volume", "rm", "longvol"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn volumes_from_shares_another_containers_volumes() {
+    if !testkit::privileged("volumes_from_shares_another_containers_volumes") {
+        return;
+    }
+    let engine = common::Engine::start();
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().display().to_string();
+    engine.ok(&[
+        "create",
+        "--name",
+        "holder",
+        "--network",
+        "none",
+        "-v",
+        "shared:/shared",
+        "-v",
+        "/scratch",
+        "-v",
+        &format!("{src}:/hostdir"),
+        "fixture",
+        "true",
+    ]);
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "holder",
+        "fixture",
+        "sh",
+        "-c",
+        "echo one > /shared/f && echo two > /scratch/g && echo three > /hostdir/h && echo ok",
+    ]);
+    assert_eq!(out, "ok\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("h")).unwrap(),
+        "three\n"
+    );
+    // :ro makes them all read-only here.
+    let ro = engine.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "holder:ro",
+        "fixture",
+        "sh",
+        "-c",
+        "cat /shared/f /scratch/g; echo x > /shared/f",
+    ]);
+    let text =
+        String::from_utf8_lossy(&ro.stdout).into_owned() + &String::from_utf8_lossy(&ro.stderr);
+    assert!(
+        text.starts_with("one\ntwo\n") && text.contains("Read-only"),
+        "{text}"
+    );
+    let bad = engine.run(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder:sideways",
+        "fixture",
+        "true",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("invalid --volumes-from"),
+        "{bad:?}"
+    );
+    let none = engine.run(&["run", "--rm", "--volumes-from", "nosuch", "fixture", "true"]);
+    assert!(
+        String::from_utf8_lossy(&none.stderr).contains("No such container"),
+        "{none:?}"
+    );
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--volumes-from",
+                "holder",
+                "fixture",
+                "cat",
+                "/shared/f",
+            ],
+        );
+        assert_eq!(out, "one\n", "{}", cli.display());
+    }
+    // --label-file, with --label winning.
+    let labels = host.path().join("labels");
+    std::fs::write(&labels, "# team labels\ntier=back\n\nowner=ops\n").unwrap();
+    engine.ok(&[
+        "create",
+        "--name",
+        "labelled",
+        "--label-file",
+        &labels.display().to_string(),
+        "-l",
+        "owner=dev",
+        "fixture",
+        "true",
+    ]);
+    let l = &engine.inspect("labelled")["Config"]["Labels"];
+    assert_eq!(
+        (l["tier"].as_str(), l["owner"].as_str()),
+        (Some("back"), Some("dev")),
+        "{l}"
+    );
+    engine.ok(&["rm", "-v", "holder", "labelled"]);
+    engine.ok(&["volume", "rm", "shared"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

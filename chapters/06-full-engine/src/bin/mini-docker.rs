@@ -565,6 +565,12 @@ struct RunArgs {
     /// A label, KEY=VALUE (or KEY, with an empty value)
     #[arg(short = 'l', long)]
     label: Vec<String>,
+    /// A file of labels, one KEY=VALUE a line (# comments)
+    #[arg(long)]
+    label_file: Vec<std::path::PathBuf>,
+    /// Another container's volumes, at the same places: CONTAINER[:ro|rw]
+    #[arg(long)]
+    volumes_from: Vec<String>,
     /// When the container exits: no, always, unless-stopped, on-failure[:N]
     #[arg(long)]
     restart: Option<String>,
@@ -2082,6 +2088,23 @@ fn throttle_devices(flag: &str, specs: &[String], iops: bool) -> Result<Value> {
         .map(Value::from)
 }
 
+/// `--label-file` lines (KEY=VALUE; blank lines and # comments skipped),
+/// before the `--label`s, which win.
+fn labels_of(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    let mut labels = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow!("reading label file {}: {e}", file.display()))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    Ok(labels)
+}
+
 /// `--mount` as one `HostConfig.Mounts` entry, with Docker's keys and
 /// their aliases (src, dst, destination, ro).
 fn mount_of(spec: &str) -> Result<Value> {
@@ -2200,6 +2223,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "DnsSearch": args.dns_search,
         "DnsOptions": args.dns_option,
         "GroupAdd": args.group_add,
+        "VolumesFrom": args.volumes_from,
         "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
         "MemoryReservation": size("--memory-reservation", &args.memory_reservation)?,
         "MemorySwappiness": args.memory_swappiness,
@@ -2239,7 +2263,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "WorkingDir": args.workdir.clone().unwrap_or_default(),
         "StopSignal": args.stop_signal,
         "StopTimeout": args.stop_timeout,
-        "Labels": args.label.iter().map(|l| {
+        "Labels": labels_of(&args.label_file)?.iter().chain(&args.label).map(|l| {
             let (k, v) = l.split_once('=').unwrap_or((l, ""));
             (k.to_string(), json!(v))
         }).collect::<serde_json::Map<_, _>>(),

@@ -5,7 +5,7 @@ use super::http::{self, flag, json, ApiError, ApiResult};
 use super::{Daemon, Entry, Life, Pending};
 use crate::api::{ContainerConfig, CreateRequest};
 use crate::monitor::{Exit, Hello};
-use crate::state::{read_json, write_json, Container, State, Status};
+use crate::state::{read_json, write_json, Container, MountKind, State, Status};
 use crate::stdcopy::{frame, Stream};
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -187,12 +187,41 @@ impl Daemon {
             .chain(image_config.volumes.iter())
             .flat_map(|v| v.keys().cloned())
             .collect();
-        let mounts = self.plan_mounts(
+        let mut mounts = self.plan_mounts(
             host_config.binds.as_deref().unwrap_or_default(),
             host_config.mounts.as_deref().unwrap_or_default(),
             &host_config.tmpfs.clone().unwrap_or_default(),
             &image_volumes,
         )?;
+        // --volumes-from: the other's volumes and binds where it has them,
+        // read-only with :ro (its own mode with :rw or nothing); never
+        // anonymous here (they are the other container's to remove).
+        for spec in host_config.volumes_from.iter().flatten() {
+            let (other, mode) = match spec.rsplit_once(':') {
+                Some((o, m)) if m == "ro" || m == "rw" => (o, Some(m)),
+                Some(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid --volumes-from {spec:?}: use CONTAINER[:ro|rw]"
+                    )))
+                }
+                None => (spec.as_str(), None),
+            };
+            let other_id = self.find(other)?;
+            let theirs = self.entry(&other_id, |e| e.c.mounts.clone())?;
+            for mut m in theirs.into_iter().filter(|m| m.kind != MountKind::Tmpfs) {
+                if mounts.iter().any(|own| own.destination == m.destination) {
+                    return Err(ApiError::bad_request(format!(
+                        "duplicate mount point: {} (from --volumes-from {other})",
+                        m.destination
+                    )));
+                }
+                if let Some(mode) = mode {
+                    m.readonly = mode == "ro";
+                }
+                m.anonymous = false;
+                mounts.push(m);
+            }
+        }
         let exposed_ports: Vec<String> = config
             .exposed_ports
             .iter()
