@@ -868,3 +868,77 @@ fn attach_to_a_running_container_and_detach_with_its_keys() {
     engine.ok(&["rm", "-f", "echoer"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn odd_labels_filter_and_a_restart_loop_does_not_starve_the_daemon() {
+    if !privileged("odd_labels_filter_and_a_restart_loop_does_not_starve_the_daemon") {
+        return;
+    }
+    let engine = Engine::start();
+    // Labels with spaces, '=', quotes, ';', a comma and non-ASCII: kept
+    // as given, found by a filter through the query's JSON and encoding.
+    let odd = r#"wei rd.key=va=lue "quoted"; ünï,code 🐳"#;
+    engine.ok(&["create", "--name", "odd", "-l", odd, "fixture", "true"]);
+    engine.ok(&[
+        "create",
+        "--name",
+        "plain",
+        "-l",
+        "wei rd.key=other",
+        "fixture",
+        "true",
+    ]);
+    let labels = &engine.inspect("odd")["Config"]["Labels"];
+    assert_eq!(labels["wei rd.key"], r#"va=lue "quoted"; ünï,code 🐳"#);
+    let filter = format!("label={odd}");
+    let ours = engine.ok(&["ps", "-a", "--filter", &filter]);
+    let rows: Vec<&str> = ours.lines().skip(1).collect();
+    assert!(rows.len() == 1 && rows[0].ends_with(" odd"), "{ours}");
+    for cli in common::docker_clis() {
+        let seen = engine.docker_ok(
+            &cli,
+            &["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        );
+        assert_eq!(names(&seen), ["odd"], "{}", cli.display());
+    }
+    let refused = engine.run(&["ps", "--filter", "no-such-filter=1"]);
+    assert!(!refused.status.success());
+    // A container that exits at once under --restart always: the backoff
+    // spaces its restarts out, and the daemon goes on serving others.
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "looper",
+        "--network",
+        "none",
+        "--restart",
+        "always",
+        "fixture",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    for i in 0..10 {
+        assert_eq!(
+            engine.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "fixture",
+                "echo",
+                &format!("served-{i}")
+            ]),
+            format!("served-{i}\n")
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let count = engine.inspect("looper")["RestartCount"].as_i64().unwrap();
+    assert!(
+        (1..=12).contains(&count),
+        "restarts are spaced out by the backoff (100 ms doubling): {count}"
+    );
+    engine.ok(&["rm", "-f", "looper", "odd", "plain"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
