@@ -112,6 +112,9 @@ pub struct HostConfig {
     pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     /// `--log-driver json-file|none` and `--log-opt max-size=…,max-file=…`.
     pub log_config: Option<LogConfig>,
+    /// `--ulimit NAME=SOFT[:HARD]`: resource limits of the container's
+    /// processes.
+    pub ulimits: Option<Vec<Ulimit>>,
     /// `--volumes-from CONTAINER[:ro|rw]`: that container's volumes and
     /// binds, at the same places.
     pub volumes_from: Option<Vec<String>>,
@@ -237,6 +240,61 @@ impl LogConfig {
             );
         }
         Ok((size, files))
+    }
+}
+
+/// One `--ulimit`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl Ulimit {
+    /// The resource, and the limit as setrlimit(2) takes it (-1: unlimited);
+    /// the error names what is wrong, as Docker's does.
+    pub fn resource(&self) -> Result<(libc::__rlimit_resource_t, libc::rlimit), String> {
+        let resource = match self.name.as_str() {
+            "core" => libc::RLIMIT_CORE,
+            "cpu" => libc::RLIMIT_CPU,
+            "data" => libc::RLIMIT_DATA,
+            "fsize" => libc::RLIMIT_FSIZE,
+            "locks" => libc::RLIMIT_LOCKS,
+            "memlock" => libc::RLIMIT_MEMLOCK,
+            "msgqueue" => libc::RLIMIT_MSGQUEUE,
+            "nice" => libc::RLIMIT_NICE,
+            "nofile" => libc::RLIMIT_NOFILE,
+            "nproc" => libc::RLIMIT_NPROC,
+            "rss" => libc::RLIMIT_RSS,
+            "rtprio" => libc::RLIMIT_RTPRIO,
+            "rttime" => libc::RLIMIT_RTTIME,
+            "sigpending" => libc::RLIMIT_SIGPENDING,
+            "stack" => libc::RLIMIT_STACK,
+            "as" => libc::RLIMIT_AS,
+            other => return Err(format!("invalid ulimit type: {other}")),
+        };
+        let value = |v: i64| {
+            if v < 0 {
+                libc::RLIM_INFINITY
+            } else {
+                v as libc::rlim_t
+            }
+        };
+        if self.hard >= 0 && (self.soft < 0 || self.soft > self.hard) {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {} > {}",
+                self.soft, self.hard
+            ));
+        }
+        Ok((
+            resource,
+            libc::rlimit {
+                rlim_cur: value(self.soft),
+                rlim_max: value(self.hard),
+            },
+        ))
     }
 }
 

@@ -150,6 +150,15 @@ pub fn helper_main(spec: &ExecSpec) -> Result<i32> {
     security.masked_paths.clear(); // the container's mounts already hide them
     security.readonly_paths.clear();
     let hardening = chapter_01::security::Prepared::new(&security);
+    // The container's --ulimit, for what runs in it later too.
+    for u in spec.host_config.ulimits.iter().flatten() {
+        let (resource, limit) = u.resource().map_err(|e| anyhow!(e))?;
+        // SAFETY: setrlimit(2) on ourselves with a valid rlimit.
+        if unsafe { libc::setrlimit(resource, &limit) } < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("--ulimit {}", u.name));
+        }
+    }
     enter(spec)?;
     // In the container's user namespace we are still host root, which it
     // does not map: become its root, as PID 1 did (chapter 01's become_root).

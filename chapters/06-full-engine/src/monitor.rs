@@ -400,6 +400,17 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             .map(|[h, w]| (h, w));
     }
     let mut child = spawn_paused(&spec, &mut stdio, &*cgroup.0, log_fd)?;
+    // --ulimit: set on PID 1 while it waits for go, kept across its exec.
+    for u in c.host_config.ulimits.iter().flatten() {
+        let (resource, limit) = u.resource().map_err(|e| anyhow!(e))?;
+        // SAFETY: prlimit(2) on our paused child with a valid rlimit.
+        let rc =
+            unsafe { libc::prlimit(child.pid().as_raw(), resource, &limit, std::ptr::null_mut()) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("--ulimit {}", u.name));
+        }
+    }
 
     let shared = Arc::new(Shared {
         tty: c.config.tty,

@@ -305,3 +305,75 @@ fn the_rest_of_dockers_resource_flags_reach_the_cgroup() {
     engine.ok(&["rm", "-f", "limited"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+#[test]
+fn ulimits_are_set_on_the_containers_processes() {
+    if !privileged("ulimits_are_set_on_the_containers_processes") {
+        return;
+    }
+    let engine = Engine::start();
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=123:456",
+        "--ulimit",
+        "nproc=77",
+        "fixture",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn; ulimit -u",
+    ]);
+    assert_eq!(out, "123\n456\n77\n");
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=99",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        engine.ok(&["exec", "lim", "sh", "-c", "ulimit -n"]),
+        "99\n",
+        "an exec gets the container's limits"
+    );
+    for (flag, says) in [
+        ("nofile=5:3", "soft limit must be less than or equal"),
+        ("bogus=1", "invalid ulimit type"),
+        ("nofile", "NAME=SOFT"),
+    ] {
+        let out = engine.run(&["run", "--rm", "--ulimit", flag, "fixture", "true"]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{flag}: {out:?}"
+        );
+    }
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--ulimit",
+                "nofile=321:654",
+                "fixture",
+                "sh",
+                "-c",
+                "ulimit -n; ulimit -Hn",
+            ],
+        );
+        assert_eq!(out, "321\n654\n", "{}", cli.display());
+    }
+    engine.ok(&["rm", "-f", "lim"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

@@ -568,6 +568,9 @@ struct RunArgs {
     /// A file of labels, one KEY=VALUE a line (# comments)
     #[arg(long)]
     label_file: Vec<std::path::PathBuf>,
+    /// A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048)
+    #[arg(long)]
+    ulimit: Vec<String>,
     /// Another container's volumes, at the same places: CONTAINER[:ro|rw]
     #[arg(long)]
     volumes_from: Vec<String>,
@@ -2224,6 +2227,13 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "DnsOptions": args.dns_option,
         "GroupAdd": args.group_add,
         "VolumesFrom": args.volumes_from,
+        "Ulimits": args.ulimit.iter().map(|u| {
+            let bad = || anyhow!("invalid argument {u:?} for --ulimit: use NAME=SOFT[:HARD], e.g. nofile=1024:2048");
+            let (name, limits) = u.split_once('=').ok_or_else(bad)?;
+            let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+            let n = |v: &str| v.parse::<i64>().map_err(|_| bad());
+            Ok(json!({"Name": name, "Soft": n(soft)?, "Hard": n(hard)?}))
+        }).collect::<Result<Vec<_>>>()?,
         "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
         "MemoryReservation": size("--memory-reservation", &args.memory_reservation)?,
         "MemorySwappiness": args.memory_swappiness,

@@ -110,6 +110,9 @@ impl Daemon {
                 log.kind = "json-file".into();
             }
         }
+        for u in host_config.ulimits.iter().flatten() {
+            u.resource().map_err(ApiError::bad_request)?;
+        }
         let remapped = host_config.userns_mode != "host" && self.remap.is_some();
         host_config
             .validate_modes(&config.hostname, remapped)
