@@ -714,14 +714,7 @@ fn logs_rotate_by_max_size_and_max_file_and_the_none_driver_keeps_nothing() {
         (&["--log-driver", "syslog"][..], "not supported"),
         (&["--log-opt", "tag=x"][..], "unknown log opt"),
     ] {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(opts);
-        args.extend_from_slice(&["fixture", "true"]);
-        let out = engine.run(&args);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(says),
-            "{opts:?}: {out:?}"
-        );
+        engine.refuses_run(opts, says);
     }
     for cli in common::docker_clis() {
         engine.docker_ok(

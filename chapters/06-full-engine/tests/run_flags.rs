@@ -58,13 +58,7 @@ fn namespace_modes_names_and_groups_are_dockers() {
         (&["--dns", "not-an-ip"][..], "invalid --dns"),
         (&["--group-add", "nosuchgroup"][..], "unknown group"),
     ] {
-        let mut all = vec!["run", "--rm"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["fixture", "true"]);
-        let out = engine.run(&all);
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(says), "{args:?}: {err}");
+        engine.refuses_run(args, says);
     }
 
     // Names: --add-host (host-gateway is the default bridge's gateway),
@@ -350,11 +344,7 @@ fn ulimits_are_set_on_the_containers_processes() {
         ("bogus=1", "invalid ulimit type"),
         ("nofile", "NAME=SOFT"),
     ] {
-        let out = engine.run(&["run", "--rm", "--ulimit", flag, "fixture", "true"]);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(says),
-            "{flag}: {out:?}"
-        );
+        engine.refuses_run(&["--ulimit", flag], says);
     }
     for cli in common::docker_clis() {
         let out = engine.docker_ok(

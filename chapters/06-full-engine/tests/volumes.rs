@@ -262,11 +262,7 @@ fn a_symlink_in_the_image_cannot_send_a_mount_to_the_host() {
         ("/a:/b:rx", "invalid mode"),
         ("x:/", "root"),
     ] {
-        let out = engine.run(&["run", "--rm", "-v", spec, "fixture", "true"]);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(says),
-            "{spec}: {out:?}"
-        );
+        engine.refuses_run(&["-v", spec], says);
     }
     assert_eq!(host_mounts(), before);
     assert_eq!(engine.leftovers(), Vec::<String>::new());
@@ -387,12 +383,7 @@ fn the_long_mount_form_binds_volumes_subpaths_and_tmpfs() {
         ("type=weird,target=/x", "invalid mount type"),
         ("type=bind,source=/tmp", "target is required"),
     ] {
-        let out = engine.run(&["run", "--rm", "--mount", mount, "fixture", "true"]);
-        assert!(!out.status.success(), "{mount}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains(says),
-            "{mount}: {out:?}"
-        );
+        engine.refuses_run(&["--mount", mount], says);
     }
     // The docker CLIs send the same long form.
     for cli in common::docker_clis() {

@@ -217,6 +217,17 @@ impl Engine {
         cmd
     }
 
+    /// `run --rm FLAGS fixture true` must fail, its error saying `says`.
+    pub fn refuses_run(&self, flags: &[&str], says: &str) {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["fixture", "true"]);
+        let out = self.run(&args);
+        assert!(!out.status.success(), "{flags:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+
     /// `inspect NAME` as JSON (the first object).
     pub fn inspect(&self, name: &str) -> serde_json::Value {
         serde_json::from_str::<serde_json::Value>(&self.ok(&["inspect", name])).unwrap()[0].clone()
