@@ -61,6 +61,9 @@ fn health_checks_turn_healthy_and_unhealthy() {
     );
     assert_eq!(h["FailingStreak"], 0);
     assert!(engine.ok(&["ps"]).contains("(healthy)"));
+    let healthy = engine.ok(&["ps", "-q", "--filter", "health=healthy"]);
+    assert_eq!(healthy.lines().count(), 1, "{healthy}");
+    assert_eq!(engine.ok(&["ps", "-q", "--filter", "health=unhealthy"]), "");
     let config = &engine.inspect("hc")["Config"]["Healthcheck"];
     assert_eq!(
         config["Test"],
@@ -143,6 +146,8 @@ fn health_checks_turn_healthy_and_unhealthy() {
     ]);
     std::thread::sleep(Duration::from_millis(600));
     assert!(health(&engine, "off").is_null());
+    let none = engine.ok(&["ps", "--filter", "health=none"]);
+    assert!(none.contains(" off") && !none.contains(" img"), "{none}");
 
     // Both docker CLIs set a check the same way.
     for (i, cli) in common::docker_clis().iter().enumerate() {

@@ -509,15 +509,32 @@ impl Daemon {
     /// Waits on a monitor's `wait` connection; records the exit.
     pub async fn watch_exit(self: Arc<Self>, id: String, conn: tokio::net::UnixStream) {
         let health = tokio::spawn(self.clone().watch_health(id.clone()));
+        // The running container's cgroups (the exit's state has none).
+        let dirs = self
+            .entry(&id, |e| e.state.cgroup_dirs.clone())
+            .unwrap_or_default();
         let mut lines = BufReader::new(conn).lines();
         let exit: Option<Exit> = match lines.next_line().await {
             Ok(Some(line)) => serde_json::from_str(&line).ok(),
             _ => None,
         };
         health.abort();
+        // Stopped for sure (a probe's exec helper, killed with it, cannot
+        // join the cgroup after this).
+        let _ = health.await;
         // The network goes first, so whoever sees the exit (a `wait`, a
         // `ps`) finds the address and the rules already released.
         self.network_detach(&id).await;
+        // An exec helper (a health probe, a `docker exec`) that joined the
+        // cgroup as the container ended can keep it from being removed:
+        // what is left goes now, before anyone hears of the exit (a `rm` that
+        // follows, a restart that would make the cgroup again).
+        if dirs.iter().any(|d| d.exists()) {
+            let (paths, cid) = (self.paths.clone(), id.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || super::cleanup_leftovers(&paths, &cid, &dirs))
+                    .await;
+        }
         if exit.is_none() {
             // The monitor died without a word (killed): record that.
             self.monitor_lost(&id);
@@ -1147,7 +1164,7 @@ impl Daemon {
             q,
             &[
                 "label", "name", "id", "status", "ancestor", "exited", "network", "volume",
-                "before", "since",
+                "before", "since", "health",
             ],
         )?;
         // Filters on status or exit code look at every container.
@@ -1191,7 +1208,12 @@ impl Daemon {
                         e.state.status == Status::Exited && x.parse() == Ok(e.state.exit_code)
                     })
                     && f.any("network", |n| {
-                        n == network || (n == "bridge" && network == "default")
+                        n == network
+                            || (n == "bridge" && network == "default")
+                            || c.networks.iter().any(|j| j == n)
+                    })
+                    && f.any("health", |h| {
+                        h == e.health.as_ref().map_or("none", |health| health.status)
                     })
                     && f.any("volume", |v| {
                         c.mounts
