@@ -203,37 +203,28 @@ impl Daemon {
     /// Every running container's endpoints, on its own network and on the
     /// others it joined.
     pub fn endpoints(&self) -> Vec<(String, Endpoint)> {
-        let entries: Vec<(String, Vec<String>)> = self
-            .containers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(id, e)| (id.clone(), e.c.networks.clone()))
-            .collect();
+        let ids: Vec<String> = self.containers.lock().unwrap().keys().cloned().collect();
         let mut out = Vec::new();
-        for (id, extra) in entries {
+        for id in ids {
             if let Ok(ep) = read_json::<Endpoint>(&self.paths.endpoint(&id)) {
                 out.push((id.clone(), ep));
             }
-            for network in extra {
-                if let Ok(ep) = read_json::<Endpoint>(&self.paths.extra_endpoint(&id, &network)) {
-                    out.push((id.clone(), ep));
-                }
-            }
+            out.extend(
+                self.extra_endpoints(&id)
+                    .into_iter()
+                    .map(|ep| (id.clone(), ep)),
+            );
         }
         out
     }
 
-    /// A container's endpoints on the networks it joined besides its own.
+    /// A container's endpoints on the networks it joined besides its own
+    /// (while it runs).
     pub fn extra_endpoints(&self, id: &str) -> Vec<Endpoint> {
-        self.endpoints()
-            .into_iter()
-            .filter(|(owner, _)| owner == id)
-            .map(|(_, ep)| ep)
-            .filter(|ep| {
-                read_json::<Endpoint>(&self.paths.endpoint(id))
-                    .map_or(true, |p| p.network != ep.network)
-            })
+        let joined = self.entry(id, |e| e.c.networks.clone()).unwrap_or_default();
+        joined
+            .iter()
+            .filter_map(|n| read_json(&self.paths.extra_endpoint(id, n)).ok())
             .collect()
     }
 
