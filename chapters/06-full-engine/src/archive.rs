@@ -237,9 +237,6 @@ pub fn helper_main(spec: &ArchiveSpec) -> Result<()> {
             let options = PutOptions {
                 no_overwrite_dir_non_dir: *no_overwrite_dir_non_dir,
                 copy_uid_gid: *copy_uid_gid,
-                // No device nodes from an upload: a container gets its
-                // devices from the engine, never from a tar.
-                devices: chapter_03::apply::Devices::Skip,
             };
             match extract(&mut tar, &dest, &options) {
                 Ok(()) => reply(&mut out, &Reply::Ok(stat)),
@@ -431,7 +428,6 @@ pub struct PutOptions {
     pub no_overwrite_dir_non_dir: bool,
     /// Keep the tar's owners; else everything is the container's root's.
     pub copy_uid_gid: bool,
-    pub devices: chapter_03::apply::Devices,
 }
 
 /// An entry's name as a path under the extraction point: a leading `/` is
@@ -497,8 +493,10 @@ pub fn extract<F: Read + Seek>(
         }
     }
     tar.rewind()?;
+    // No device nodes from an upload: a container gets its devices from
+    // the engine, never from a tar.
     let policy = chapter_03::apply::Policy {
-        devices: options.devices,
+        devices: chapter_03::apply::Devices::Skip,
         ..Default::default()
     };
     let mut archive = tar::Archive::new(&mut *tar);
@@ -594,7 +592,6 @@ mod tests {
         let options = PutOptions {
             no_overwrite_dir_non_dir: true,
             copy_uid_gid: true,
-            devices: chapter_03::apply::Devices::Skip,
         };
         let e = extract(&mut file, dir.path(), &options).unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
