@@ -74,6 +74,30 @@ fn hostile_tar(entries: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// `box`, running, and `idle`, never started: the two states cp serves.
+fn box_and_idle(engine: &Engine) {
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    engine.ok(&[
+        "create",
+        "--name",
+        "idle",
+        "--network",
+        "none",
+        "fixture",
+        "true",
+    ]);
+}
+
 fn exec_out(engine: &Engine, container: &str, script: &str) -> String {
     engine.ok(&["exec", container, "sh", "-c", script])
 }
@@ -233,26 +257,7 @@ fn hostile_uploads_cannot_write_outside_the_container() {
     let outside = tempfile::tempdir().unwrap();
     let o = outside.path().display().to_string();
     let rel_up = format!("../../../../../../../..{o}/dotdot");
-    engine.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "box",
-        "--network",
-        "none",
-        "fixture",
-        "sleep",
-        "600",
-    ]);
-    engine.ok(&[
-        "create",
-        "--name",
-        "idle",
-        "--network",
-        "none",
-        "fixture",
-        "true",
-    ]);
+    box_and_idle(&engine);
     for container in ["box", "idle"] {
         // `..` out of the extraction point: refused, nothing written at all.
         let (status, _, body) = request(
@@ -333,26 +338,7 @@ fn cp_under_a_user_namespace_gives_files_to_the_container_s_root() {
     std::fs::write(&file, "x\n").unwrap();
     std::os::unix::fs::chown(&file, Some(1234), Some(1234)).unwrap();
     let f = file.display().to_string();
-    engine.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "box",
-        "--network",
-        "none",
-        "fixture",
-        "sleep",
-        "600",
-    ]);
-    engine.ok(&[
-        "create",
-        "--name",
-        "idle",
-        "--network",
-        "none",
-        "fixture",
-        "true",
-    ]);
+    box_and_idle(&engine);
     for c in ["box", "idle"] {
         engine.ok(&["cp", &f, &format!("{c}:/tmp/plain")]);
         engine.ok(&["cp", "-a", &f, &format!("{c}:/tmp/kept")]);
