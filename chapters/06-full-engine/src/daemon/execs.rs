@@ -306,7 +306,7 @@ impl Daemon {
 
 type Finish = Box<dyn FnOnce(i32) + Send>;
 
-fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
+pub(crate) fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),

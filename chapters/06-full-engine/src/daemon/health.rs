@@ -211,7 +211,7 @@ async fn probe(spec: &crate::exec::ExecSpec, timeout: Duration) -> Probe {
     match tokio::time::timeout(timeout, run).await {
         Ok((status, mut output)) => {
             output.truncate(MAX_OUTPUT);
-            let code = status.ok().and_then(|s| s.code()).map_or(-1, i64::from);
+            let code = i64::from(super::execs::exit_code(status));
             finish(code, String::from_utf8_lossy(&output).into_owned())
         }
         // Dropping the child kills the helper, and so the probe.
