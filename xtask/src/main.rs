@@ -215,6 +215,16 @@ fn up(no_run: bool) -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    let root = testkit::workspace_root();
+    if let Ok(fs) = nix::sys::statvfs::statvfs(&root) {
+        let free = fs.blocks_available() as f64 * fs.fragment_size() as f64;
+        // A full run takes about 6 GiB (the test build, clippy's, verify's two).
+        eprintln!(
+            "disk: {:.1} GiB free at {} (a full run needs about 6)",
+            free / (1u64 << 30) as f64,
+            root.display()
+        );
+    }
     step("fixture image");
     fixture()?;
     step("formatting");

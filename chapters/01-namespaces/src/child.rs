@@ -17,6 +17,8 @@ use std::os::fd::RawFd;
 
 /// The call number reported when `execve` failed for every candidate path.
 pub const STEP_EXEC: u32 = u32::MAX;
+/// The call number reported when the fork for `--init` failed.
+pub const STEP_INIT: u32 = u32::MAX - 1;
 
 /// The record the child writes on failure: call number and errno.
 pub fn encode_failure(step: u32, errno: i32) -> [u8; 8] {
@@ -113,6 +115,12 @@ pub fn child_main(plan: &Plan, go: RawFd, report: RawFd, unused: [RawFd; 2]) -> 
     let mut kernel = Kernel::default();
     if let Err(errno) = crate::setup::setup(&mut kernel, plan) {
         fail(report, kernel.calls - 1, errno, 125);
+    }
+    if let Some(init) = &plan.init {
+        // Only the command's process comes back from here.
+        if let Err(errno) = crate::init::become_init(init, report, plan.console) {
+            fail(report, STEP_INIT, errno, 125);
+        }
     }
     let (errno, code) = exec_command(&mut kernel, plan);
     fail(report, STEP_EXEC, errno, code)

@@ -43,6 +43,7 @@ pub mod console;
 pub mod course;
 pub mod dev;
 pub mod error;
+pub mod init;
 pub mod ipc;
 pub mod mount;
 pub mod namespaces;

@@ -90,6 +90,10 @@ struct RunArgs {
     /// /etc/subgid, as `dockerd --userns-remap` (adds user; needs root)
     #[arg(long, value_name = "USER")]
     userns_remap: Option<String>,
+    /// Run a tiny init as PID 1 that starts the command, reaps orphans and
+    /// passes signals on (`docker run --init`)
+    #[arg(long)]
+    init: bool,
     /// The command and its arguments
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -168,6 +172,7 @@ fn run_command(args: RunArgs) -> Result<i32> {
     spec.workdir = args.workdir;
     spec.env.extend(args.env);
     spec.forward_signals = true;
+    spec.init = args.init;
     if args.chroot_insecure {
         spec.root_mode = RootMode::ChrootInsecure;
     }

@@ -13,7 +13,7 @@
 //! Dropping a [`Child`] that was never waited for kills and reaps it, so an
 //! error path leaves no process behind.
 
-use crate::child::{self, STEP_EXEC};
+use crate::child::{self, STEP_EXEC, STEP_INIT};
 use crate::error::Error;
 use crate::namespaces::Namespace;
 use crate::plan::{self, Plan};
@@ -256,6 +256,12 @@ impl Child {
         if step == STEP_EXEC {
             let command = self.plan.argv[0].to_string_lossy().into_owned();
             return Error::Exec { command, errno };
+        }
+        if step == STEP_INIT {
+            return Error::Io {
+                what: "forking the command's process from the container's init",
+                errno,
+            };
         }
         match self.calls.get(step as usize) {
             Some(call) => Error::Setup {

@@ -46,6 +46,8 @@ pub struct Plan {
     pub candidates: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// Fork after the setup and stay as the command's init.
+    pub init: Option<crate::init::Init>,
 }
 
 /// Builds a C string from text the spec has checked (no NUL bytes).
@@ -98,6 +100,7 @@ pub fn build(spec: &Spec) -> Plan {
         candidates: exec_candidates(&spec.command[0], &spec.env),
         argv: spec.command.iter().map(|a| cstr(a)).collect(),
         envp: spec.env.iter().map(|e| cstr(e)).collect(),
+        init: spec.init.then(|| crate::init::Init::new(&spec.command)),
     }
 }
 

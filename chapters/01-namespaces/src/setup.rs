@@ -97,6 +97,9 @@ pub fn describe(plan: &Plan) -> String {
         .iter()
         .map(|c| c.to_string_lossy())
         .collect();
+    if plan.init.is_some() {
+        out.push_str("then fork: PID 1 stays as init, the new process goes on\n");
+    }
     out.push_str(&format!("then execve, trying {}\n", tries.join(", ")));
     out
 }

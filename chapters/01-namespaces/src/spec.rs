@@ -85,6 +85,9 @@ pub struct Spec {
     /// What the container sees at /sys/fs/cgroup (chapter 06 says; the
     /// experiments leave it out).
     pub cgroupfs: Option<crate::cgroupfs::CgroupFs>,
+    /// PID 1 is a tiny init of ours that runs the command, reaps orphans
+    /// and passes signals on (`docker run --init`). See [`crate::init`].
+    pub init: bool,
 }
 
 /// The `PATH` a container gets, as Docker sets it.
@@ -114,6 +117,7 @@ impl Spec {
             mounts: Vec::new(),
             readonly_rootfs: false,
             cgroupfs: None,
+            init: false,
         }
     }
 

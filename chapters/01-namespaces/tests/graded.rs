@@ -887,14 +887,18 @@ fn ex1_15_an_unprivileged_user_runs_a_whole_container_through_a_user_namespace()
 }
 
 fn copy_tree(from: &Path, to: &PathBuf) {
-    let ok = Command::new("cp")
+    let out = Command::new("cp")
         .arg("-a")
         .arg(from)
         .arg(to)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "copying {} failed", from.display());
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "copying {} failed: {}",
+        from.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---- 1.15 NET -----------------------------------------------------------------------

@@ -123,6 +123,9 @@ pub struct HostConfig {
     /// `--group-add`: more groups (names from the image's /etc/group, or
     /// numbers) for the container's processes.
     pub group_add: Option<Vec<String>>,
+    /// `--init`: PID 1 is chapter 01's tiny init, which runs the command,
+    /// reaps orphans and passes signals on.
+    pub init: Option<bool>,
 }
 
 impl HostConfig {

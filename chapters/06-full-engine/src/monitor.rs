@@ -193,6 +193,7 @@ pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_0
     spec.env = c.env.clone();
     spec.workdir = c.workdir.clone();
     spec.console = c.config.tty;
+    spec.init = h.init.unwrap_or(false);
     spec.readonly_rootfs = c.host_config.readonly_rootfs;
     let capabilities =
         crate::security::container_capabilities(&c.host_config).map_err(|e| anyhow!(e))?;

@@ -367,3 +367,93 @@ fn ulimits_are_set_on_the_containers_processes() {
     engine.ok(&["rm", "-f", "lim"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
+
+/// Polls `check` (an exec's output) until `done` holds, at most 100 times.
+fn poll(engine: &Engine, container: &str, script: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = engine.ok(&["exec", container, "sh", "-c", script]);
+        if done(&out) {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    out
+}
+
+#[test]
+fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
+    if !privileged("init_is_pid_1_reaps_orphans_and_passes_signals_on") {
+        return;
+    }
+    let engine = Engine::start();
+    // PID 1 is the init, the command PID 2, and its status is the run's.
+    let out = engine.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--init",
+        "fixture",
+        "sh",
+        "-c",
+        "tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm; echo $$; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        common::stdout_of(&out),
+        "mini-docker-init -- sh -c tr '\\0' ' ' < /proc/1/cmdline; echo; cat /proc/1/comm; echo $$; exit 3 \ninit\n2\n"
+    );
+    // An orphan whose parent exits is re-parented to PID 1. `sleep` as PID 1
+    // never waits, so the orphan stays a zombie; the init reaps it.
+    let orphan = "sh -c 'sleep 0.1 &'; exec sleep 600";
+    // Zombies, and processes that still name 0.1 (the pattern does not
+    // match itself in this script's command line; with --init, PID 1's
+    // names it for as long as it runs).
+    let zombies =
+        "grep -l 'State:.Z' /proc/[0-9]*/status | wc -l; grep -l '0[.]1' /proc/[0-9]*/cmdline | wc -l";
+    for (name, init, expect) in [("bare", false, "1\n0\n"), ("inited", true, "0\n1\n")] {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+        if init {
+            args.push("--init");
+        }
+        args.extend_from_slice(&["fixture", "sh", "-c", orphan]);
+        engine.ok(&args);
+        let out = poll(&engine, name, zombies, |out| out == expect);
+        assert_eq!(out, expect, "{name}: zombies, then orphans still running");
+    }
+    // SIGTERM reaches `sleep` through the init (143); sleep as PID 1 has no
+    // handler, so the kernel drops it and stop has to kill (137).
+    engine.ok(&["stop", "-t", "60", "inited"]);
+    assert_eq!(engine.inspect("inited")["State"]["ExitCode"], 143);
+    engine.ok(&["stop", "-t", "1", "bare"]);
+    assert_eq!(engine.inspect("bare")["State"]["ExitCode"], 137);
+    assert_eq!(engine.inspect("inited")["HostConfig"]["Init"], true);
+    assert!(engine.inspect("bare")["HostConfig"]["Init"].is_null());
+    // With a terminal the command's group is the foreground one, so ^C
+    // reaches it once, from the terminal, not also through the init.
+    let out = engine.ok(&[
+        "run",
+        "--rm",
+        "-t",
+        "--network",
+        "none",
+        "--init",
+        "fixture",
+        "sh",
+        "-c",
+        "set -- $(cat /proc/$$/stat); [ $5 = $8 ] && [ $5 = $$ ] && echo foreground",
+    ]);
+    assert_eq!(out.trim(), "foreground");
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run", "--rm", "--network", "none", "--init", "fixture", "cat", "/proc/1/comm",
+            ],
+        );
+        assert_eq!(out, "init\n", "{}", cli.display());
+    }
+    engine.ok(&["rm", "bare", "inited"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}

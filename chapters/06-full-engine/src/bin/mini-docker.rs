@@ -493,6 +493,9 @@ struct RunArgs {
     /// No OOM kills: it waits for memory instead (cgroup v1)
     #[arg(long)]
     oom_kill_disable: bool,
+    /// Run an init inside that forwards signals and reaps processes
+    #[arg(long)]
+    init: bool,
     /// Memory nodes it may use (0-1)
     #[arg(long)]
     cpuset_mems: Option<String>,
@@ -2238,6 +2241,7 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "MemoryReservation": size("--memory-reservation", &args.memory_reservation)?,
         "MemorySwappiness": args.memory_swappiness,
         "OomKillDisable": args.oom_kill_disable,
+        "Init": args.init.then_some(true),
         "CpusetMems": args.cpuset_mems.clone().unwrap_or_default(),
         "BlkioWeight": args.blkio_weight.unwrap_or(0),
         "BlkioDeviceReadBps": throttle_devices("--device-read-bps", &args.device_read_bps, false)?,

@@ -1726,7 +1726,6 @@ const HOST_CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("IOMaximumBandwidth", "0"),
     ("MaskedPaths", "null"),
     ("ReadonlyPaths", "null"),
-    ("Init", "null"),
     ("Mounts", "null"),
 ];
 
