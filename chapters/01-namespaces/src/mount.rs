@@ -101,6 +101,11 @@ pub enum Prepared {
         target: CString,
         readonly: bool,
     },
+    Device {
+        source: CString,
+        target: CString,
+        parents: Vec<CString>,
+    },
 }
 
 fn c_path(p: &std::path::Path) -> CString {
@@ -128,6 +133,15 @@ pub fn prepare(mounts: &[ExtraMount]) -> Vec<Prepared> {
             ExtraMount::Sysfs { target, readonly } => Prepared::Sysfs {
                 target: c_path(target),
                 readonly: *readonly,
+            },
+            ExtraMount::Device {
+                source,
+                target,
+                parents,
+            } => Prepared::Device {
+                source: c_path(source),
+                target: c_path(target),
+                parents: parents.iter().map(|p| c_path(p)).collect(),
             },
         })
         .collect()
@@ -177,6 +191,19 @@ pub fn extra_mounts(sys: &mut impl Sys, mounts: &[Prepared]) -> Result<(), Errno
                     ro | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                     None,
                 )?
+            }
+            // As /dev's own nodes (crate::dev): a bind works in a user
+            // namespace too, where mknod(2) is refused.
+            Prepared::Device {
+                source,
+                target,
+                parents,
+            } => {
+                for dir in parents {
+                    sys.mkdir(dir, 0o755)?;
+                }
+                sys.create_file(target)?;
+                sys.mount(Some(source), target, None, MsFlags::MS_BIND, None)?;
             }
         }
     }

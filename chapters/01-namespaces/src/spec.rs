@@ -40,6 +40,14 @@ pub enum ExtraMount {
         target: PathBuf,
         readonly: bool,
     },
+    /// A host device node (`--device`), bound onto an empty file made at
+    /// `target` after the container's /dev is built; `parents` (outermost
+    /// first) are made before it, for a target inside that fresh /dev.
+    Device {
+        source: PathBuf,
+        target: PathBuf,
+        parents: Vec<PathBuf>,
+    },
 }
 
 /// Everything needed to run one container.

@@ -56,6 +56,10 @@ pub struct Limits {
     pub oom_kill_disable: bool,
     /// Memory nodes the group may use (`--cpuset-mems`).
     pub cpuset_mems: Option<String>,
+    /// The device nodes the group may use, as v1 rules (`c 1:3 rwm`,
+    /// `b *:* m`): everything else is denied. `None` leaves the group's
+    /// inherited access alone (`--privileged`, the experiments).
+    pub devices: Option<Vec<String>>,
 }
 
 impl Limits {
@@ -269,12 +273,92 @@ pub fn apply_extras(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<Vec<
         limits.cpuset_mems.clone(),
         "--cpuset-mems",
     )?;
+    if let Some(rules) = &limits.devices {
+        match find(&["devices.deny"]) {
+            // Deny everything, then allow each rule: one rule per write.
+            Some(deny) => {
+                write(deny.clone(), "a")?;
+                for rule in rules {
+                    write(deny.with_file_name("devices.allow"), rule)?;
+                }
+            }
+            None => warnings.push(
+                "this cgroup hierarchy has no devices controller (cgroup v2 filters devices with a BPF program, which this engine does not load): device nodes are limited only by what the container's /dev holds and by mknod"
+                    .into(),
+            ),
+        }
+    }
     Ok(warnings)
+}
+
+/// The default device rules of a container, as Docker's (runc's allowed
+/// devices): creating any node (`m`), and using /dev/null, zero, full,
+/// random, urandom, tty, console, ptmx, the pseudo-terminals and tun.
+pub const DEFAULT_DEVICE_RULES: [&str; 12] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+/// Checks a device cgroup rule (`--device-cgroup-rule`): `a`, or
+/// `TYPE MAJOR:MINOR ACCESS` with type `a`, `b` or `c`, numbers or `*`,
+/// and access some of `rwm`.
+pub fn parse_device_rule(rule: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "invalid device cgroup rule {rule:?}: use TYPE MAJOR:MINOR ACCESS, e.g. 'c 10:229 rwm' (type a, b or c; numbers or *; access some of r, w, m)"
+        )
+    };
+    let parts: Vec<&str> = rule.split_whitespace().collect();
+    if parts == ["a"] {
+        return Ok("a".into());
+    }
+    let [kind, numbers, access] = parts[..] else {
+        return Err(bad());
+    };
+    let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+    let number = |n: &str| n == "*" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let access_ok =
+        !access.is_empty() && access.len() <= 3 && access.bytes().all(|b| b"rwm".contains(&b));
+    if !matches!(kind, "a" | "b" | "c") || !number(major) || !number(minor) || !access_ok {
+        return Err(bad());
+    }
+    Ok(format!("{kind} {major}:{minor} {access}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_rules_are_checked_as_docker_does() {
+        assert_eq!(parse_device_rule("c 10:229 rwm").unwrap(), "c 10:229 rwm");
+        assert_eq!(parse_device_rule(" b  *:* m ").unwrap(), "b *:* m");
+        assert_eq!(parse_device_rule("a").unwrap(), "a");
+        for bad in [
+            "",
+            "c 10 rwm",
+            "x 1:2 r",
+            "c 1:2 rwx",
+            "c 1:2",
+            "c a:2 r",
+            "c 1:2 rwmr",
+        ] {
+            assert!(parse_device_rule(bad).is_err(), "{bad:?}");
+        }
+        for rule in DEFAULT_DEVICE_RULES {
+            assert_eq!(parse_device_rule(rule).unwrap(), rule);
+        }
+    }
 
     #[test]
     fn cpu_lists_and_swap() {

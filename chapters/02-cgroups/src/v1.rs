@@ -9,9 +9,10 @@ use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The controllers a container uses (freezer: to stop it cleanly).
-pub const CONTROLLERS: [&str; 7] = [
-    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer",
+/// The controllers a container uses (freezer: to stop it cleanly; devices:
+/// which device nodes it may open).
+pub const CONTROLLERS: [&str; 8] = [
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices",
 ];
 
 pub struct V1Cgroup {

@@ -126,6 +126,12 @@ pub struct HostConfig {
     /// `--init`: PID 1 is chapter 01's tiny init, which runs the command,
     /// reaps orphans and passes signals on.
     pub init: Option<bool>,
+    /// `--device HOST[:CONTAINER[:PERMISSIONS]]`: host device nodes in the
+    /// container, and the cgroup rule that lets it use them.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule 'c 10:229 rwm'`: more devices it may use
+    /// (nodes it makes itself with mknod).
+    pub device_cgroup_rules: Option<Vec<String>>,
 }
 
 impl HostConfig {
@@ -308,6 +314,16 @@ impl Ulimit {
 pub struct ThrottleDevice {
     pub path: String,
     pub rate: u64,
+}
+
+/// One `HostConfig.Devices` entry (`--device /dev/fuse:/dev/fuse:rwm`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    /// Some of `r`, `w`, `m` (read, write, mknod); Docker's default `rwm`.
+    pub cgroup_permissions: String,
 }
 
 /// One `HostConfig.Mounts` entry (`--mount type=…,source=…,target=…`).

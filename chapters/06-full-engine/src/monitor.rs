@@ -231,7 +231,142 @@ pub fn container_limits(c: &Container) -> Result<chapter_02::Limits, String> {
     limits.write_bps = rates(&h.blkio_device_write_bps, false)?;
     limits.read_iops = rates(&h.blkio_device_read_iops, true)?;
     limits.write_iops = rates(&h.blkio_device_write_iops, true)?;
+    // Docker's device rules: the defaults, each --device, each
+    // --device-cgroup-rule; a privileged container keeps every device.
+    if !h.privileged {
+        let mut rules: Vec<String> = chapter_02::limits::DEFAULT_DEVICE_RULES
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        for d in &h.devices {
+            for node in gather_devices(d)? {
+                rules.push(node.rule.clone());
+            }
+        }
+        for rule in h.device_cgroup_rules.iter().flatten() {
+            rules.push(chapter_02::limits::parse_device_rule(rule)?);
+        }
+        limits.devices = Some(rules);
+    }
     Ok(limits)
+}
+
+/// One device node of a `--device`: the host's node, where it goes in the
+/// container, and its cgroup rule (`c 10:229 rwm`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceNode {
+    pub host: std::path::PathBuf,
+    pub container: String,
+    pub rule: String,
+}
+
+/// The nodes a `--device` names: the node itself, or for a directory every
+/// node below it (at the same place below the container path), as Docker.
+/// The error says what was wrong, in Docker's words.
+pub fn gather_devices(d: &crate::api::DeviceMapping) -> Result<Vec<DeviceNode>, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let host = d.path_on_host.as_str();
+    let inside = if d.path_in_container.is_empty() {
+        host
+    } else {
+        d.path_in_container.as_str()
+    };
+    let error = |why: &str| {
+        format!("error gathering device information while adding custom device {host:?}: {why}")
+    };
+    if !host.starts_with('/') || !inside.starts_with('/') {
+        return Err(error("both paths must be absolute"));
+    }
+    let permissions = if d.cgroup_permissions.is_empty() {
+        "rwm"
+    } else {
+        d.cgroup_permissions.as_str()
+    };
+    if permissions.len() > 3 || !permissions.bytes().all(|b| b"rwm".contains(&b)) {
+        return Err(error(&format!(
+            "invalid permissions {permissions:?}: use some of r, w, m"
+        )));
+    }
+    let node = |path: &Path, container: String| -> Result<Option<DeviceNode>, String> {
+        let meta = std::fs::metadata(path).map_err(|e| error(&e.to_string()))?;
+        let kind = if meta.file_type().is_char_device() {
+            'c'
+        } else if meta.file_type().is_block_device() {
+            'b'
+        } else {
+            return Ok(None);
+        };
+        let rdev = meta.rdev();
+        let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+        Ok(Some(DeviceNode {
+            host: path.to_path_buf(),
+            container,
+            rule: format!("{kind} {major}:{minor} {permissions}"),
+        }))
+    };
+    let meta = std::fs::metadata(host).map_err(|e| {
+        error(&match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            _ => e.to_string(),
+        })
+    })?;
+    if !meta.is_dir() {
+        return node(Path::new(host), inside.to_string())?
+            .map(|n| vec![n])
+            .ok_or_else(|| error("not a device node"));
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from(host)];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| error(&e.to_string()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| error(&e.to_string()))?.path();
+            let file_type = std::fs::symlink_metadata(&path).map_err(|e| error(&e.to_string()))?;
+            if file_type.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if file_type.file_type().is_symlink() {
+                continue;
+            }
+            let below = path.strip_prefix(host).unwrap_or(&path);
+            let container = format!("{}/{}", inside.trim_end_matches('/'), below.display());
+            found.extend(node(&path, container)?);
+        }
+    }
+    found.sort_by(|a, b| a.container.cmp(&b.container));
+    Ok(found)
+}
+
+/// The mount that puts `node` in the container: inside /dev (a tmpfs the
+/// child makes) its directories are made there too; elsewhere the empty file
+/// is made in the container's own layer, resolved inside its root.
+fn device_mount(merged: &Path, node: &DeviceNode, owner: Owner) -> Result<chapter_01::ExtraMount> {
+    let relative = node.container.trim_start_matches('/');
+    let under_dev = relative.starts_with("dev/")
+        && !relative.split('/').any(|part| part == ".." || part == ".");
+    if !under_dev {
+        let target = resolve_target(merged, &node.container, true, owner)?;
+        return Ok(chapter_01::ExtraMount::Bind {
+            source: node.host.clone(),
+            target,
+            readonly: false,
+        });
+    }
+    let target = merged.join(relative);
+    let dev = merged.join("dev");
+    let mut parents: Vec<std::path::PathBuf> = target
+        .ancestors()
+        .skip(1)
+        .take_while(|p| *p != dev)
+        .map(Path::to_path_buf)
+        .collect();
+    parents.reverse();
+    Ok(chapter_01::ExtraMount::Device {
+        source: node.host.clone(),
+        target,
+        parents,
+    })
 }
 
 // ANCHOR: limits_for
@@ -353,6 +488,11 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     for m in &c.mounts {
         extra_mounts.push(prepare_mount(mounted.merged(), m, owner)?);
     }
+    for d in &c.host_config.devices {
+        for node in gather_devices(d).map_err(|e| anyhow!(e))? {
+            extra_mounts.push(device_mount(mounted.merged(), &node, owner)?);
+        }
+    }
     // The daemon's /etc/hostname, /etc/hosts, /etc/resolv.conf (not for
     // --network host, and not where the user mounted their own).
     for (source, destination) in daemon_files(&dir, &c) {
@@ -366,10 +506,15 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             readonly: false,
         });
     }
-    let (cgroup, _warnings) = chapter_02::container::create_limited(
+    let (cgroup, warnings) = chapter_02::container::create_limited(
         &cgroup_name(id),
         &container_limits(&c).map_err(|e| anyhow!(e))?,
     )?;
+    // A limit this host's cgroups cannot apply is said, never dropped: the
+    // monitor's stderr is containers/ID/monitor.log.
+    for warning in warnings {
+        eprintln!("container {id}: {warning}");
+    }
 
     let mut stdio = make_stdio(&c)?;
     let mut spec = spec_for(&c, mounted.merged(), paths)?;

@@ -449,11 +449,129 @@ fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
         let out = engine.docker_ok(
             &cli,
             &[
-                "run", "--rm", "--network", "none", "--init", "fixture", "cat", "/proc/1/comm",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--init",
+                "fixture",
+                "cat",
+                "/proc/1/comm",
             ],
         );
         assert_eq!(out, "init\n", "{}", cli.display());
     }
     engine.ok(&["rm", "bare", "inited"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
+fn devices_are_given_by_device_and_the_rest_are_denied() {
+    if !privileged("devices_are_given_by_device_and_the_rest_are_denied") {
+        return;
+    }
+    assert!(
+        std::path::Path::new("/dev/fuse").exists(),
+        "this test uses the host's /dev/fuse (10:229)"
+    );
+    let engine = Engine::start();
+    let run = |extra: &[&str], script: &str| -> String {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["fixture", "sh", "-c", script]);
+        common::stdout_of(&engine.run(&args))
+    };
+    // Probes, run inside the container: a node made with mknod (allowed, as
+    // Docker's `m`), then opened; Docker's own devices still work.
+    let made = "mknod /tmp/f c 10 229 && echo made; exec 3</tmp/f && echo opened";
+    if std::path::Path::new("/sys/fs/cgroup/devices").exists() {
+        assert_eq!(run(&[], made), "made\n", "the devices cgroup denies 10:229");
+    }
+    assert_eq!(
+        run(
+            &[],
+            "head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null"
+        ),
+        "3\nnull\n"
+    );
+    assert_eq!(
+        run(&["--device-cgroup-rule", "c 10:229 rw"], made),
+        "made\nopened\n"
+    );
+    assert_eq!(run(&["--privileged"], made), "made\nopened\n");
+    // --device: the host's node, at its own path, elsewhere in /dev (its
+    // directories made), or outside /dev; `r` alone may read, not write.
+    assert_eq!(
+        run(
+            &["--device", "/dev/fuse"],
+            "stat -c '%F %t:%T' /dev/fuse; exec 3</dev/fuse && echo opened"
+        ),
+        "character special file a:e5\nopened\n"
+    );
+    assert_eq!(
+        run(
+            &["--device", "/dev/fuse:/dev/x/y/fz:r"],
+            "exec 3</dev/x/y/fz && echo read; exec 4>/dev/x/y/fz && echo wrote"
+        ),
+        "read\n"
+    );
+    assert_eq!(
+        run(&["--device", "/dev/fuse:/fz"], "exec 3</fz && echo opened"),
+        "opened\n"
+    );
+    // Inspect shows what was asked, with Docker's default permissions.
+    engine.ok(&[
+        "create",
+        "--name",
+        "dev",
+        "--device",
+        "/dev/fuse",
+        "--device-cgroup-rule",
+        "b 7:* rw",
+        "fixture",
+    ]);
+    let host = &engine.inspect("dev")["HostConfig"];
+    assert_eq!(
+        host["Devices"],
+        serde_json::json!([{"PathOnHost": "/dev/fuse", "PathInContainer": "/dev/fuse", "CgroupPermissions": "rwm"}])
+    );
+    assert_eq!(host["DeviceCgroupRules"], serde_json::json!(["b 7:* rw"]));
+    engine.ok(&["rm", "dev"]);
+    for (args, says) in [
+        (
+            &["--device", "/dev/nope"][..],
+            "adding custom device \"/dev/nope\": no such file",
+        ),
+        (&["--device", "/etc/passwd"][..], "not a device node"),
+        (
+            &["--device", "/dev/fuse:rx"][..],
+            "rx is not an absolute path",
+        ),
+        (&["--device", "/dev/fuse:/f:rx"][..], "invalid device mode"),
+        (
+            &["--device-cgroup-rule", "q 1:2 r"][..],
+            "invalid device cgroup rule",
+        ),
+    ] {
+        engine.refuses_run(args, says);
+    }
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--device",
+                "/dev/fuse:/dev/f",
+                "fixture",
+                "sh",
+                "-c",
+                "exec 3</dev/f && echo opened",
+            ],
+        );
+        assert_eq!(out, "opened\n", "{}", cli.display());
+    }
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }

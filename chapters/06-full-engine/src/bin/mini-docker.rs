@@ -496,6 +496,12 @@ struct RunArgs {
     /// Run an init inside that forwards signals and reaps processes
     #[arg(long)]
     init: bool,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS])
+    #[arg(long)]
+    device: Vec<String>,
+    /// Add a rule to the container's allowed devices ('c 10:229 rwm')
+    #[arg(long)]
+    device_cgroup_rule: Vec<String>,
     /// Memory nodes it may use (0-1)
     #[arg(long)]
     cpuset_mems: Option<String>,
@@ -2073,6 +2079,30 @@ async fn pull(client: &Client, image: &str, platform: Option<&str>, to_stderr: b
 
 /// `DEVICE:RATE` flags as the API's `{"Path", "Rate"}` (the rate in bytes
 /// or operations per second: 1mb is 1048576, as Docker's CLI sends it).
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`, read as Docker's CLI reads it:
+/// a second part that is only r, w and m is the permissions.
+fn device_of(spec: &str) -> Result<Value> {
+    let permissions =
+        |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b"rwm".contains(&b));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, inside, perms) = match parts[..] {
+        [host] => (host, host, "rwm"),
+        [host, p] if permissions(p) => (host, host, p),
+        [host, inside] => (host, inside, "rwm"),
+        [host, inside, p] => (host, inside, p),
+        _ => anyhow::bail!(
+            "invalid device specification {spec:?}: use HOST[:CONTAINER][:PERMISSIONS]"
+        ),
+    };
+    if !permissions(perms) {
+        anyhow::bail!("invalid device mode {perms:?} in --device {spec:?}: use some of r, w, m");
+    }
+    if !inside.starts_with('/') {
+        anyhow::bail!("{inside} is not an absolute path (--device {spec:?})");
+    }
+    Ok(json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}))
+}
+
 fn throttle_devices(flag: &str, specs: &[String], iops: bool) -> Result<Value> {
     specs
         .iter()
@@ -2242,6 +2272,8 @@ fn create_body(args: &RunArgs) -> Result<Value> {
         "MemorySwappiness": args.memory_swappiness,
         "OomKillDisable": args.oom_kill_disable,
         "Init": args.init.then_some(true),
+        "Devices": args.device.iter().map(|d| device_of(d)).collect::<Result<Vec<_>>>()?,
+        "DeviceCgroupRules": (!args.device_cgroup_rule.is_empty()).then(|| args.device_cgroup_rule.clone()),
         "CpusetMems": args.cpuset_mems.clone().unwrap_or_default(),
         "BlkioWeight": args.blkio_weight.unwrap_or(0),
         "BlkioDeviceReadBps": throttle_devices("--device-read-bps", &args.device_read_bps, false)?,

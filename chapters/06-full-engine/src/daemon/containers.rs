@@ -113,6 +113,15 @@ impl Daemon {
         for u in host_config.ulimits.iter().flatten() {
             u.resource().map_err(ApiError::bad_request)?;
         }
+        for d in &mut host_config.devices {
+            if d.cgroup_permissions.is_empty() {
+                d.cgroup_permissions = "rwm".into();
+            }
+            crate::monitor::gather_devices(d).map_err(ApiError::bad_request)?;
+        }
+        for rule in host_config.device_cgroup_rules.iter_mut().flatten() {
+            *rule = chapter_02::limits::parse_device_rule(rule).map_err(ApiError::bad_request)?;
+        }
         let remapped = host_config.userns_mode != "host" && self.remap.is_some();
         host_config
             .validate_modes(&config.hostname, remapped)
@@ -1711,8 +1720,6 @@ const HOST_CONFIG_DEFAULTS: &[(&str, &str)] = &[
     ("CpuRealtimePeriod", "0"),
     ("CpuRealtimeRuntime", "0"),
     ("CpusetMems", "\"\""),
-    ("Devices", "[]"),
-    ("DeviceCgroupRules", "null"),
     ("DeviceRequests", "null"),
     ("KernelMemory", "0"),
     ("KernelMemoryTCP", "0"),
