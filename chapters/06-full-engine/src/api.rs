@@ -479,6 +479,85 @@ pub struct ExecStart {
     pub console_size: Option<[u16; 2]>,
 }
 
+/// `POST /containers/create`'s reply.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateResponse {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// A reply that is an ID (`POST /containers/{id}/exec`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IdResponse {
+    pub id: String,
+}
+
+/// `GET /version`, the parts `mini-docker version` shows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VersionInfo {
+    pub version: String,
+    pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    pub kernel_version: String,
+    pub os: String,
+    pub arch: String,
+}
+
+/// One entry of `GET /containers/json`, the parts `ps` shows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    pub command: String,
+    pub created: i64,
+    pub state: String,
+    pub status: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One entry of `GET /images/json`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    pub id: String,
+    pub repo_tags: Option<Vec<String>>,
+    pub created: i64,
+    pub size: u64,
+}
+
+/// One step of `GET /images/{name}/history`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub created: i64,
+    pub created_by: String,
+    pub size: u64,
+    pub comment: String,
+}
+
+/// `GET /exec/{id}/json`, the parts a client waits for.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecInspect {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+}
+
+/// `GET /containers/{id}/top`: ps's column titles and rows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TopResponse {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
 /// One line of a JSON message stream (pull progress).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -510,10 +589,37 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// An error body: `{"message": "..."}`.
+/// An error body: Docker's `{"message": "..."}`, and where a client acts
+/// on the cause, this engine's `kind` (other clients ignore it; Docker's
+/// CLI reads such causes from the message text).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ErrorBody {
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+}
+
+/// Why a request failed, beyond its status, where a client acts on it.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The image named is not in the store (a client may pull it).
+    NoSuchImage,
+    /// The container's command is not in its filesystem (exit code 127).
+    CommandNotFound,
+    /// The container's command exists but cannot be run (exit code 126).
+    CommandNotExecutable,
+}
+
+impl ErrorKind {
+    /// The exit code `docker run` gives for it, as a shell would.
+    pub fn exit_code(self) -> Option<i32> {
+        match self {
+            ErrorKind::NoSuchImage => None,
+            ErrorKind::CommandNotFound => Some(127),
+            ErrorKind::CommandNotExecutable => Some(126),
+        }
+    }
 }
 
 /// An API error: Docker's status code and `{"message": …}`; the daemon
@@ -522,6 +628,7 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    pub kind: Option<ErrorKind>,
 }
 
 impl ApiError {
@@ -529,7 +636,13 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            kind: None,
         }
+    }
+    /// The same error, with its cause said.
+    pub fn with_kind(mut self, kind: ErrorKind) -> ApiError {
+        self.kind = Some(kind);
+        self
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)

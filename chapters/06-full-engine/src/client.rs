@@ -2,6 +2,7 @@
 //! the daemon's unix socket (hyper's client), plain requests, streamed
 //! responses, and hijacked connections for attach and exec.
 
+use crate::api;
 use anyhow::{anyhow, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -32,12 +33,17 @@ impl ApiError {
     /// An error reply: Docker's `{"message": …}`, else the body as text,
     /// else `fallback`.
     fn from_reply(status: StatusCode, bytes: &[u8], fallback: impl FnOnce() -> String) -> ApiError {
-        let message = serde_json::from_slice::<Value>(bytes)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(String::from))
+        let body = serde_json::from_slice::<crate::api::ErrorBody>(bytes).ok();
+        let kind = body.as_ref().and_then(|b| b.kind);
+        let message = body
+            .map(|b| b.message)
             .or_else(|| (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes).into_owned()))
             .unwrap_or_else(fallback);
-        ApiError { status, message }
+        ApiError {
+            status,
+            message,
+            kind,
+        }
     }
 }
 
@@ -198,6 +204,105 @@ impl Client {
         let upgraded = hyper::upgrade::on(&mut response).await?;
         Ok(TokioIo::new(upgraded))
     }
+}
+
+/// The typed calls: each takes and returns the API's structs
+/// ([`crate::api`]), so a field the daemon renames is a compile error here,
+/// not an empty column in `ps`.
+impl Client {
+    /// A JSON request with a typed body (or none) and a typed reply; an
+    /// empty reply reads as `T`'s default.
+    pub async fn typed<B: serde::Serialize, T: serde::de::DeserializeOwned + Default>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let body = body.map(serde_json::to_value).transpose()?;
+        let (_, bytes) = self.call(method, path, body.as_ref()).await?;
+        if bytes.is_empty() {
+            return Ok(T::default());
+        }
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading the daemon's reply to {method} {path}"))
+    }
+
+    pub async fn version(&self) -> Result<api::VersionInfo> {
+        self.typed::<(), _>("GET", "/version", None).await
+    }
+
+    /// `query` is the list's query string (`all=1&filters=…`).
+    pub async fn containers(&self, query: &str) -> Result<Vec<api::ContainerSummary>> {
+        self.typed::<(), _>("GET", &format!("/containers/json?{query}"), None)
+            .await
+    }
+
+    pub async fn create_container(
+        &self,
+        query: &str,
+        request: &api::CreateRequest,
+    ) -> Result<api::CreateResponse> {
+        self.typed(
+            "POST",
+            &format!("/containers/create?{query}"),
+            Some(request),
+        )
+        .await
+    }
+
+    pub async fn top(&self, container: &str) -> Result<api::TopResponse> {
+        self.typed::<(), _>("GET", &format!("/containers/{}/top", enc(container)), None)
+            .await
+    }
+
+    pub async fn create_exec(
+        &self,
+        container: &str,
+        config: &api::ExecConfig,
+    ) -> Result<api::IdResponse> {
+        self.typed(
+            "POST",
+            &format!("/containers/{}/exec", enc(container)),
+            Some(config),
+        )
+        .await
+    }
+
+    pub async fn exec_inspect(&self, exec: &str) -> Result<api::ExecInspect> {
+        self.typed::<(), _>("GET", &format!("/exec/{}/json", enc(exec)), None)
+            .await
+    }
+
+    /// `query` is the list's query string (`filters=…`).
+    pub async fn images(&self, query: &str) -> Result<Vec<api::ImageSummary>> {
+        self.typed::<(), _>("GET", &format!("/images/json?{query}"), None)
+            .await
+    }
+
+    pub async fn history(&self, image: &str) -> Result<Vec<api::HistoryEntry>> {
+        self.typed::<(), _>("GET", &format!("/images/{}/history", enc(image)), None)
+            .await
+    }
+
+    pub async fn connect(&self, network: &str, request: &api::NetworkConnect) -> Result<()> {
+        let path = format!("/networks/{}/connect", enc(network));
+        self.call("POST", &path, Some(&serde_json::to_value(request)?))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A path segment or query value, percent-encoded (RFC 3986 unreserved
+/// characters stay).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Reads a whole streamed body as chunks, calling `f` for each.

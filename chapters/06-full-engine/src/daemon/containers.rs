@@ -508,10 +508,11 @@ impl Daemon {
         state.error = message.clone();
         let _ = write_json(&self.paths.state(id), &state);
         let _ = self.entry(id, |e| e.state = state);
-        if code == 126 || code == 127 {
-            ApiError::bad_request(message)
-        } else {
-            ApiError::internal(message)
+        match code {
+            127 => ApiError::bad_request(message).with_kind(crate::api::ErrorKind::CommandNotFound),
+            126 => ApiError::bad_request(message)
+                .with_kind(crate::api::ErrorKind::CommandNotExecutable),
+            _ => ApiError::internal(message),
         }
     }
 

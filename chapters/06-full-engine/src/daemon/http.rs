@@ -38,7 +38,13 @@ pub fn empty(status: StatusCode) -> Response<Body> {
 }
 
 fn error_response(e: ApiError) -> Response<Body> {
-    json(e.status, &crate::api::ErrorBody { message: e.message })
+    json(
+        e.status,
+        &crate::api::ErrorBody {
+            message: e.message,
+            kind: e.kind,
+        },
+    )
 }
 
 /// The query string as a map (`a=1&b=x%20y`).

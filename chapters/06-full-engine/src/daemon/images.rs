@@ -89,10 +89,10 @@ impl Daemon {
                 }
             }
         }
-        Err(ApiError::not_found(format!(
-            "No such image: {}",
-            familiar(&normalise(name))
-        )))
+        Err(
+            ApiError::not_found(format!("No such image: {}", familiar(&normalise(name))))
+                .with_kind(crate::api::ErrorKind::NoSuchImage),
+        )
     }
 
     /// `POST /images/create?fromImage=…&tag=…`: a pull, reported as

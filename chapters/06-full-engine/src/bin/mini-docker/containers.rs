@@ -218,23 +218,9 @@ pub(super) async fn update(client: &Client, args: UpdateArgs) -> Result<i32> {
 
 pub(super) async fn top(client: &Client, args: TopArgs) -> Result<i32> {
     let TopArgs { container } = args;
-    let v = client
-        .json("GET", &format!("/containers/{}/top", enc(&container)), None)
-        .await?;
-    let titles: Vec<&str> = v["Titles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    println!("{}", titles.join("\t"));
-    for p in v["Processes"].as_array().into_iter().flatten() {
-        let row: Vec<&str> = p
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    let top = client.top(&container).await?;
+    println!("{}", top.titles.join("\t"));
+    for row in top.processes {
         println!("{}", row.join("\t"));
     }
     Ok(0)
@@ -325,15 +311,7 @@ pub(super) async fn start(client: &Client, args: StartArgs) -> Result<i32> {
 pub(super) async fn ps(client: &Client, args: PsArgs) -> Result<i32> {
     let PsArgs { all, quiet, filter } = args;
     let list = client
-        .json(
-            "GET",
-            &format!(
-                "/containers/json?all={}{}",
-                all as u8,
-                filters_query(&filter)?
-            ),
-            None,
-        )
+        .containers(&format!("all={}{}", all as u8, filters_query(&filter)?))
         .await?;
     if !quiet {
         println!(
@@ -341,30 +319,22 @@ pub(super) async fn ps(client: &Client, args: PsArgs) -> Result<i32> {
             "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
         );
     }
-    for c in list.as_array().into_iter().flatten() {
-        let id = c["Id"].as_str().unwrap_or("");
+    for c in list {
+        let id = &c.id[..12.min(c.id.len())];
         if quiet {
-            println!("{}", &id[..12.min(id.len())]);
+            println!("{id}");
             continue;
         }
-        let mut command = format!("\"{}\"", c["Command"].as_str().unwrap_or(""));
+        let mut command = format!("\"{}\"", c.command);
         if command.len() > 22 {
             command = format!("{}…\"", command.chars().take(20).collect::<String>());
         }
-        let names: Vec<&str> = c["Names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str())
-            .map(|n| n.trim_start_matches('/'))
-            .collect();
+        let names: Vec<&str> = c.names.iter().map(|n| n.trim_start_matches('/')).collect();
         println!(
-            "{:<14} {:<24} {:<24} {:<16} {:<36} {}",
-            &id[..12.min(id.len())],
-            c["Image"].as_str().unwrap_or(""),
-            command,
-            ago(c["Created"].as_i64().unwrap_or(0)),
-            c["Status"].as_str().unwrap_or(""),
+            "{id:<14} {:<24} {command:<24} {:<16} {:<36} {}",
+            c.image,
+            ago(c.created),
+            c.status,
             names.join(",")
         );
     }

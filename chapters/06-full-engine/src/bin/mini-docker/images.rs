@@ -195,35 +195,21 @@ pub(super) async fn load(client: &Client, args: LoadArgs) -> Result<i32> {
 
 pub(super) async fn images(client: &Client, args: ImagesArgs) -> Result<i32> {
     let ImagesArgs { quiet, filter } = args;
-    let list = client
-        .json(
-            "GET",
-            &format!("/images/json?{}", filters_query(&filter)?),
-            None,
-        )
-        .await?;
+    let list = client.images(&filters_query(&filter)?).await?;
     if !quiet {
         println!(
             "{:<40} {:<12} {:<14} {:<16} SIZE",
             "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
         );
     }
-    for img in list.as_array().into_iter().flatten() {
-        let id = img["Id"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("sha256:");
+    for img in list {
+        let id = img.id.trim_start_matches("sha256:");
         let short = &id[..id.len().min(12)];
         if quiet {
             println!("{short}");
             continue;
         }
-        let tags: Vec<&str> = img["RepoTags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let tags: Vec<&str> = img.repo_tags.iter().flatten().map(String::as_str).collect();
         let none = ["<none>:<none>"];
         for tag in if tags.is_empty() {
             &none[..]
@@ -233,8 +219,8 @@ pub(super) async fn images(client: &Client, args: ImagesArgs) -> Result<i32> {
             let (repo, t) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
             println!(
                 "{repo:<40} {t:<12} {short:<14} {:<16} {}",
-                ago(img["Created"].as_i64().unwrap_or(0)),
-                human_size(img["Size"].as_u64().unwrap_or(0))
+                ago(img.created),
+                human_size(img.size)
             );
         }
     }
@@ -296,39 +282,36 @@ pub(super) async fn history(client: &Client, args: HistoryArgs) -> Result<i32> {
         quiet,
         image,
     } = args;
-    let list = client
-        .json("GET", &format!("/images/{}/history", enc(&image)), None)
-        .await?;
+    let list = client.history(&image).await?;
     if !quiet {
         println!(
             "{:<14} {:<16} {:<46} {:<10} COMMENT",
             "IMAGE", "CREATED", "CREATED BY", "SIZE"
         );
     }
-    for h in list.as_array().into_iter().flatten() {
-        let id = h["Id"].as_str().unwrap_or("");
-        let id = match id.strip_prefix("sha256:") {
+    for h in list {
+        let id = match h.id.strip_prefix("sha256:") {
             Some(hex) if !no_trunc => hex[..12.min(hex.len())].to_string(),
-            _ => id.to_string(),
+            _ => h.id.clone(),
         };
         if quiet {
             println!("{id}");
             continue;
         }
-        let by = h["CreatedBy"].as_str().unwrap_or("");
+        let by = &h.created_by;
         let by = if no_trunc || by.chars().count() <= 45 {
-            by.to_string()
+            by.clone()
         } else {
             by.chars().take(44).collect::<String>() + "…"
         };
-        let created = match h["Created"].as_i64() {
-            Some(t) if t > 0 => ago(t),
+        let created = match h.created {
+            t if t > 0 => ago(t),
             _ => "N/A".to_string(),
         };
         println!(
             "{id:<14} {created:<16} {by:<46} {:<10} {}",
-            human_size(h["Size"].as_u64().unwrap_or(0)),
-            h["Comment"].as_str().unwrap_or("")
+            human_size(h.size),
+            h.comment
         );
     }
     Ok(0)

@@ -3,7 +3,7 @@
 //! namespace or a cgroup.
 
 use anyhow::{anyhow, Result};
-use chapter_06::client::{each_chunk, socket_path, ApiError, Client};
+use chapter_06::client::{each_chunk, enc, socket_path, ApiError, Client};
 use chapter_06::human::human_duration;
 use chapter_06::stdcopy::next_frame;
 use clap::{Args, Parser, Subcommand};
@@ -139,27 +139,14 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mini-docker: {e:#}");
-            match e.downcast_ref::<ApiError>() {
-                Some(api) if api.message.contains("executable file not found") => 127,
-                Some(api) if api.message.contains("permission denied") => 126,
-                _ => 125,
-            }
+            e.downcast_ref::<ApiError>()
+                .and_then(|api| api.kind?.exit_code())
+                .unwrap_or(125)
         }
     };
     // A blocked read of stdin must not hold the process.
     let _ = std::io::stdout().flush();
     std::process::exit(code)
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// One command: each family of commands is a module of its own.

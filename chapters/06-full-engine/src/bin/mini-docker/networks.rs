@@ -68,14 +68,15 @@ pub(super) async fn network(client: &Client, command: NetworkCommand) -> Result<
             network,
             container,
         } => {
-            let body = json!({"Container": container, "EndpointConfig": {"Aliases": alias}});
-            client
-                .call(
-                    "POST",
-                    &format!("/networks/{}/connect", enc(&network)),
-                    Some(&body),
-                )
-                .await?;
+            let request = chapter_06::api::NetworkConnect {
+                container,
+                endpoint_config: Some(chapter_06::api::EndpointSettings {
+                    aliases: Some(alias),
+                    ipam_config: None,
+                }),
+                force: false,
+            };
+            client.connect(&network, &request).await?;
         }
         NetworkCommand::Disconnect { network, container } => {
             let body = json!({"Container": container});

@@ -1,6 +1,9 @@
 //! `mini-docker run` and `create`: Docker's run flags, read into a create request.
 
 use super::*;
+use chapter_04::manifest::Healthcheck;
+use chapter_06::api;
+use std::collections::BTreeMap;
 
 #[derive(Args, Clone)]
 pub(super) struct RunArgs {
@@ -210,7 +213,7 @@ pub(super) struct RunArgs {
 /// or operations per second: 1mb is 1048576, as Docker's CLI sends it).
 /// `--device HOST[:CONTAINER][:PERMISSIONS]`, read as Docker's CLI reads it:
 /// a second part that is only r, w and m is the permissions.
-pub(super) fn device_of(spec: &str) -> Result<Value> {
+pub(super) fn device_of(spec: &str) -> Result<api::DeviceMapping> {
     let permissions =
         |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b"rwm".contains(&b));
     let parts: Vec<&str> = spec.split(':').collect();
@@ -229,10 +232,18 @@ pub(super) fn device_of(spec: &str) -> Result<Value> {
     if !inside.starts_with('/') {
         anyhow::bail!("{inside} is not an absolute path (--device {spec:?})");
     }
-    Ok(json!({"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}))
+    Ok(api::DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: inside.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
 }
 
-pub(super) fn throttle_devices(flag: &str, specs: &[String], iops: bool) -> Result<Value> {
+pub(super) fn throttle_devices(
+    flag: &str,
+    specs: &[String],
+    iops: bool,
+) -> Result<Vec<api::ThrottleDevice>> {
     specs
         .iter()
         .map(|s| {
@@ -247,10 +258,12 @@ pub(super) fn throttle_devices(flag: &str, specs: &[String], iops: bool) -> Resu
                 chapter_02::size::parse_size(rate)
                     .map_err(|e| anyhow!("invalid argument {s:?} for {flag}: {e}"))?
             };
-            Ok(json!({"Path": path, "Rate": rate}))
+            Ok(api::ThrottleDevice {
+                path: path.to_string(),
+                rate,
+            })
         })
-        .collect::<Result<Vec<_>>>()
-        .map(Value::from)
+        .collect()
 }
 
 /// `--label-file` lines (KEY=VALUE; blank lines and # comments skipped),
@@ -272,8 +285,11 @@ pub(super) fn labels_of(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
 
 /// `--mount` as one `HostConfig.Mounts` entry, with Docker's keys and
 /// their aliases (src, dst, destination, ro).
-pub(super) fn mount_of(spec: &str) -> Result<Value> {
-    let mut m = json!({"Type": "volume", "Source": "", "Target": "", "ReadOnly": false});
+pub(super) fn mount_of(spec: &str) -> Result<api::Mount> {
+    let mut m = api::Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
     let bad = |why: String| anyhow!("invalid argument {spec:?} for --mount: {why}");
     for field in spec.split(',').filter(|f| !f.is_empty()) {
         let (key, value) = field.split_once('=').unwrap_or((field, ""));
@@ -283,27 +299,37 @@ pub(super) fn mount_of(spec: &str) -> Result<Value> {
             other => Err(bad(format!("{key}={other}: true or false"))),
         };
         match key {
-            "type" => m["Type"] = json!(value),
-            "source" | "src" => m["Source"] = json!(value),
-            "target" | "destination" | "dst" => m["Target"] = json!(value),
-            "readonly" | "ro" => m["ReadOnly"] = json!(truth()?),
-            "volume-subpath" => m["VolumeOptions"]["Subpath"] = json!(value),
-            "volume-nocopy" => m["VolumeOptions"]["NoCopy"] = json!(truth()?),
+            "type" => m.kind = value.to_string(),
+            "source" | "src" => m.source = value.to_string(),
+            "target" | "destination" | "dst" => m.target = value.to_string(),
+            "readonly" | "ro" => m.read_only = truth()?,
+            "volume-subpath" => {
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .subpath = value.to_string()
+            }
+            "volume-nocopy" => {
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .no_copy = truth()?
+            }
             "tmpfs-size" => {
                 let size = chapter_02::size::parse_size(value)
                     .map_err(|e| bad(format!("tmpfs-size: {e}")))?;
-                m["TmpfsOptions"]["SizeBytes"] = json!(size);
+                m.tmpfs_options
+                    .get_or_insert_with(Default::default)
+                    .size_bytes = size as i64;
             }
             "tmpfs-mode" => {
                 let mode = u32::from_str_radix(value, 8)
                     .map_err(|_| bad(format!("tmpfs-mode={value}: octal")))?;
-                m["TmpfsOptions"]["Mode"] = json!(mode);
+                m.tmpfs_options.get_or_insert_with(Default::default).mode = mode;
             }
             "bind-propagation" | "consistency" => {}
             other => return Err(bad(format!("unknown key {other:?}"))),
         }
     }
-    if m["Target"] == "" {
+    if m.target.is_empty() {
         return Err(bad("target is required".into()));
     }
     Ok(m)
@@ -311,7 +337,7 @@ pub(super) fn mount_of(spec: &str) -> Result<Value> {
 
 /// `--health-*` and `--no-healthcheck` as the API's `Healthcheck`
 /// (durations in nanoseconds; zero fields take the image's).
-pub(super) fn healthcheck_of(args: &RunArgs) -> Result<Value> {
+pub(super) fn healthcheck_of(args: &RunArgs) -> Result<Option<Healthcheck>> {
     let duration = |flag: &str, v: &Option<String>| -> Result<u64> {
         v.as_deref().map_or(Ok(0), |t| {
             chapter_06::build::parse_duration(t)
@@ -329,17 +355,25 @@ pub(super) fn healthcheck_of(args: &RunArgs) -> Result<Value> {
                 "--no-healthcheck conflicts with --health-* options"
             ));
         }
-        return Ok(json!({"Test": ["NONE"]}));
+        return Ok(Some(Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
     }
     if !given {
-        return Ok(Value::Null);
+        return Ok(None);
     }
-    Ok(json!({
-        "Test": args.health_cmd.as_ref().map(|c| json!(["CMD-SHELL", c])).unwrap_or(json!([])),
-        "Interval": duration("health-interval", &args.health_interval)?,
-        "Timeout": duration("health-timeout", &args.health_timeout)?,
-        "StartPeriod": duration("health-start-period", &args.health_start_period)?,
-        "Retries": args.health_retries.unwrap_or(0),
+    Ok(Some(Healthcheck {
+        test: args
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".into(), c.clone()])
+            .unwrap_or_default(),
+        interval: duration("health-interval", &args.health_interval)?,
+        timeout: duration("health-timeout", &args.health_timeout)?,
+        start_period: duration("health-start-period", &args.health_start_period)?,
+        retries: args.health_retries.unwrap_or(0),
+        ..Default::default()
     }))
 }
 
@@ -355,7 +389,7 @@ pub(super) fn size_flag(flag: &str, v: &Option<String>) -> Result<i64> {
     }
 }
 
-pub(super) fn create_body(args: &RunArgs) -> Result<Value> {
+pub(super) fn create_body(args: &RunArgs) -> Result<api::CreateRequest> {
     let mut env: Vec<String> = Vec::new();
     for file in &args.env_file {
         let text = std::fs::read_to_string(file)
@@ -369,7 +403,6 @@ pub(super) fn create_body(args: &RunArgs) -> Result<Value> {
         }
     }
     env.extend(args.env.iter().map(|e| expand_env(e)));
-    let size = size_flag;
     if let Some(c) = args.cpus {
         if c.is_nan() || c <= 0.0 {
             return Err(anyhow!(
@@ -377,124 +410,193 @@ pub(super) fn create_body(args: &RunArgs) -> Result<Value> {
             ));
         }
     }
-    let healthcheck = healthcheck_of(args)?;
-    // The namespace modes, names and groups (one json! would be too deep).
-    let more_host_config = json!({
-        "PidMode": args.pid.clone().unwrap_or_default(),
-        "UTSMode": args.uts.clone().unwrap_or_default(),
-        "IpcMode": args.ipc.clone().unwrap_or_default(),
-        "ExtraHosts": args.add_host,
-        "Dns": args.dns,
-        "DnsSearch": args.dns_search,
-        "DnsOptions": args.dns_option,
-        "GroupAdd": args.group_add,
-        "VolumesFrom": args.volumes_from,
-        "Ulimits": args.ulimit.iter().map(|u| {
-            let bad = || anyhow!("invalid argument {u:?} for --ulimit: use NAME=SOFT[:HARD], e.g. nofile=1024:2048");
+    let ulimits = args
+        .ulimit
+        .iter()
+        .map(|u| {
+            let bad = || {
+                anyhow!("invalid argument {u:?} for --ulimit: use NAME=SOFT[:HARD], e.g. nofile=1024:2048")
+            };
             let (name, limits) = u.split_once('=').ok_or_else(bad)?;
             let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
             let n = |v: &str| v.parse::<i64>().map_err(|_| bad());
-            Ok(json!({"Name": name, "Soft": n(soft)?, "Hard": n(hard)?}))
-        }).collect::<Result<Vec<_>>>()?,
-        "Mounts": args.mount.iter().map(|m| mount_of(m)).collect::<Result<Vec<_>>>()?,
-        "MemoryReservation": size("--memory-reservation", &args.memory_reservation)?,
-        "MemorySwappiness": args.memory_swappiness,
-        "OomKillDisable": args.oom_kill_disable,
-        "Init": args.init.then_some(true),
-        "Devices": args.device.iter().map(|d| device_of(d)).collect::<Result<Vec<_>>>()?,
-        "DeviceCgroupRules": (!args.device_cgroup_rule.is_empty()).then(|| args.device_cgroup_rule.clone()),
-        "CpusetMems": args.cpuset_mems.clone().unwrap_or_default(),
-        "BlkioWeight": args.blkio_weight.unwrap_or(0),
-        "BlkioDeviceReadBps": throttle_devices("--device-read-bps", &args.device_read_bps, false)?,
-        "BlkioDeviceWriteBps": throttle_devices("--device-write-bps", &args.device_write_bps, false)?,
-        "BlkioDeviceReadIOps": throttle_devices("--device-read-iops", &args.device_read_iops, true)?,
-        "BlkioDeviceWriteIOps": throttle_devices("--device-write-iops", &args.device_write_iops, true)?,
-        "LogConfig": if args.log_driver.is_none() && args.log_opt.is_empty() {
-            Value::Null
-        } else {
-            json!({
-                "Type": args.log_driver.clone().unwrap_or_default(),
-                "Config": args.log_opt.iter().map(|o| {
-                    o.split_once('=').map(|(k, v)| (k.to_string(), json!(v)))
-                        .ok_or_else(|| anyhow!("invalid --log-opt {o:?}: use KEY=VALUE"))
-                }).collect::<Result<serde_json::Map<_, _>>>()?,
+            Ok(api::Ulimit {
+                name: name.to_string(),
+                soft: n(soft)?,
+                hard: n(hard)?,
             })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let log_config = if args.log_driver.is_none() && args.log_opt.is_empty() {
+        None
+    } else {
+        let config = args
+            .log_opt
+            .iter()
+            .map(|o| {
+                o.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| anyhow!("invalid --log-opt {o:?}: use KEY=VALUE"))
+            })
+            .collect::<Result<_>>()?;
+        Some(api::LogConfig {
+            kind: args.log_driver.clone().unwrap_or_default(),
+            config,
+        })
+    };
+    let restart_policy = match args.restart.as_deref() {
+        None => api::RestartPolicy::default(),
+        Some(p) => {
+            let (name, count) = p.split_once(':').unwrap_or((p, "0"));
+            let maximum_retry_count = count.parse().map_err(|_| {
+                anyhow!("invalid --restart {p:?}: the retry count after ':' is a number")
+            })?;
+            api::RestartPolicy {
+                name: name.to_string(),
+                maximum_retry_count,
+            }
+        }
+    };
+    let tmpfs = args
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, options)) => (path.to_string(), options.to_string()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+    let list = |v: &[String]| Some(v.to_vec());
+    let host_config = api::HostConfig {
+        restart_policy,
+        memory: size_flag("--memory", &args.memory)?,
+        memory_swap: size_flag("--memory-swap", &args.memory_swap)?,
+        nano_cpus: args.cpus.map_or(0, |c| (c * 1e9) as i64),
+        cpu_shares: args.cpu_shares.unwrap_or(0),
+        cpuset_cpus: args.cpuset_cpus.clone().unwrap_or_default(),
+        pids_limit: args.pids_limit,
+        network_mode: args.network.clone(),
+        auto_remove: args.rm,
+        port_bindings: Some(port_bindings(&args.publish)?),
+        publish_all_ports: args.publish_all,
+        binds: list(&args.volumes),
+        tmpfs: Some(tmpfs),
+        readonly_rootfs: args.read_only,
+        privileged: args.privileged,
+        cap_add: list(&args.cap_add),
+        cap_drop: list(&args.cap_drop),
+        security_opt: Some(security_opts(&args.security_opt)?),
+        cgroupns_mode: args.cgroupns.clone().unwrap_or_default(),
+        userns_mode: args.userns.clone().unwrap_or_default(),
+        console_size: if args.tty {
+            terminal_size().map(|(h, w)| [h, w])
+        } else {
+            None
         },
-    });
-    let mut body = json!({
-        "Healthcheck": healthcheck,
-        "Hostname": args.hostname.clone().unwrap_or_default(),
-        "User": args.user.clone().unwrap_or_default(),
-        "AttachStdin": args.interactive && !args.detach,
-        "AttachStdout": !args.detach,
-        "AttachStderr": !args.detach,
-        "Tty": args.tty,
-        "OpenStdin": args.interactive,
-        "StdinOnce": args.interactive && !args.detach,
-        "Env": env,
-        "Cmd": if args.command.is_empty() { Value::Null } else { json!(args.command) },
-        "Image": args.image,
-        "ExposedPorts": args.publish.iter().chain(&args.expose).filter_map(|p| port_key(p).ok()).map(|k| (k, json!({}))).collect::<serde_json::Map<_, _>>(),
-        "WorkingDir": args.workdir.clone().unwrap_or_default(),
-        "StopSignal": args.stop_signal,
-        "StopTimeout": args.stop_timeout,
-        "Labels": labels_of(&args.label_file)?.iter().chain(&args.label).map(|l| {
+        pid_mode: args.pid.clone().unwrap_or_default(),
+        uts_mode: args.uts.clone().unwrap_or_default(),
+        ipc_mode: args.ipc.clone().unwrap_or_default(),
+        extra_hosts: list(&args.add_host),
+        dns: list(&args.dns),
+        dns_search: list(&args.dns_search),
+        dns_options: list(&args.dns_option),
+        group_add: list(&args.group_add),
+        volumes_from: list(&args.volumes_from),
+        ulimits: Some(ulimits),
+        mounts: Some(
+            args.mount
+                .iter()
+                .map(|m| mount_of(m))
+                .collect::<Result<_>>()?,
+        ),
+        memory_reservation: size_flag("--memory-reservation", &args.memory_reservation)?,
+        memory_swappiness: args.memory_swappiness,
+        oom_kill_disable: Some(args.oom_kill_disable),
+        init: args.init.then_some(true),
+        devices: args
+            .device
+            .iter()
+            .map(|d| device_of(d))
+            .collect::<Result<_>>()?,
+        device_cgroup_rules: (!args.device_cgroup_rule.is_empty())
+            .then(|| args.device_cgroup_rule.clone()),
+        cpuset_mems: args.cpuset_mems.clone().unwrap_or_default(),
+        blkio_weight: args.blkio_weight.unwrap_or(0),
+        blkio_device_read_bps: Some(throttle_devices(
+            "--device-read-bps",
+            &args.device_read_bps,
+            false,
+        )?),
+        blkio_device_write_bps: Some(throttle_devices(
+            "--device-write-bps",
+            &args.device_write_bps,
+            false,
+        )?),
+        blkio_device_read_iops: Some(throttle_devices(
+            "--device-read-iops",
+            &args.device_read_iops,
+            true,
+        )?),
+        blkio_device_write_iops: Some(throttle_devices(
+            "--device-write-iops",
+            &args.device_write_iops,
+            true,
+        )?),
+        log_config,
+    };
+    let labels = labels_of(&args.label_file)?
+        .iter()
+        .chain(&args.label)
+        .map(|l| {
             let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), json!(v))
-        }).collect::<serde_json::Map<_, _>>(),
-        "Entrypoint": args.entrypoint.as_ref().map(|e| if e.is_empty() { json!([""]) } else { json!([e]) }).unwrap_or(Value::Null),
-        "HostConfig": {
-            "RestartPolicy": match args.restart.as_deref() {
-                None => json!({}),
-                Some(p) => {
-                    let (name, count) = p.split_once(':').unwrap_or((p, "0"));
-                    let count: i64 = count.parse().map_err(|_| anyhow!("invalid --restart {p:?}: the retry count after ':' is a number"))?;
-                    json!({"Name": name, "MaximumRetryCount": count})
-                }
-            },
-            "Memory": size("--memory", &args.memory)?,
-            "MemorySwap": size("--memory-swap", &args.memory_swap)?,
-            "NanoCpus": args.cpus.map_or(0, |c| (c * 1e9) as i64),
-            "CpuShares": args.cpu_shares.unwrap_or(0),
-            "CpusetCpus": args.cpuset_cpus.clone().unwrap_or_default(),
-            "PidsLimit": args.pids_limit,
-            "NetworkMode": args.network,
-            "AutoRemove": args.rm,
-            "PortBindings": port_bindings(&args.publish)?,
-            "PublishAllPorts": args.publish_all,
-            "Binds": args.volumes,
-            "Tmpfs": args.tmpfs.iter().map(|t| match t.split_once(':') {
-                Some((path, options)) => (path.to_string(), options.to_string()),
-                None => (t.clone(), String::new()),
-            }).collect::<std::collections::BTreeMap<_, _>>(),
-            "ReadonlyRootfs": args.read_only,
-            "Privileged": args.privileged,
-            "CapAdd": args.cap_add,
-            "CapDrop": args.cap_drop,
-            "SecurityOpt": security_opts(&args.security_opt)?,
-            "CgroupnsMode": args.cgroupns.clone().unwrap_or_default(),
-            "UsernsMode": args.userns.clone().unwrap_or_default(),
-
-            "ConsoleSize": if args.tty { terminal_size().map(|(h, w)| [h, w]) } else { None },
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let exposed_ports = args
+        .publish
+        .iter()
+        .chain(&args.expose)
+        .filter_map(|p| port_key(p).ok())
+        .map(|k| (k, json!({})))
+        .collect();
+    let config = api::ContainerConfig {
+        healthcheck: healthcheck_of(args)?,
+        hostname: args.hostname.clone().unwrap_or_default(),
+        user: args.user.clone().unwrap_or_default(),
+        attach_stdin: args.interactive && !args.detach,
+        attach_stdout: !args.detach,
+        attach_stderr: !args.detach,
+        tty: args.tty,
+        open_stdin: args.interactive,
+        stdin_once: args.interactive && !args.detach,
+        env: Some(env),
+        cmd: (!args.command.is_empty()).then(|| args.command.clone()),
+        image: args.image.clone(),
+        exposed_ports: Some(exposed_ports),
+        working_dir: args.workdir.clone().unwrap_or_default(),
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        labels: Some(labels),
+        entrypoint: args.entrypoint.as_ref().map(|e| vec![e.clone()]),
+        ..Default::default()
+    };
+    let endpoints = if args.network_alias.is_empty() && args.ip.is_none() {
+        BTreeMap::new()
+    } else {
+        let settings = api::EndpointSettings {
+            aliases: Some(args.network_alias.clone()),
+            ipam_config: args.ip.as_ref().map(|ip| api::EndpointIpam {
+                ipv4_address: ip.clone(),
+            }),
+        };
+        BTreeMap::from([(args.network.clone(), settings)])
+    };
+    Ok(api::CreateRequest {
+        config,
+        host_config,
+        networking_config: api::NetworkingConfig {
+            endpoints_config: Some(endpoints),
         },
-        "NetworkingConfig": {
-            "EndpointsConfig": if args.network_alias.is_empty() && args.ip.is_none() {
-                json!({})
-            } else {
-                json!({ args.network.clone(): {
-                    "Aliases": args.network_alias,
-                    "IPAMConfig": args.ip.as_ref().map(|ip| json!({"IPv4Address": ip})),
-                }})
-            },
-        },
-    });
-    if let (Some(h), Some(more)) = (
-        body["HostConfig"].as_object_mut(),
-        more_host_config.as_object(),
-    ) {
-        h.extend(more.clone());
-    }
-    Ok(body)
+    })
 }
 
 /// `--security-opt` as the daemon takes it: a seccomp profile is read
@@ -528,8 +630,8 @@ pub(super) fn port_key(spec: &str) -> Result<String> {
 }
 
 /// `-p` flags as Docker's `PortBindings`.
-pub(super) fn port_bindings(specs: &[String]) -> Result<Value> {
-    let mut map = serde_json::Map::new();
+pub(super) fn port_bindings(specs: &[String]) -> Result<BTreeMap<String, Vec<api::PortBinding>>> {
+    let mut map: BTreeMap<String, Vec<api::PortBinding>> = BTreeMap::new();
     for spec in specs {
         let key = port_key(spec)?;
         let rest = spec.rsplit_once('/').map_or(spec.as_str(), |(r, _)| r);
@@ -547,12 +649,12 @@ pub(super) fn port_bindings(specs: &[String]) -> Result<Value> {
         if !host_port.is_empty() && host_port.parse::<u16>().is_err() {
             return Err(anyhow!("invalid host port in {spec:?}"));
         }
-        let entry = map.entry(key).or_insert_with(|| json!([]));
-        if let Some(list) = entry.as_array_mut() {
-            list.push(json!({"HostIp": host_ip, "HostPort": host_port}));
-        }
+        map.entry(key).or_default().push(api::PortBinding {
+            host_ip: host_ip.to_string(),
+            host_port: host_port.to_string(),
+        });
     }
-    Ok(Value::Object(map))
+    Ok(map)
 }
 
 /// `-e KEY` takes KEY's value from this environment (left out if unset).
@@ -566,24 +668,22 @@ pub(super) fn expand_env(spec: &str) -> String {
 
 pub(super) async fn create_container(client: &Client, args: &RunArgs) -> Result<String> {
     let body = create_body(args)?;
-    let mut path = String::from("/containers/create?");
+    let mut query = String::new();
     if let Some(n) = &args.name {
-        path += &format!("name={}&", enc(n));
+        query += &format!("name={}&", enc(n));
     }
     if let Some(p) = &args.platform {
-        path += &format!("platform={}", enc(p));
+        query += &format!("platform={}", enc(p));
     }
-    match client.json("POST", &path, Some(&body)).await {
-        Ok(v) => Ok(v["Id"].as_str().unwrap_or("").to_string()),
+    match client.create_container(&query, &body).await {
+        Ok(created) => Ok(created.id),
         Err(e)
-            if e.downcast_ref::<ApiError>().is_some_and(|a| {
-                a.status == hyper::StatusCode::NOT_FOUND && a.message.starts_with("No such image")
-            }) =>
+            if e.downcast_ref::<ApiError>()
+                .is_some_and(|a| a.kind == Some(chapter_06::api::ErrorKind::NoSuchImage)) =>
         {
             eprintln!("Unable to find image '{}' locally", args.image);
             pull_image(client, &args.image, args.platform.as_deref(), true).await?;
-            let v = client.json("POST", &path, Some(&body)).await?;
-            Ok(v["Id"].as_str().unwrap_or("").to_string())
+            Ok(client.create_container(&query, &body).await?.id)
         }
         Err(e) => Err(e),
     }

@@ -336,21 +336,23 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> Result<i32> {
         container,
         command,
     } = args;
-    let body = json!({
-        "Privileged": privileged,
-        "AttachStdin": interactive && !detach, "AttachStdout": !detach, "AttachStderr": !detach,
-        "Tty": tty, "Cmd": command, "Env": env, "User": user.unwrap_or_default(),
-        "WorkingDir": workdir.unwrap_or_default(),
-    });
-    let created = client
-        .json(
-            "POST",
-            &format!("/containers/{}/exec", enc(&container)),
-            Some(&body),
-        )
-        .await?;
-    let exec_id = created["Id"].as_str().unwrap_or("").to_string();
-    let start = json!({"Detach": detach, "Tty": tty});
+    let config = chapter_06::api::ExecConfig {
+        privileged,
+        attach_stdin: interactive && !detach,
+        attach_stdout: !detach,
+        attach_stderr: !detach,
+        tty,
+        cmd: command,
+        env: Some(env),
+        user: user.unwrap_or_default(),
+        working_dir: workdir.unwrap_or_default(),
+    };
+    let exec_id = client.create_exec(&container, &config).await?.id;
+    let start = serde_json::to_value(chapter_06::api::ExecStart {
+        detach,
+        tty,
+        console_size: None,
+    })?;
     if detach {
         client
             .call("POST", &format!("/exec/{exec_id}/start"), Some(&start))
@@ -362,8 +364,6 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> Result<i32> {
         .await?;
     let resize = format!("/exec/{exec_id}/resize");
     pump(client, io, tty, interactive, &resize).await?;
-    let info = client
-        .json("GET", &format!("/exec/{exec_id}/json"), None)
-        .await?;
-    Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32)
+    let info = client.exec_inspect(&exec_id).await?;
+    Ok(info.exit_code.unwrap_or(0) as i32)
 }

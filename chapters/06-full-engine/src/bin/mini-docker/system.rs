@@ -126,16 +126,16 @@ pub(super) struct SystemArgs {
 }
 
 pub(super) async fn version(client: &Client) -> Result<i32> {
-    let v = client.json("GET", "/version", None).await?;
+    let v = client.version().await?;
     println!(
         "Client:\n Version:     {}\n API version: {}",
         env!("CARGO_PKG_VERSION"),
         chapter_06::api::API_VERSION
     );
-    println!("Server: mini-docker\n Version:     {}\n API version: {} (minimum {})\n Kernel:      {}\n OS/Arch:     {}/{}",
-        v["Version"].as_str().unwrap_or(""), v["ApiVersion"].as_str().unwrap_or(""),
-        v["MinAPIVersion"].as_str().unwrap_or(""), v["KernelVersion"].as_str().unwrap_or(""),
-        v["Os"].as_str().unwrap_or(""), v["Arch"].as_str().unwrap_or(""));
+    println!(
+        "Server: mini-docker\n Version:     {}\n API version: {} (minimum {})\n Kernel:      {}\n OS/Arch:     {}/{}",
+        v.version, v.api_version, v.min_api_version, v.kernel_version, v.os, v.arch
+    );
     Ok(0)
 }
 
