@@ -138,22 +138,27 @@ impl HostConfig {
     /// The namespace modes, as Docker checks them; the error names the
     /// flag and what it takes.
     pub fn validate_modes(&self, hostname: &str, remapped: bool) -> Result<(), String> {
-        let joins = |m: &str| m.starts_with("container:");
-        if joins(&self.pid_mode) || joins(&self.ipc_mode) {
+        let joins = |m: &str| m.strip_prefix("container:").is_some_and(|c| !c.is_empty());
+        if remapped && (joins(&self.pid_mode) || joins(&self.ipc_mode)) {
             return Err(
-                "joining another container's namespace (container:NAME) is not supported by this engine: use host, or run both processes in one container"
+                "joining another container's namespace (container:NAME) cannot be used with user namespace remapping: add --userns host to both"
                     .into(),
             );
         }
-        if !["", "host"].contains(&self.pid_mode.as_str()) {
-            return Err(format!("invalid --pid {:?}: use host", self.pid_mode));
+        if !["", "host"].contains(&self.pid_mode.as_str()) && !joins(&self.pid_mode) {
+            return Err(format!(
+                "invalid --pid {:?}: use host or container:NAME",
+                self.pid_mode
+            ));
         }
         if !["", "host"].contains(&self.uts_mode.as_str()) {
             return Err(format!("invalid --uts {:?}: use host", self.uts_mode));
         }
-        if !["", "private", "shareable", "none", "host"].contains(&self.ipc_mode.as_str()) {
+        if !["", "private", "shareable", "none", "host"].contains(&self.ipc_mode.as_str())
+            && !joins(&self.ipc_mode)
+        {
             return Err(format!(
-                "invalid --ipc {:?}: use private, shareable, none or host",
+                "invalid --ipc {:?}: use private, shareable, none, host or container:NAME",
                 self.ipc_mode
             ));
         }

@@ -184,6 +184,15 @@ pub fn spec_for(c: &Container, rootfs: &Path, paths: &Paths) -> Result<chapter_0
         (h.pid_mode == "host", chapter_01::Namespace::Pid),
         (h.uts_mode == "host", chapter_01::Namespace::Uts),
         (h.ipc_mode == "host", chapter_01::Namespace::Ipc),
+        // Another container's: joined before the clone (join_namespaces).
+        (
+            h.pid_mode.starts_with("container:"),
+            chapter_01::Namespace::Pid,
+        ),
+        (
+            h.ipc_mode.starts_with("container:"),
+            chapter_01::Namespace::Ipc,
+        ),
     ] {
         if host {
             spec.namespaces.remove(ns);
@@ -249,6 +258,36 @@ pub fn container_limits(c: &Container) -> Result<chapter_02::Limits, String> {
         limits.devices = Some(rules);
     }
     Ok(limits)
+}
+
+/// `--pid container:ID` and `--ipc container:ID`: this thread enters the
+/// other container's namespaces, so the clone that follows (without
+/// CLONE_NEWPID and CLONE_NEWIPC) puts PID 1 in them: setns(2) on a PID
+/// namespace moves the caller's future children, on an IPC one the caller.
+/// Returns this process's own PID namespace when it joined another's.
+fn join_namespaces(paths: &Paths, h: &crate::api::HostConfig) -> Result<Option<File>> {
+    let own = h
+        .pid_mode
+        .starts_with("container:")
+        .then(|| File::open("/proc/self/ns/pid"))
+        .transpose()?;
+    for (mode, kind, flag) in [
+        (&h.pid_mode, "pid", nix::sched::CloneFlags::CLONE_NEWPID),
+        (&h.ipc_mode, "ipc", nix::sched::CloneFlags::CLONE_NEWIPC),
+    ] {
+        let Some(other) = mode.strip_prefix("container:") else {
+            continue;
+        };
+        let state: crate::state::State = read_json(&paths.state(other))?;
+        if state.pid <= 0 {
+            anyhow::bail!("cannot join {kind} of a non running container: {other}");
+        }
+        let ns = File::open(format!("/proc/{}/ns/{kind}", state.pid))
+            .with_context(|| format!("the {kind} namespace of container {other}"))?;
+        nix::sched::setns(ns, flag)
+            .with_context(|| format!("joining the {kind} namespace of container {other}"))?;
+    }
+    Ok(own)
 }
 
 /// One device node of a `--device`: the host's node, where it goes in the
@@ -545,7 +584,15 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             .filter(|[h, w]| *h > 0 && *w > 0)
             .map(|[h, w]| (h, w));
     }
-    let mut child = spawn_paused(&spec, &mut stdio, &*cgroup.0, log_fd)?;
+    let own_pid_ns = join_namespaces(paths, &c.host_config)?;
+    let spawned = spawn_paused(&spec, &mut stdio, &*cgroup.0, log_fd);
+    // Back to our own PID namespace for children: a thread cannot be made
+    // while the caller's children would go to another (clone(2), EINVAL).
+    if let Some(ns) = own_pid_ns {
+        nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWPID)
+            .context("returning to the monitor's PID namespace")?;
+    }
+    let mut child = spawned?;
     // --ulimit: set on PID 1 while it waits for go, kept across its exec.
     for u in c.host_config.ulimits.iter().flatten() {
         let (resource, limit) = u.resource().map_err(|e| anyhow!(e))?;

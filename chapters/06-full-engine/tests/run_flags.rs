@@ -52,7 +52,11 @@ fn namespace_modes_names_and_groups_are_dockers() {
             &["--uts", "host", "--hostname", "x"][..],
             "Conflicting options: hostname and the UTS mode",
         ),
-        (&["--pid", "container:other"][..], "not supported"),
+        (
+            &["--pid", "container:other"][..],
+            "No such container: other",
+        ),
+        (&["--pid", "sideways"][..], "invalid --pid"),
         (&["--ipc", "sideways"][..], "invalid --ipc"),
         (&["--add-host", "nocolon"][..], "invalid --add-host"),
         (&["--dns", "not-an-ip"][..], "invalid --dns"),
@@ -573,5 +577,110 @@ fn devices_are_given_by_device_and_the_rest_are_denied() {
         );
         assert_eq!(out, "opened\n", "{}", cli.display());
     }
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
+fn a_container_joins_another_containers_pid_and_ipc_namespaces() {
+    if !privileged("a_container_joins_another_containers_pid_and_ipc_namespaces") {
+        return;
+    }
+    let engine = Engine::start();
+    let pid1 = |name: &str| engine.inspect(name)["State"]["Pid"].as_i64().unwrap();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "private",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "601",
+    ]);
+    // The donor's processes are the joiner's: its sleep is PID 1 there.
+    let seen = engine.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "container:donor",
+        "fixture",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo",
+    ]);
+    assert_eq!(seen, "sleep 600 \n");
+    let donor = pid1("donor").to_string();
+    assert_eq!(
+        engine.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ipc",
+            "container:donor",
+            "fixture",
+            "readlink",
+            "/proc/self/ns/ipc",
+        ]),
+        format!("{}\n", ns(&donor, "ipc"))
+    );
+    // inspect keeps the ID, as Docker does.
+    engine.ok(&[
+        "create",
+        "--name",
+        "joiner",
+        "--pid",
+        "container:donor",
+        "fixture",
+        "true",
+    ]);
+    let id = engine.inspect("donor")["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        engine.inspect("joiner")["HostConfig"]["PidMode"],
+        format!("container:{id}")
+    );
+    engine.ok(&["rm", "joiner"]);
+    // Docker's refusals: a donor that does not run, an IPC namespace not
+    // made shareable.
+    engine.ok(&["create", "--name", "idle", "fixture", "true"]);
+    engine.refuses_run(
+        &["--pid", "container:idle"],
+        "cannot join PID of a non running container",
+    );
+    engine.refuses_run(&["--ipc", "container:private"], "non-shareable IPC");
+    for cli in common::docker_clis() {
+        let out = engine.docker_ok(
+            &cli,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--pid",
+                "container:donor",
+                "fixture",
+                "cat",
+                "/proc/1/comm",
+            ],
+        );
+        assert_eq!(out, "sleep\n", "{}", cli.display());
+    }
+    engine.ok(&["rm", "-f", "donor", "private", "idle"]);
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }

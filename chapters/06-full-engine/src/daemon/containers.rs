@@ -126,6 +126,12 @@ impl Daemon {
         host_config
             .validate_modes(&config.hostname, remapped)
             .map_err(ApiError::bad_request)?;
+        // container:NAME is kept as container:ID, as Docker keeps it.
+        for mode in [&mut host_config.pid_mode, &mut host_config.ipc_mode] {
+            if let Some(other) = mode.strip_prefix("container:") {
+                *mode = format!("container:{}", self.find(other)?);
+            }
+        }
         let userns = match host_config.userns_mode.as_str() {
             "" => self
                 .remap
@@ -380,6 +386,40 @@ impl Daemon {
         Ok(())
     }
 
+    /// `--pid`/`--ipc container:ID`: the other container must run now (its
+    /// PID 1's namespaces are the ones joined), and an IPC donor must have
+    /// said `--ipc shareable`, as Docker requires.
+    fn check_joined(&self, h: &crate::api::HostConfig) -> Result<(), ApiError> {
+        for (what, mode) in [("PID", &h.pid_mode), ("IPC", &h.ipc_mode)] {
+            let Some(other) = mode.strip_prefix("container:") else {
+                continue;
+            };
+            let (running, ipc) = self
+                .entry(other, |e| {
+                    (
+                        e.state.status == Status::Running,
+                        e.c.host_config.ipc_mode.clone(),
+                    )
+                })
+                .map_err(|_| {
+                    ApiError::not_found(format!(
+                        "No such container: {other} (the one whose {what} namespace this container joins)"
+                    ))
+                })?;
+            if !running {
+                return Err(ApiError::conflict(format!(
+                    "cannot join {what} of a non running container: {other}"
+                )));
+            }
+            if what == "IPC" && ipc != "shareable" {
+                return Err(ApiError::conflict(format!(
+                    "non-shareable IPC (hint: use IpcMode:shareable for the donor container {other})"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A start, keeping the restart count (the restart policy's).
     async fn start_by_policy(self: Arc<Self>, query: &str) -> ApiResult {
         let id = self.find(query)?;
@@ -406,6 +446,7 @@ impl Daemon {
 
     async fn start_monitor(self: Arc<Self>, id: &str, pending: Vec<Pending>) -> ApiResult {
         let c = self.entry(id, |e| e.c.clone())?;
+        self.check_joined(&c.host_config)?;
         let endpoint = self.network_prepare(&c).await?;
         let result = self.clone().spawn_monitor(&c, endpoint, pending).await;
         if result.is_err() {
