@@ -26,6 +26,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod convert;
+pub mod devices;
 pub mod files;
 pub mod layout;
 pub mod limits;

@@ -274,16 +274,19 @@ pub fn apply_extras(dirs: &[std::path::PathBuf], limits: &Limits) -> Result<Vec<
         "--cpuset-mems",
     )?;
     if let Some(rules) = &limits.devices {
-        match find(&["devices.deny"]) {
+        let v2 = dirs.iter().find(|d| d.join("cgroup.controllers").exists());
+        match (find(&["devices.deny"]), v2) {
             // Deny everything, then allow each rule: one rule per write.
-            Some(deny) => {
+            (Some(deny), _) => {
                 write(deny.clone(), "a")?;
                 for rule in rules {
                     write(deny.with_file_name("devices.allow"), rule)?;
                 }
             }
-            None => warnings.push(
-                "this cgroup hierarchy has no devices controller (cgroup v2 filters devices with a BPF program, which this engine does not load): device nodes are limited only by what the container's /dev holds and by mknod"
+            // v2 has no files for it: a BPF program answers (crate::devices).
+            (None, Some(dir)) => crate::devices::attach(dir, rules)?,
+            (None, None) => warnings.push(
+                "this cgroup hierarchy has no devices controller: device nodes are limited only by what the container's /dev holds"
                     .into(),
             ),
         }
