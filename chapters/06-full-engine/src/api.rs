@@ -547,6 +547,132 @@ pub struct HistoryEntry {
     pub comment: String,
 }
 
+/// `GET /containers/{id}/json`, the parts `attach`, `logs` and `run` act on
+/// (`inspect` prints the daemon's whole document as it came).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerView {
+    pub id: String,
+    pub state: StateView,
+    pub config: ConfigView,
+    pub host_config: HostConfigView,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StateView {
+    pub status: String,
+    pub running: bool,
+    pub exit_code: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ConfigView {
+    pub tty: bool,
+    pub open_stdin: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfigView {
+    pub auto_remove: bool,
+}
+
+/// `POST /containers/{id}/wait`'s reply.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitResponse {
+    pub status_code: i64,
+}
+
+/// One entry of `GET /networks`, the parts `network ls` shows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSummary {
+    pub id: String,
+    pub name: String,
+    pub driver: String,
+    #[serde(rename = "IPAM")]
+    pub ipam: NetworkIpam,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkIpam {
+    pub config: Option<Vec<IpamPool>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamPool {
+    pub subnet: String,
+}
+
+/// `GET /volumes`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeList {
+    pub volumes: Option<Vec<VolumeSummary>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeSummary {
+    pub name: String,
+    pub driver: String,
+}
+
+/// One entry of `GET /containers/{id}/changes`: kind 0 changed, 1 added,
+/// 2 deleted.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Change {
+    pub path: String,
+    pub kind: u8,
+}
+
+/// One event of `GET /events`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Event {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: EventActor,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The reply of `POST /containers/prune`, `/networks/prune`,
+/// `/images/prune` (each fills its own list).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PruneReport {
+    pub containers_deleted: Option<Vec<String>>,
+    pub networks_deleted: Option<Vec<String>>,
+    pub images_deleted: Option<Vec<ImageDeleted>>,
+    pub volumes_deleted: Option<Vec<String>>,
+    pub space_reclaimed: u64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageDeleted {
+    pub untagged: Option<String>,
+    pub deleted: Option<String>,
+}
+
 /// `GET /exec/{id}/json`, the parts a client waits for.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase", default)]

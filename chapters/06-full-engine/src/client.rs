@@ -268,6 +268,25 @@ impl Client {
         .await
     }
 
+    pub async fn container(&self, name: &str) -> Result<api::ContainerView> {
+        self.typed::<(), _>("GET", &format!("/containers/{}/json", enc(name)), None)
+            .await
+    }
+
+    pub async fn networks(&self) -> Result<Vec<api::NetworkSummary>> {
+        self.typed::<(), _>("GET", "/networks", None).await
+    }
+
+    pub async fn volumes(&self) -> Result<api::VolumeList> {
+        self.typed::<(), _>("GET", "/volumes", None).await
+    }
+
+    /// `POST {what}/prune{query}` (`/containers`, `/networks`, `/images`).
+    pub async fn prune(&self, what: &str, query: &str) -> Result<api::PruneReport> {
+        self.typed::<(), _>("POST", &format!("{what}/prune{query}"), None)
+            .await
+    }
+
     pub async fn exec_inspect(&self, exec: &str) -> Result<api::ExecInspect> {
         self.typed::<(), _>("GET", &format!("/exec/{}/json", enc(exec)), None)
             .await

@@ -249,20 +249,15 @@ pub(super) async fn restart(client: &Client, args: RestartArgs) -> Result<i32> {
 
 pub(super) async fn diff(client: &Client, args: DiffArgs) -> Result<i32> {
     let DiffArgs { container } = args;
-    let list = client
-        .json(
-            "GET",
-            &format!("/containers/{}/changes", enc(&container)),
-            None,
-        )
-        .await?;
-    for change in list.as_array().into_iter().flatten() {
-        let letter = match change["Kind"].as_i64() {
-            Some(1) => 'A',
-            Some(2) => 'D',
+    let path = format!("/containers/{}/changes", enc(&container));
+    let list: Vec<chapter_06::api::Change> = client.typed::<(), _>("GET", &path, None).await?;
+    for change in list {
+        let letter = match change.kind {
+            1 => 'A',
+            2 => 'D',
             _ => 'C',
         };
-        println!("{letter} {}", change["Path"].as_str().unwrap_or(""));
+        println!("{letter} {}", change.path);
     }
     Ok(0)
 }
@@ -289,8 +284,8 @@ pub(super) async fn commit(client: &Client, args: CommitArgs) -> Result<i32> {
     if let Some(a) = &author {
         path += &format!("&author={}", enc(a));
     }
-    let v = client.json("POST", &path, None).await?;
-    println!("{}", v["Id"].as_str().unwrap_or(""));
+    let committed: chapter_06::api::IdResponse = client.typed::<(), _>("POST", &path, None).await?;
+    println!("{}", committed.id);
     Ok(0)
 }
 
@@ -408,7 +403,7 @@ pub(super) async fn wait(client: &Client, args: WaitArgs) -> Result<i32> {
                 .await?,
         )
         .await?;
-        println!("{}", v["StatusCode"]);
+        println!("{}", v.status_code);
     }
     Ok(0)
 }
@@ -419,12 +414,8 @@ pub(super) async fn stats(client: &Client, args: StatsArgs) -> Result<i32> {
         containers,
     } = args;
     let ids: Vec<String> = if containers.is_empty() {
-        let list = client.json("GET", "/containers/json", None).await?;
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["Id"].as_str().map(String::from))
-            .collect()
+        let list = client.containers("").await?;
+        list.into_iter().map(|c| c.id).collect()
     } else {
         containers
     };

@@ -42,20 +42,21 @@ pub(super) async fn network(client: &Client, command: NetworkCommand) -> Result<
             if let Some(s) = subnet {
                 body["IPAM"] = json!({"Config": [{"Subnet": s}]});
             }
-            let v = client.json("POST", "/networks/create", Some(&body)).await?;
-            println!("{}", v["Id"].as_str().unwrap_or(""));
+            let created: chapter_06::api::IdResponse = client
+                .typed("POST", "/networks/create", Some(&body))
+                .await?;
+            println!("{}", created.id);
         }
         NetworkCommand::Ls => {
-            let v = client.json("GET", "/networks", None).await?;
             println!("{:<14} {:<20} {:<8} SUBNET", "NETWORK ID", "NAME", "DRIVER");
-            for n in v.as_array().into_iter().flatten() {
-                let id = n["Id"].as_str().unwrap_or("");
+            for n in client.networks().await? {
+                let subnet = n.ipam.config.iter().flatten().next();
                 println!(
                     "{:<14} {:<20} {:<8} {}",
-                    &id[..id.len().min(12)],
-                    n["Name"].as_str().unwrap_or(""),
-                    n["Driver"].as_str().unwrap_or(""),
-                    n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap_or("")
+                    &n.id[..n.id.len().min(12)],
+                    n.name,
+                    n.driver,
+                    subnet.map_or("", |p| p.subnet.as_str())
                 );
             }
         }

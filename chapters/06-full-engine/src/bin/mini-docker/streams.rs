@@ -19,11 +19,12 @@ pub(super) async fn attach_and_start(
             None,
         )
         .await?;
-    let info = client
-        .json("GET", &format!("/containers/{id}/json"), None)
-        .await?;
-    let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
-    let condition = if auto_remove { "removed" } else { "next-exit" };
+    let info = client.container(id).await?;
+    let condition = if info.host_config.auto_remove {
+        "removed"
+    } else {
+        "next-exit"
+    };
     let wait = client
         .stream(
             "POST",
@@ -42,11 +43,12 @@ pub(super) async fn attach_and_start(
         &format!("/containers/{id}/resize"),
     )
     .await?;
-    let v = wait_body(wait).await?;
-    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
+    Ok(wait_body(wait).await?.status_code as i32)
 }
 
-pub(super) async fn wait_body(body: hyper::body::Incoming) -> Result<Value> {
+pub(super) async fn wait_body(
+    body: hyper::body::Incoming,
+) -> Result<chapter_06::api::WaitResponse> {
     let mut all = Vec::new();
     each_chunk(body, |c| all.extend_from_slice(c)).await?;
     Ok(serde_json::from_slice(&all)?)
@@ -245,21 +247,15 @@ pub(super) async fn attach(client: &Client, args: AttachArgs) -> Result<i32> {
         no_stdin,
         container,
     } = args;
-    let info = client
-        .json(
-            "GET",
-            &format!("/containers/{}/json", enc(&container)),
-            None,
-        )
-        .await?;
-    if info["State"]["Running"] != true {
+    let info = client.container(&container).await?;
+    if !info.state.running {
         return Err(anyhow!(
             "You cannot attach to a stopped container, start it first"
         ));
     }
-    let id = info["Id"].as_str().unwrap_or_default().to_string();
-    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
-    let stdin = !no_stdin && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
+    let id = info.id;
+    let tty = info.config.tty;
+    let stdin = !no_stdin && info.config.open_stdin;
     let keys = detach_keys
         .map(|k| format!("&detachKeys={}", enc(&k)))
         .unwrap_or_default();
@@ -274,13 +270,11 @@ pub(super) async fn attach(client: &Client, args: AttachArgs) -> Result<i32> {
         .await?;
     pump(client, io, tty, stdin, &format!("/containers/{id}/resize")).await?;
     // Detached: it runs on (exit 0); else its exit code.
-    let after = client
-        .json("GET", &format!("/containers/{id}/json"), None)
-        .await?;
-    if after["State"]["Running"] == true {
+    let after = client.container(&id).await?;
+    if after.state.running {
         return Ok(0);
     }
-    Ok(after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
+    Ok(after.state.exit_code as i32)
 }
 
 pub(super) async fn logs(client: &Client, args: LogsArgs) -> Result<i32> {
@@ -298,14 +292,7 @@ pub(super) async fn logs(client: &Client, args: LogsArgs) -> Result<i32> {
             bounds += &format!("&{key}={}", unix_time(v)?);
         }
     }
-    let info = client
-        .json(
-            "GET",
-            &format!("/containers/{}/json", enc(&container)),
-            None,
-        )
-        .await?;
-    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let tty = client.container(&container).await?.config.tty;
     let body = client
         .stream(
             "GET",

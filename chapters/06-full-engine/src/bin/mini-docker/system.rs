@@ -81,24 +81,21 @@ pub(super) fn df_table(df: &Value) -> String {
 }
 
 /// An event as Docker's CLI prints it: `TIME TYPE ACTION ID (k=v, …)`.
-pub(super) fn event_line(e: &Value) -> String {
-    let nanos = e["timeNano"].as_i64().unwrap_or(0);
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+pub(super) fn event_line(e: &chapter_06::api::Event) -> String {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_nano))
         .map(chapter_06::jsonlog::format_time)
         .unwrap_or_default();
-    let attributes: Vec<String> = e["Actor"]["Attributes"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let attributes: Vec<String> = e
+        .actor
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!(
         "{time} {} {} {} ({})",
-        e["Type"].as_str().unwrap_or(""),
-        e["Action"].as_str().unwrap_or(""),
-        e["Actor"]["ID"].as_str().unwrap_or(""),
+        e.kind,
+        e.action,
+        e.actor.id,
         attributes.join(", ")
     )
 }
@@ -197,12 +194,18 @@ pub(super) async fn events(client: &Client, args: EventsArgs) -> Result<i32> {
     let mut out = std::io::stdout().lock();
     each_chunk(body, |chunk| {
         for line in chapter_06::jsonlog::split_lines(&mut pending, chunk) {
-            let Ok(e) = serde_json::from_slice::<Value>(&line) else {
+            let raw = String::from_utf8_lossy(&line);
+            let raw = raw.trim();
+            if raw.is_empty() {
                 continue;
-            };
+            }
             let text = if json_lines {
-                e.to_string()
+                // As the daemon sent it, every field.
+                raw.to_string()
             } else {
+                let Ok(e) = serde_json::from_slice(&line) else {
+                    continue;
+                };
                 event_line(&e)
             };
             let _ = writeln!(out, "{text}");
@@ -229,41 +232,38 @@ pub(super) async fn system(client: &Client, args: SystemArgs) -> Result<i32> {
                     return Ok(0);
                 }
             }
-            let c = client.json("POST", "/containers/prune", None).await?;
-            let deleted = c["ContainersDeleted"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let deleted = client.prune("/containers", "").await?.containers_deleted;
+            let deleted = deleted.unwrap_or_default();
             if !deleted.is_empty() {
                 println!("Deleted Containers:");
                 for id in deleted {
-                    println!("{}", id.as_str().unwrap_or(""));
+                    println!("{id}");
                 }
             }
-            let n = client.json("POST", "/networks/prune", None).await?;
-            let networks = n["NetworksDeleted"].as_array().cloned().unwrap_or_default();
+            let networks = client.prune("/networks", "").await?.networks_deleted;
+            let networks = networks.unwrap_or_default();
             if !networks.is_empty() {
                 println!("Deleted Networks:");
                 for name in networks {
-                    println!("{}", name.as_str().unwrap_or(""));
+                    println!("{name}");
                 }
             }
-            let path = if all {
-                format!("/images/prune?filters={}", enc(r#"{"dangling":["false"]}"#))
+            let query = if all {
+                format!("?filters={}", enc(r#"{"dangling":["false"]}"#))
             } else {
-                "/images/prune".to_string()
+                String::new()
             };
-            let i = client.json("POST", &path, None).await?;
-            let images = i["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+            let report = client.prune("/images", &query).await?;
+            let images = report.images_deleted.unwrap_or_default();
             if !images.is_empty() {
                 println!("Deleted Images:");
-                for image in images {
-                    println!("deleted: {}", image["Deleted"].as_str().unwrap_or(""));
+                for image in images.iter().filter_map(|i| i.deleted.as_deref()) {
+                    println!("deleted: {image}");
                 }
             }
             println!(
                 "Total reclaimed space: {}",
-                human_size(i["SpaceReclaimed"].as_u64().unwrap_or(0))
+                human_size(report.space_reclaimed)
             );
         }
     }

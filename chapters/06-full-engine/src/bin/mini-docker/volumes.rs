@@ -31,26 +31,21 @@ pub(super) enum VolumeCommand {
 pub(super) async fn volume(client: &Client, command: VolumeCommand) -> Result<i32> {
     match command {
         VolumeCommand::Create { name } => {
-            let v = client
-                .json(
-                    "POST",
-                    "/volumes/create",
-                    Some(&json!({"Name": name.unwrap_or_default()})),
-                )
+            let request = json!({"Name": name.unwrap_or_default()});
+            let created: chapter_06::api::VolumeSummary = client
+                .typed("POST", "/volumes/create", Some(&request))
                 .await?;
-            println!("{}", v["Name"].as_str().unwrap_or(""));
+            println!("{}", created.name);
         }
         VolumeCommand::Ls { quiet } => {
-            let v = client.json("GET", "/volumes", None).await?;
             if !quiet {
                 println!("{:<10} VOLUME NAME", "DRIVER");
             }
-            for vol in v["Volumes"].as_array().into_iter().flatten() {
-                let name = vol["Name"].as_str().unwrap_or("");
+            for vol in client.volumes().await?.volumes.into_iter().flatten() {
                 if quiet {
-                    println!("{name}");
+                    println!("{}", vol.name);
                 } else {
-                    println!("{:<10} {name}", vol["Driver"].as_str().unwrap_or(""));
+                    println!("{:<10} {}", vol.driver, vol.name);
                 }
             }
         }
@@ -59,9 +54,9 @@ pub(super) async fn volume(client: &Client, command: VolumeCommand) -> Result<i3
         }
         VolumeCommand::Rm { names } => return remove_each(client, "/volumes", &names, "").await,
         VolumeCommand::Prune { force: _ } => {
-            let v = client.json("POST", "/volumes/prune", None).await?;
-            for name in v["VolumesDeleted"].as_array().into_iter().flatten() {
-                println!("{}", name.as_str().unwrap_or(""));
+            let report = client.prune("/volumes", "").await?;
+            for name in report.volumes_deleted.into_iter().flatten() {
+                println!("{name}");
             }
         }
     }
