@@ -472,6 +472,9 @@ pub struct ExecConfig {
     pub working_dir: String,
     pub user: String,
     pub privileged: bool,
+    /// The keys that end the attach and leave the exec running
+    /// (`ctrl-p,ctrl-q` when empty, as Docker).
+    pub detach_keys: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -870,6 +870,77 @@ fn attach_to_a_running_container_and_detach_with_its_keys() {
 }
 
 #[test]
+fn an_exec_detaches_with_its_keys_and_runs_on() {
+    if !privileged("an_exec_detaches_with_its_keys_and_runs_on") {
+        return;
+    }
+    use std::io::Write;
+    let engine = Engine::start();
+    engine.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "--network",
+        "none",
+        "fixture",
+        "sleep",
+        "600",
+    ]);
+    let running = |engine: &Engine, pattern: &str| {
+        engine
+            .ok(&[
+                "exec",
+                "box",
+                "sh",
+                "-c",
+                "cat /proc/[0-9]*/cmdline | tr '\\0' ' '",
+            ])
+            .contains(pattern)
+    };
+    // Without a TTY (the default keys) and with one (keys of our own): what
+    // comes before the keys reaches the process, what comes after does not,
+    // and the exec runs on, its input still open.
+    for (tty, keys, seq, file) in [
+        (false, None, vec![16u8, 17], "/tmp/plain"),
+        (true, Some("ctrl-a,x"), vec![1, b'x'], "/tmp/tty"),
+    ] {
+        let mut args = vec!["exec", "-i"];
+        if tty {
+            args.push("-t");
+        }
+        if let Some(k) = keys {
+            args.extend(["--detach-keys", k]);
+        }
+        // Not the last command, so sh stays (and its command line names it).
+        let script = format!("cat > {file}; true");
+        args.extend(["box", "sh", "-c", &script]);
+        let (mut child, _rx) = spawn_piped(engine.cli(&args));
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(b"before\n").unwrap();
+        stdin.write_all(&seq).unwrap();
+        stdin.write_all(b"after\n").unwrap();
+        assert_eq!(wait_exit(&mut child), Some(0), "detached (tty {tty})");
+        let got = engine.ok(&["exec", "box", "cat", file]);
+        assert!(
+            got.contains("before") && !got.contains("after"),
+            "tty {tty}: {got:?}"
+        );
+        assert!(
+            running(&engine, &format!("cat > {file}")),
+            "tty {tty}: the exec ran on"
+        );
+    }
+    let bad = engine.run(&["exec", "-i", "--detach-keys", "ctrl-é", "box", "true"]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("Invalid detach keys"),
+        "{bad:?}"
+    );
+    engine.ok(&["rm", "-f", "box"]);
+    assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
+}
+
+#[test]
 fn odd_labels_filter_and_a_restart_loop_does_not_starve_the_daemon() {
     if !privileged("odd_labels_filter_and_a_restart_loop_does_not_starve_the_daemon") {
         return;

@@ -34,6 +34,7 @@ impl Daemon {
     pub async fn exec_create(self: &Arc<Self>, query: &str, req: Request<Incoming>) -> ApiResult {
         let id = self.find(query)?;
         let config: ExecConfig = http::body_json(req).await?;
+        super::containers::detach_keys(&config.detach_keys).map_err(ApiError::bad_request)?;
         if config.cmd.is_empty() {
             return Err(ApiError::bad_request("No exec command specified"));
         }
@@ -240,6 +241,10 @@ impl Daemon {
             });
             return Ok(http::empty(StatusCode::OK));
         }
+        // Only a client that sends stdin can send the detach keys.
+        let keys = config
+            .attach_stdin
+            .then(|| super::containers::detach_keys(&config.detach_keys).unwrap_or_default());
         tokio::spawn(async move {
             let Ok(io) = on_upgrade.await else {
                 let _ = child.kill().await;
@@ -248,8 +253,8 @@ impl Daemon {
             };
             let io = TokioIo::new(io);
             match master {
-                Some(m) => relay_tty(io, &mut child, m, finish).await,
-                None => relay_pipes(io, &mut child, finish).await,
+                Some(m) => relay_tty(io, &mut child, m, keys, finish).await,
+                None => relay_pipes(io, &mut child, keys, finish).await,
             }
         });
         Ok(http::upgraded(tty))
@@ -314,33 +319,86 @@ pub(crate) fn exit_code(status: std::io::Result<std::process::ExitStatus>) -> i3
     }
 }
 
+/// The client's side of an exec's stream, shared by the tasks that relay
+/// it: once the client detached (or went away) the output is still read,
+/// so the process never blocks on a full pipe or terminal, and dropped.
+struct ClientSide {
+    wr: tokio::sync::Mutex<tokio::io::WriteHalf<TokioIo<hyper::upgrade::Upgraded>>>,
+    gone: std::sync::atomic::AtomicBool,
+}
+
+impl ClientSide {
+    async fn send(&self, bytes: &[u8]) {
+        use std::sync::atomic::Ordering;
+        if self.gone.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut wr = self.wr.lock().await;
+        if wr.write_all(bytes).await.is_err() || wr.flush().await.is_err() {
+            self.gone.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Ends the client's stream (its read sees EOF); the exec runs on.
+    async fn detach(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.wr.lock().await.shutdown().await;
+    }
+}
+
+/// The client's bytes into the exec's input, until EOF, or until the
+/// detach keys (then the client side ends, and `input` is returned so that
+/// the process does not see EOF: it runs on, as after Docker's detach).
+async fn relay_input<W: tokio::io::AsyncWrite + Unpin>(
+    mut rd: tokio::io::ReadHalf<TokioIo<hyper::upgrade::Upgraded>>,
+    mut input: W,
+    keys: Option<Vec<u8>>,
+    client: Arc<ClientSide>,
+) -> Option<W> {
+    let mut matcher = super::containers::DetachMatcher::new(keys.clone().unwrap_or_default());
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        let (pass, detached) = match &keys {
+            Some(k) if !k.is_empty() => matcher.feed(&buf[..n]),
+            _ => (buf[..n].to_vec(), false),
+        };
+        if !pass.is_empty()
+            && (input.write_all(&pass).await.is_err() || input.flush().await.is_err())
+        {
+            return None;
+        }
+        if detached {
+            client.detach().await;
+            return Some(input);
+        }
+    }
+}
+
 /// Without a TTY: stdout and stderr framed onto the connection, the
 /// connection's bytes into stdin, its half-close as stdin's EOF.
 async fn relay_pipes(
     io: TokioIo<hyper::upgrade::Upgraded>,
     child: &mut tokio::process::Child,
+    keys: Option<Vec<u8>>,
     finish: Finish,
 ) {
-    let (mut rd, wr) = tokio::io::split(io);
-    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let (rd, wr) = tokio::io::split(io);
+    let client = Arc::new(ClientSide {
+        wr: tokio::sync::Mutex::new(wr),
+        gone: false.into(),
+    });
     let pump = |mut out: Box<dyn tokio::io::AsyncRead + Unpin + Send>, stream: Stream| {
-        let wr = wr.clone();
+        let client = client.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 match out.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if wr
-                            .lock()
-                            .await
-                            .write_all(&frame(stream, &buf[..n]))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
+                    Ok(n) => client.send(&frame(stream, &buf[..n])).await,
                 }
             }
         })
@@ -353,17 +411,19 @@ async fn relay_pipes(
         Box::new(child.stderr.take().expect("piped")),
         Stream::Stderr,
     );
-    if let Some(mut stdin) = child.stdin.take() {
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut rd, &mut stdin).await;
-            // dropping stdin closes it: the process sees EOF
-        });
-    }
+    // Dropping stdin closes it: the process sees EOF (not after a detach).
+    let input = child
+        .stdin
+        .take()
+        .map(|stdin| tokio::spawn(relay_input(rd, stdin, keys, client.clone())));
     let code = exit_code(child.wait().await);
     let _ = out.await;
     let _ = err.await;
     finish(code);
-    let _ = wr.lock().await.shutdown().await;
+    if let Some(input) = input {
+        input.abort();
+    }
+    client.detach().await;
 }
 
 /// With a TTY: raw bytes both ways through the pseudo-terminal's master.
@@ -371,48 +431,33 @@ async fn relay_tty(
     io: TokioIo<hyper::upgrade::Upgraded>,
     child: &mut tokio::process::Child,
     master: Arc<OwnedFd>,
+    keys: Option<Vec<u8>>,
     finish: Finish,
 ) {
-    let (mut rd, mut wr) = tokio::io::split(io);
+    let (rd, wr) = tokio::io::split(io);
+    let client = Arc::new(ClientSide {
+        wr: tokio::sync::Mutex::new(wr),
+        gone: false.into(),
+    });
     let reader = std::fs::File::from(master.try_clone().expect("dup of the pty master"));
-    let mut writer = tokio::fs::File::from_std(std::fs::File::from(
+    let writer = tokio::fs::File::from_std(std::fs::File::from(
         master.try_clone().expect("dup of the pty master"),
     ));
     let mut reader = tokio::fs::File::from_std(reader);
+    let out = client.clone();
     let output = tokio::spawn(async move {
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break, // EIO once the last slave is closed
-                Ok(n) => {
-                    if wr.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    let _ = wr.flush().await;
-                }
-            }
-        }
-        wr
-    });
-    let input = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if writer.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    let _ = writer.flush().await;
-                }
+                Ok(n) => out.send(&buf[..n]).await,
             }
         }
     });
+    let input = tokio::spawn(relay_input(rd, writer, keys, client.clone()));
     let code = exit_code(child.wait().await);
-    let wr = output.await;
+    let _ = output.await;
     input.abort();
     finish(code);
-    if let Ok(mut wr) = wr {
-        let _ = wr.shutdown().await;
-    }
+    client.detach().await;
 }

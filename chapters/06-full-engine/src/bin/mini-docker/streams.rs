@@ -236,6 +236,9 @@ pub(super) struct ExecArgs {
     /// Every capability for this process
     #[arg(long)]
     pub(super) privileged: bool,
+    /// Keys that leave the exec running and end this command [default: ctrl-p,ctrl-q]
+    #[arg(long)]
+    pub(super) detach_keys: Option<String>,
     pub(super) container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub(super) command: Vec<String>,
@@ -320,6 +323,7 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> Result<i32> {
         workdir,
         env,
         privileged,
+        detach_keys,
         container,
         command,
     } = args;
@@ -333,6 +337,7 @@ pub(super) async fn exec(client: &Client, args: ExecArgs) -> Result<i32> {
         env: Some(env),
         user: user.unwrap_or_default(),
         working_dir: workdir.unwrap_or_default(),
+        detach_keys: detach_keys.unwrap_or_default(),
     };
     let exec_id = client.create_exec(&container, &config).await?.id;
     let start = serde_json::to_value(chapter_06::api::ExecStart {
