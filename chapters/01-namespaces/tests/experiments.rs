@@ -52,3 +52,27 @@ fn experiments_run_and_show_both_sides() {
         "the chroot half of the demo must escape"
     );
 }
+
+/// `run --init`: PID 1 is the init, the command PID 2, its status the run's;
+/// without it the command is PID 1.
+#[test]
+fn run_with_init_puts_a_tiny_init_in_front_of_the_command() {
+    if !privileged("run_with_init_puts_a_tiny_init_in_front_of_the_command") {
+        return;
+    }
+    let run = |init: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg("--rootfs").arg(fixture::rootfs());
+        if init {
+            cmd.arg("--init");
+        }
+        cmd.args(["--", "sh", "-c", "cat /proc/1/comm; echo $$; exit 4"]);
+        cmd.output().unwrap()
+    };
+    let with = run(true);
+    assert_eq!(with.status.code(), Some(4), "{with:?}");
+    assert_eq!(String::from_utf8_lossy(&with.stdout), "init\n2\n");
+    let without = run(false);
+    assert_eq!(without.status.code(), Some(4), "{without:?}");
+    assert_eq!(String::from_utf8_lossy(&without.stdout), "sh\n1\n");
+}
