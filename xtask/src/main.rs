@@ -17,6 +17,7 @@ mod experiments;
 mod grade;
 mod install;
 mod regions;
+mod report;
 mod verify;
 mod workspace;
 
