@@ -49,8 +49,9 @@ pub fn bench(what: &str, runs: u32, baseline: Option<&str>) -> Result<()> {
         "pull" => pull(runs),
         "start" => start(runs, baseline),
         "build" => build(runs),
+        "near-native" => near_native(runs),
         other => {
-            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start` or `build`")
+            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start`, `near-native` or `build`")
         }
     }
 }
@@ -661,7 +662,11 @@ fn start_in(
     // initramfs that runs the same /bin/true and powers off. Fewer runs: a
     // boot under TCG takes seconds.
     let mut notes = Vec::new();
-    match microvm(t) {
+    let vm = Vm::find(t).and_then(|vm| {
+        let initrd = Vm::initrd(t, "true", TRUE_INIT, &[])?;
+        Ok((vm.command(&initrd, "none"), vm.accel))
+    });
+    match vm {
         Ok((command, accel)) => {
             let vm = (format!("microVM ({accel})"), command);
             let vm_results = dir.join("start-vm.json");
@@ -717,65 +722,260 @@ const FIRECRACKER_CITED: &str = "For comparison, cited and not measured here: Fi
     (firecracker-microvm.github.io; Agache et al., \"Firecracker: Lightweight \
     Virtualization for Serverless Applications\", NSDI 2020).";
 
-/// The microVM's command line, and how it is accelerated: KVM when a guest
-/// boots with it here within 20 s (nested KVM may refuse the CPU model),
-/// else TCG. The initramfs (busybox-static, an /init that runs /bin/true and
-/// powers off) is made in `t`.
-fn microvm(t: &Path) -> Result<(String, &'static str)> {
-    let kernel = std::fs::read_dir("/boot")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-        })
-        .max()
-        .context("no kernel in /boot (linux-image-cloud-amd64)")?;
-    let root = t.join("initramfs");
-    std::fs::create_dir_all(root.join("bin"))?;
-    std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
-        .context("busybox-static's /usr/bin/busybox")?;
-    let init = root.join("init");
-    std::fs::write(
-        &init,
-        "#!/bin/busybox sh\n/bin/busybox true\n/bin/busybox echo guest-ran-true\n/bin/busybox poweroff -f\n",
-    )?;
-    run(Command::new("chmod").arg("755").arg(&init))?;
-    let initrd = t.join("initrd.cpio");
-    run(Command::new("sh").current_dir(&root).arg("-c").arg(format!(
-        "find . | cpio -o -H newc --quiet > {}",
-        initrd.display()
-    )))?;
-    let qemu = |accel: &str, cpu: &str, serial: &str| {
-        format!(
-            "qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel {accel} {cpu} -m 256 \
-             -nodefaults -no-user-config -display none -serial {serial} -no-reboot \
-             -kernel {} -initrd {} -append 'console=ttyS0 quiet panic=-1'",
-            kernel.display(),
-            initrd.display()
-        )
-    };
-    let boots = |accel: &str, cpu: &str| {
-        Command::new("timeout")
-            .args(["20", "sh", "-c", &qemu(accel, cpu, "stdio")])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("guest-ran-true"))
-    };
-    if crate::report::kvm_usable() {
-        for cpu in ["-cpu host", "-cpu qemu64"] {
-            if boots("kvm", cpu) {
-                return Ok((qemu("kvm", cpu, "none"), "KVM"));
+/// A QEMU microvm booting the distribution's kernel (linux-image-cloud-amd64)
+/// with an initramfs of ours: busybox-static, an /init script, and any
+/// static helpers. No disk, no network, no firmware.
+struct Vm {
+    kernel: PathBuf,
+    /// How it is accelerated, as the tables say it.
+    accel: &'static str,
+    accel_args: String,
+}
+
+/// The init of the start benchmark's VM: the same /bin/true, then off.
+const TRUE_INIT: &str =
+    "/bin/busybox true\n/bin/busybox echo guest-ran-true\n/bin/busybox poweroff -f\n";
+
+impl Vm {
+    /// KVM when a guest boots with it here within 20 s (nested KVM may
+    /// refuse the CPU model: `-cpu host`, then `qemu64`), else TCG.
+    fn find(t: &Path) -> Result<Vm> {
+        let kernel = std::fs::read_dir("/boot")?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+            })
+            .max()
+            .context("no kernel in /boot (linux-image-cloud-amd64)")?;
+        let probe = Vm::initrd(t, "probe", TRUE_INIT, &[])?;
+        let mut vm = Vm {
+            kernel,
+            accel: "KVM",
+            accel_args: String::new(),
+        };
+        let boots = |vm: &Vm| {
+            Command::new("timeout")
+                .args(["20", "sh", "-c", &vm.command(&probe, "stdio")])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("guest-ran-true"))
+        };
+        let kvm = crate::report::kvm_usable();
+        if kvm {
+            for cpu in ["host", "qemu64"] {
+                vm.accel_args = format!("-accel kvm -cpu {cpu}");
+                if boots(&vm) {
+                    return Ok(vm);
+                }
             }
         }
+        vm.accel_args = "-accel tcg".into();
+        vm.accel = if kvm {
+            "TCG: KVM refused this guest"
+        } else {
+            "TCG: no usable KVM"
+        };
+        if !boots(&vm) {
+            bail!("the microVM did not boot under TCG within 20 s");
+        }
+        Ok(vm)
     }
-    if !boots("tcg", "") {
-        bail!("the microVM did not boot under TCG within 20 s");
+
+    /// An initramfs (newc cpio) of busybox, `init` (a busybox sh script)
+    /// and `bins` (static executables, put in /bin).
+    fn initrd(t: &Path, name: &str, init: &str, bins: &[&Path]) -> Result<PathBuf> {
+        let root = t.join(format!("initramfs-{name}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("bin"))?;
+        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
+            .context("busybox-static's /usr/bin/busybox")?;
+        for bin in bins {
+            let file = bin.file_name().context("a helper without a name")?;
+            std::fs::copy(bin, root.join("bin").join(file))?;
+        }
+        std::fs::write(root.join("init"), format!("#!/bin/busybox sh\n{init}"))?;
+        run(Command::new("chmod").arg("755").arg(root.join("init")))?;
+        let initrd = t.join(format!("initrd-{name}.cpio"));
+        run(Command::new("sh").current_dir(&root).arg("-c").arg(format!(
+            "find . | cpio -o -H newc --quiet > {}",
+            initrd.display()
+        )))?;
+        Ok(initrd)
     }
-    let accel = if crate::report::kvm_usable() {
-        "TCG (KVM refused this guest)"
-    } else {
-        "TCG (no usable KVM)"
+
+    /// The command line that boots `initrd`, its console on `serial`
+    /// (`stdio`, or `none` when only the time counts).
+    fn command(&self, initrd: &Path, serial: &str) -> String {
+        format!(
+            "qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off {} -m 256 \
+             -nodefaults -no-user-config -display none -serial {serial} -no-reboot \
+             -kernel {} -initrd {} -append 'console=ttyS0 quiet panic=-1'",
+            self.accel_args,
+            self.kernel.display(),
+            initrd.display()
+        )
+    }
+}
+
+/// The workloads of `bench near-native` (`facts work KIND N`), sized to
+/// take a few hundred milliseconds natively.
+const WORKLOADS: [(&str, u64, &str); 3] = [
+    (
+        "cpu",
+        100_000_000,
+        "CPU-bound: 10^8 rounds of integer mixing",
+    ),
+    ("mem", 10, "memory bandwidth: 10 copies of 64 MiB"),
+    ("syscalls", 1_000_000, "syscall-heavy: 10^6 getppid(2)"),
+];
+
+/// `bench near-native`: each workload timed inside (start-up excluded) on
+/// the host, in a mini-docker container (all defaults: seccomp, cgroups,
+/// namespaces) and in the microVM; as fractions of the host's speed.
+fn near_native(runs: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the near-native benchmark needs root (mini-dockerd does)");
+    }
+    install::install_packages(&[
+        "qemu-system-x86",
+        "linux-image-cloud-amd64",
+        "busybox-static",
+        "cpio",
+    ])?;
+    let root = build_release(&["chapter-04", "chapter-06"])?;
+    let rel = root.join("target/release");
+    let rootfs = testkit::fixture::build()?;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let fs = TmpFs::mount(&dir.join("near-native-tmpfs"), "1g")?;
+    let t = fs.path().to_path_buf();
+    let result = near_native_in(runs, &rel, &rootfs, &t, &dir);
+    testkit::unmount_below(&t);
+    testkit::janitor::sweep_cgroups("mini-docker-bench-");
+    drop(fs);
+    result
+}
+
+fn near_native_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
+    let facts = rootfs.join("bin/facts");
+    let ms_of = |out: &[u8]| -> Vec<f64> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+            .filter_map(|v| v["ms"].as_f64())
+            .collect()
     };
-    Ok((qemu("tcg", "", "none"), accel))
+    let median = |mut v: Vec<f64>| -> f64 {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    fixture_image(rel, rootfs, t)?;
+    let sock = t.join("ours.sock");
+    let _daemon = service(
+        Command::new(rel.join("mini-dockerd"))
+            .arg("--root")
+            .arg(t.join("ours"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+        &dir.join("mini-dockerd-near-native.log"),
+    )?;
+    wait_for_socket(&sock, "mini-dockerd")?;
+    let vm = Vm::find(t)?;
+    let vm_runs = runs.clamp(1, 3);
+    let mut init = String::new();
+    for (kind, n, _) in WORKLOADS {
+        for _ in 0..vm_runs {
+            init += &format!("/bin/facts work {kind} {n}\n");
+        }
+    }
+    init += "/bin/busybox poweroff -f\n";
+    let initrd = Vm::initrd(t, "work", &init, &[&facts])?;
+    eprintln!(
+        "booting the microVM ({}) for {} workload runs",
+        vm.accel,
+        3 * vm_runs
+    );
+    let booted = Command::new("sh")
+        .arg("-c")
+        .arg(vm.command(&initrd, "stdio"))
+        .output()?;
+    let in_vm = String::from_utf8_lossy(&booted.stdout).into_owned();
+
+    let mut table = vec![vec![
+        "workload".to_string(),
+        "host".into(),
+        "mini-docker".into(),
+        format!("microVM ({})", vm.accel),
+        "container ÷ host".into(),
+        "VM ÷ host".into(),
+    ]];
+    let mut cpu_ratio = f64::NAN;
+    for (kind, n, what) in WORKLOADS {
+        let mut host = Vec::new();
+        let mut container = Vec::new();
+        for _ in 0..runs {
+            let out = Command::new(&facts)
+                .args(["work", kind, &n.to_string()])
+                .output()?;
+            host.extend(ms_of(&out.stdout));
+            let out = Command::new(rel.join("mini-docker"))
+                .arg("-H")
+                .arg(format!("unix://{}", sock.display()))
+                .args([
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "fixture",
+                    "facts",
+                    "work",
+                    kind,
+                ])
+                .arg(n.to_string())
+                .output()?;
+            container.extend(ms_of(&out.stdout));
+        }
+        let vm_ms: Vec<f64> = in_vm
+            .lines()
+            .filter(|l| l.contains(&format!("\"work\": \"{kind}\"")))
+            .flat_map(|l| ms_of(l.as_bytes()))
+            .collect();
+        let (h, c, v) = (median(host), median(container), median(vm_ms));
+        // Speed relative to the host: host time over the other's.
+        if kind == "cpu" {
+            cpu_ratio = h / c;
+        }
+        let ms = |x: f64| {
+            if x.is_nan() {
+                "failed".to_string()
+            } else {
+                format!("{x:.0} ms")
+            }
+        };
+        table.push(vec![
+            what.to_string(),
+            ms(h),
+            ms(c),
+            ms(v),
+            format!("{:.3}", h / c),
+            format!("{:.3}", h / v),
+        ]);
+    }
+    crate::report::publish_table(
+        "near-native",
+        &format!("Workloads timed inside, medians of {runs} runs ({vm_runs} in the VM)"),
+        &table,
+        &[format!(
+            "\"÷ host\" is the speed as a fraction of the host's (host time ÷ time there): 1.000 \
+             is native. Target: the CPU-bound workload in a container ≥ 0.98 (now {cpu_ratio:.3}). \
+             The syscall-heavy one pays for the container's seccomp filter on every call."
+        )],
+    )?;
+    Ok(())
 }
 
 fn build(runs: u32) -> Result<()> {

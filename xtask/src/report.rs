@@ -100,11 +100,7 @@ pub fn publish(
     notes: &[String],
 ) -> Result<PathBuf> {
     let mut out = String::new();
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%F"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = today();
     writeln!(out, "## {title}\n")?;
     writeln!(out, "{date}; {}\n", machine())?;
     writeln!(
@@ -138,18 +134,55 @@ pub fn publish(
     for note in notes {
         writeln!(out, "\n{note}")?;
     }
+    write_out(name, &out)
+}
+
+/// Writes any table (first row the header) to `target/bench/NAME.md`, with
+/// the machine, and prints it.
+pub fn publish_table(
+    name: &str,
+    title: &str,
+    table: &[Vec<String>],
+    notes: &[String],
+) -> Result<PathBuf> {
+    let mut out = String::new();
+    writeln!(out, "## {title}\n")?;
+    writeln!(out, "{}; {}\n", today(), machine())?;
+    for (i, row) in table.iter().enumerate() {
+        writeln!(out, "| {} |", row.join(" | "))?;
+        if i == 0 {
+            writeln!(out, "|{}", "---|".repeat(row.len()))?;
+        }
+    }
+    for note in notes {
+        writeln!(out, "\n{note}")?;
+    }
+    write_out(name, &out)
+}
+
+fn write_out(name: &str, out: &str) -> Result<PathBuf> {
     let dir = testkit::workspace_root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{name}.md"));
-    std::fs::write(&path, &out)?;
+    std::fs::write(&path, out)?;
     println!("\n{out}\n(written to {})", path.display());
     Ok(path)
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0} ms")
-    } else {
+    } else if v >= 10.0 {
         format!("{v:.1} ms")
+    } else {
+        format!("{v:.2} ms")
     }
 }

@@ -37,8 +37,9 @@ fn main() {
         "spin" => spin(number_arg()),
         "forkbomb" => forkbomb(number_arg()),
         "probe" => println!("{}", probe()),
+        "work" => work(),
         other => {
-            eprintln!("facts: unknown argument {other:?}: use no argument, --human, escape, hog, spin, forkbomb or probe");
+            eprintln!("facts: unknown argument {other:?}: use no argument, --human, escape, hog, spin, forkbomb, probe or work");
             std::process::exit(2);
         }
     }
@@ -337,6 +338,53 @@ fn spin(seconds: u64) {
         std::hint::black_box(x);
     }
     println!("{{\"spun_seconds\": {seconds}}}");
+}
+
+/// `facts work cpu|mem|syscalls N`: a workload of `cargo xtask bench
+/// near-native`, timed inside (start-up excluded) and printed as one line of
+/// JSON: `cpu` N rounds of integer mixing, `mem` N copies of a 64 MiB
+/// buffer, `syscalls` N getppid(2) calls.
+fn work() {
+    let kind = std::env::args().nth(2).unwrap_or_default();
+    let n: u64 = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| {
+            eprintln!("facts work: use facts work cpu|mem|syscalls N");
+            std::process::exit(2);
+        });
+    let start = std::time::Instant::now();
+    match kind.as_str() {
+        "cpu" => {
+            let mut x: u64 = 1;
+            for i in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x = x.wrapping_add(i);
+            }
+            std::hint::black_box(x);
+        }
+        "mem" => {
+            let from = vec![1u8; 64 << 20];
+            let mut to = vec![0u8; 64 << 20];
+            for _ in 0..n {
+                to.copy_from_slice(std::hint::black_box(&from));
+                std::hint::black_box(&mut to);
+            }
+        }
+        "syscalls" => {
+            for _ in 0..n {
+                std::hint::black_box(std::os::unix::process::parent_id());
+            }
+        }
+        other => {
+            eprintln!("facts work: unknown workload {other:?}: cpu, mem or syscalls");
+            std::process::exit(2);
+        }
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    println!("{{\"work\": \"{kind}\", \"n\": {n}, \"ms\": {ms:.3}}}");
 }
 
 /// The name of an errno the probes meet, else its number.
