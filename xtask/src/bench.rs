@@ -40,7 +40,13 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub fn bench(what: &str, runs: u32, baseline: Option<&str>) -> Result<()> {
+pub fn bench(
+    what: &str,
+    runs: u32,
+    baseline: Option<&str>,
+    density_n: u32,
+    vm_n: u32,
+) -> Result<()> {
     if baseline.is_some() && what != "start" {
         bail!("--baseline is for `bench start` only");
     }
@@ -50,8 +56,9 @@ pub fn bench(what: &str, runs: u32, baseline: Option<&str>) -> Result<()> {
         "start" => start(runs, baseline),
         "build" => build(runs),
         "near-native" => near_native(runs),
+        "density" => density(density_n, vm_n),
         other => {
-            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start`, `near-native` or `build`")
+            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start`, `near-native`, `density` or `build`")
         }
     }
 }
@@ -754,9 +761,9 @@ impl Vm {
             accel: "KVM",
             accel_args: String::new(),
         };
-        let boots = |vm: &Vm| {
+        let boots = |vm: &Vm, seconds: &str| {
             Command::new("timeout")
-                .args(["20", "sh", "-c", &vm.command(&probe, "stdio")])
+                .args([seconds, "sh", "-c", &vm.command(&probe, "stdio")])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("guest-ran-true"))
         };
@@ -764,7 +771,7 @@ impl Vm {
         if kvm {
             for cpu in ["host", "qemu64"] {
                 vm.accel_args = format!("-accel kvm -cpu {cpu}");
-                if boots(&vm) {
+                if boots(&vm, "20") {
                     return Ok(vm);
                 }
             }
@@ -775,8 +782,8 @@ impl Vm {
         } else {
             "TCG: no usable KVM"
         };
-        if !boots(&vm) {
-            bail!("the microVM did not boot under TCG within 20 s");
+        if !boots(&vm, "90") {
+            bail!("the microVM did not boot under TCG within 90 s");
         }
         Ok(vm)
     }
@@ -815,6 +822,263 @@ impl Vm {
             initrd.display()
         )
     }
+}
+
+/// A process's proportional set size (its private pages, and its share of
+/// pages it shares), in bytes, from /proc/PID/smaps_rollup.
+fn pss(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Pss:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The PIDs whose command line contains every one of `words`.
+fn pids_with(words: &[&str]) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if words.iter().all(|w| text.contains(w)) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Memory charged to the v1 or v2 cgroups named `prefix…`, in bytes.
+fn cgroup_usage(prefix: &str) -> (u64, usize) {
+    let dirs: Vec<PathBuf> = testkit::janitor::find_cgroups(prefix)
+        .into_iter()
+        .filter(|d| d.join("memory.usage_in_bytes").exists() || d.join("memory.current").exists())
+        .collect();
+    let bytes = dirs
+        .iter()
+        .filter_map(|d| {
+            std::fs::read_to_string(d.join("memory.usage_in_bytes"))
+                .or_else(|_| std::fs::read_to_string(d.join("memory.current")))
+                .ok()
+        })
+        .filter_map(|v| v.trim().parse::<u64>().ok())
+        .sum();
+    (bytes, dirs.len())
+}
+
+/// `bench density`: `n` idle containers (`sleep`) started one after the
+/// other; what the engine's processes take per container (the daemon's
+/// growth and every monitor, PSS), what the kernel charges each container's
+/// cgroup, and how long the starts took; the same for podman; and `vm_n`
+/// idle microVMs (the QEMU process's PSS each). Everything is removed after.
+fn density(n: u32, vm_n: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the density benchmark needs root (every engine in it does)");
+    }
+    install::install_packages(&[
+        "podman",
+        "runc",
+        "qemu-system-x86",
+        "linux-image-cloud-amd64",
+        "busybox-static",
+        "cpio",
+    ])?;
+    let root = build_release(&["chapter-04", "chapter-06"])?;
+    let rel = root.join("target/release");
+    let rootfs = testkit::fixture::build()?;
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let before = testkit::peers::host_state();
+    let fs = TmpFs::mount(&dir.join("density-tmpfs"), "4g")?;
+    let t = fs.path().to_path_buf();
+    let result = density_in(n, vm_n, &rel, &rootfs, &t, &dir);
+    testkit::unmount_below(&t);
+    testkit::janitor::sweep_cgroups("mini-docker-bench-");
+    drop(fs);
+    testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(10));
+    testkit::peers::remove_new_host_state(&before);
+    result
+}
+
+fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    fixture_image(rel, rootfs, t)?;
+    let sock = t.join("ours.sock");
+    let daemon = service(
+        Command::new(rel.join("mini-dockerd"))
+            .arg("--root")
+            .arg(t.join("ours"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+        &dir.join("mini-dockerd-density.log"),
+    )?;
+    wait_for_socket(&sock, "mini-dockerd")?;
+    let cli = |args: &[&str]| -> Result<()> {
+        run(Command::new(rel.join("mini-docker"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(args)
+            .stdout(std::process::Stdio::null()))
+    };
+    let daemon_pid = daemon.0.id() as i32;
+    let idle_daemon = pss(daemon_pid);
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let name = format!("d{i}");
+        cli(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            "fixture",
+            "sleep",
+            "3600",
+        ])?;
+    }
+    let ours_start = started.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let root_arg = t.join("ours").display().to_string();
+    let monitors = pids_with(&["monitor", &root_arg]);
+    let engine = (pss(daemon_pid).saturating_sub(idle_daemon)
+        + monitors.iter().map(|p| pss(*p)).sum::<u64>()) as f64
+        / f64::from(n);
+    let (charged, groups) = cgroup_usage("mini-docker-bench-");
+    let kernel = charged as f64 / groups.max(1) as f64;
+    let names: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    cli(&rm)?;
+    drop(daemon);
+
+    // podman, with its own roots: conmon per container, no daemon.
+    let podman = format!(
+        "podman --root {} --runroot {} --storage-driver overlay --runtime runc --cgroup-manager cgroupfs",
+        t.join("podman").display(),
+        t.join("podman-run").display()
+    );
+    let sh = |script: String| {
+        run(Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdout(std::process::Stdio::null()))
+    };
+    sh(format!(
+        "{podman} load -q -i {}",
+        t.join("fixture.tar").display()
+    ))?;
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        sh(format!(
+            "{podman} run -d --name p{i} --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 fixture sleep 3600"
+        ))?;
+    }
+    let podman_start = started.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let conmons = pids_with(&["conmon", &t.join("podman").display().to_string()]);
+    let podman_engine = conmons.iter().map(|p| pss(*p)).sum::<u64>() as f64 / f64::from(n);
+    let (podman_charged, podman_groups) = cgroup_usage("libpod-");
+    let podman_kernel = podman_charged as f64 / podman_groups.max(1) as f64;
+    sh(format!("{podman} rm -f -t 0 -a"))?;
+
+    // microVMs: each boots the busybox initramfs and idles.
+    let vm = Vm::find(t)?;
+    let initrd = Vm::initrd(
+        t,
+        "idle",
+        "/bin/busybox echo guest-idle\nexec /bin/busybox sleep 3600\n",
+        &[],
+    )?;
+    let mut vms = Vec::new();
+    for i in 0..vm_n {
+        let log = std::fs::File::create(t.join(format!("vm{i}.log")))?;
+        vms.push(Service({
+            use std::os::unix::process::CommandExt;
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("exec {}", vm.command(&initrd, "stdio")))
+                .process_group(0)
+                // Not a terminal: qemu reads its stdio, and a
+                // background group reading a terminal is stopped.
+                .stdin(std::process::Stdio::null())
+                .stdout(log)
+                .spawn()?
+        }));
+    }
+    // Booted when each has said so (under TCG a boot takes seconds).
+    let deadline =
+        std::time::Instant::now() + std::time::Duration::from_secs(60 + 10 * u64::from(vm_n));
+    while (0..vm_n).any(|i| {
+        !std::fs::read_to_string(t.join(format!("vm{i}.log")))
+            .unwrap_or_default()
+            .contains("guest-idle")
+    }) {
+        if std::time::Instant::now() > deadline {
+            let said = std::fs::read_to_string(t.join("vm0.log")).unwrap_or_default();
+            bail!("the microVMs did not all boot in time; the first said:\n{said}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let per_vm =
+        vms.iter().map(|v| pss(v.0.id() as i32)).sum::<u64>() as f64 / f64::from(vm_n.max(1));
+    drop(vms);
+
+    let ours_total = engine + kernel;
+    let podman_total = podman_engine + podman_kernel;
+    let table = vec![
+        vec![
+            "".to_string(),
+            "engine per container (PSS)".into(),
+            "kernel, cgroup charge per container".into(),
+            "total per container".into(),
+            format!("time to start {n}"),
+        ],
+        vec![
+            "mini-docker".into(),
+            format!("{:.2} MiB", mib(engine)),
+            format!("{:.2} MiB", mib(kernel)),
+            format!("{:.2} MiB", mib(ours_total)),
+            format!("{ours_start:.1} s"),
+        ],
+        vec![
+            "podman (runc, conmon)".into(),
+            format!("{:.2} MiB", mib(podman_engine)),
+            format!("{:.2} MiB", mib(podman_kernel)),
+            format!("{:.2} MiB", mib(podman_total)),
+            format!("{podman_start:.1} s"),
+        ],
+        vec![
+            format!("microVM ({}), {vm_n} of them", vm.accel),
+            format!("{:.1} MiB (QEMU process)", mib(per_vm)),
+            "–".into(),
+            format!("{:.1} MiB", mib(per_vm)),
+            "–".into(),
+        ],
+    ];
+    crate::report::publish_table(
+        "density",
+        &format!("{n} idle containers (`sleep 3600`), and {vm_n} idle microVMs"),
+        &table,
+        &[format!(
+            "Containers per VM on the same memory: {:.0} (mini-docker), {:.0} (podman); target ≥ 10. \
+             Engine memory per idle container: {:.2} MiB (target < 2 MiB). The engine's column is \
+             the daemon's growth plus every monitor (mini-docker: one small process per container, \
+             a monitor) or every conmon (podman); the kernel's is what each container's cgroup is \
+             charged (its processes, page cache, kernel objects).",
+            per_vm / ours_total,
+            per_vm / podman_total,
+            mib(engine)
+        )],
+    )?;
+    Ok(())
 }
 
 /// The workloads of `bench near-native` (`facts work KIND N`), sized to

@@ -74,7 +74,7 @@ enum Cmd {
     Book,
     /// Time our code against its peers on this machine (not a test)
     Bench {
-        /// What to time: unpack
+        /// What to time: unpack, pull, start, near-native, density, build
         what: String,
         #[arg(long, default_value_t = 5)]
         runs: u32,
@@ -82,6 +82,12 @@ enum Cmd {
         /// revision (e.g. the commit before a change), side by side
         #[arg(long)]
         baseline: Option<String>,
+        /// `density`: how many idle containers
+        #[arg(long, default_value_t = 100)]
+        n: u32,
+        /// `density`: how many idle microVMs
+        #[arg(long, default_value_t = 4)]
+        vm_n: u32,
     },
 }
 
@@ -102,7 +108,9 @@ fn main() {
             what,
             runs,
             baseline,
-        } => bench::bench(&what, runs, baseline.as_deref()),
+            n,
+            vm_n,
+        } => bench::bench(&what, runs, baseline.as_deref(), n, vm_n),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");
