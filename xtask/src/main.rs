@@ -74,8 +74,9 @@ enum Cmd {
     Book,
     /// Time our code against its peers on this machine (not a test)
     Bench {
-        /// What to time: unpack, pull, start, near-native, density, build
-        what: String,
+        /// What to time: start, near-native, density, unpack, pull, build
+        /// [default: all of them, one after the other]
+        what: Option<String>,
         #[arg(long, default_value_t = 5)]
         runs: u32,
         /// `start` only: also time mini-docker as built from this git
@@ -88,6 +89,9 @@ enum Cmd {
         /// `density`: how many idle microVMs
         #[arg(long, default_value_t = 4)]
         vm_n: u32,
+        /// Then copy the latest tables into the book's measured pages
+        #[arg(long)]
+        book: bool,
     },
 }
 
@@ -110,7 +114,8 @@ fn main() {
             baseline,
             n,
             vm_n,
-        } => bench::bench(&what, runs, baseline.as_deref(), n, vm_n),
+            book,
+        } => bench::bench(what.as_deref(), runs, baseline.as_deref(), n, vm_n, book),
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");

@@ -169,7 +169,7 @@ fn write_out(name: &str, out: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn today() -> String {
+pub fn today() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%F"])
         .output()
