@@ -1006,16 +1006,12 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
     let mib = |b: f64| b / (1u64 << 20) as f64;
     fixture_image(rel, rootfs, t)?;
     let sock = t.join("ours.sock");
-    let daemon = service(
-        Command::new(rel.join("mini-dockerd"))
-            .arg("--root")
-            .arg(t.join("ours"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+    let daemon = our_daemon(
+        rel,
+        &t.join("ours"),
+        &sock,
         &dir.join("mini-dockerd-density.log"),
     )?;
-    wait_for_socket(&sock, "mini-dockerd")?;
     let cli = |args: &[&str]| -> Result<()> {
         run(Command::new(rel.join("mini-docker"))
             .arg("-H")
@@ -1189,6 +1185,22 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
     Ok(())
 }
 
+/// A release mini-dockerd on `root`, listening on `sock`, its cgroups named
+/// for the benchmark (swept after); stopped when the Service is dropped.
+fn our_daemon(rel: &Path, root: &Path, sock: &Path, log: &Path) -> Result<Service> {
+    let daemon = service(
+        Command::new(rel.join("mini-dockerd"))
+            .arg("--root")
+            .arg(root)
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+        log,
+    )?;
+    wait_for_socket(sock, "mini-dockerd")?;
+    Ok(daemon)
+}
+
 /// Bytes a directory tree takes on disk (`du -s -B1`: allocated blocks,
 /// each hard-linked file once).
 fn disk_bytes(paths: &[&Path]) -> Result<u64> {
@@ -1234,16 +1246,7 @@ fn disk_in(n: u32, rel: &Path, store: &Path, rootfs: &Path, t: &Path, dir: &Path
         .arg(store)
         .arg(engine_root.join("images")))?;
     let sock = t.join("ours.sock");
-    let daemon = service(
-        Command::new(rel.join("mini-dockerd"))
-            .arg("--root")
-            .arg(&engine_root)
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
-        &dir.join("mini-dockerd-disk.log"),
-    )?;
-    wait_for_socket(&sock, "mini-dockerd")?;
+    let daemon = our_daemon(rel, &engine_root, &sock, &dir.join("mini-dockerd-disk.log"))?;
     let cli = |args: &[&str]| {
         run(Command::new(rel.join("mini-docker"))
             .arg("-H")
@@ -1388,16 +1391,12 @@ fn near_native_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) ->
     };
     fixture_image(rel, rootfs, t)?;
     let sock = t.join("ours.sock");
-    let _daemon = service(
-        Command::new(rel.join("mini-dockerd"))
-            .arg("--root")
-            .arg(t.join("ours"))
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .env("MINI_DOCKER_CGROUP_PREFIX", "mini-docker-bench-"),
+    let _daemon = our_daemon(
+        rel,
+        &t.join("ours"),
+        &sock,
         &dir.join("mini-dockerd-near-native.log"),
     )?;
-    wait_for_socket(&sock, "mini-dockerd")?;
     let vm = Vm::find(t)?;
     let vm_runs = runs.clamp(1, 3);
     let mut init = String::new();
