@@ -65,7 +65,7 @@ pub fn bench(
     runs: u32,
     baseline: Option<&str>,
     density_n: u32,
-    vm_n: u32,
+    vm_n: VmCount,
     book: bool,
 ) -> Result<()> {
     let parts: Vec<&str> = match what {
@@ -135,7 +135,7 @@ fn bench_one(
     runs: u32,
     baseline: Option<&str>,
     density_n: u32,
-    vm_n: u32,
+    vm_n: VmCount,
 ) -> Result<()> {
     match what {
         "unpack" => unpack(runs),
@@ -971,9 +971,10 @@ fn cgroup_usage(prefix: &str) -> (u64, usize) {
 /// `bench density`: `n` idle containers (`sleep`) started one after the
 /// other; what the engine's processes take per container (the daemon's
 /// growth and every monitor, PSS), what the kernel charges each container's
-/// cgroup, and how long the starts took; the same for podman; and `vm_n`
-/// idle microVMs (the QEMU process's PSS each). Everything is removed after.
-fn density(n: u32, vm_n: u32) -> Result<()> {
+/// cgroup, and how long the starts took; the same for podman; and
+/// idle microVMs, N or as many as fit in a budget (each QEMU process's
+/// PSS). Everything is removed after.
+fn density(n: u32, vm_n: VmCount) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the density benchmark needs root (every engine in it does)");
     }
@@ -1002,7 +1003,23 @@ fn density(n: u32, vm_n: u32) -> Result<()> {
     result
 }
 
-fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) -> Result<()> {
+/// How many idle microVMs `bench density` starts.
+#[derive(Clone, Copy, Debug)]
+pub enum VmCount {
+    /// `--vm-n N`.
+    N(u32),
+    /// `--vm-budget MIB`: as many as fit in that much memory (their PSS).
+    Budget(u64),
+}
+
+fn density_in(
+    n: u32,
+    vms_wanted: VmCount,
+    rel: &Path,
+    rootfs: &Path,
+    t: &Path,
+    dir: &Path,
+) -> Result<()> {
     let mib = |b: f64| b / (1u64 << 20) as f64;
     fixture_image(rel, rootfs, t)?;
     let sock = t.join("ours.sock");
@@ -1095,8 +1112,26 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
     // One after the other, each booted before the next starts: an idle
     // guest costs its host almost nothing, but under TCG guests booting
     // side by side on two cores starve each other's timer calibration.
+    // The QEMU processes (each under its `timeout`) and their PSS in all.
+    let qemu_pss = || -> (usize, u64) {
+        let qemus: Vec<i32> = pids_with(&["qemu-system-x86_64", &initrd.display().to_string()])
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.starts_with("qemu-system"))
+            })
+            .collect();
+        (qemus.len(), qemus.iter().map(|p| pss(*p)).sum())
+    };
+    // `--vm-n`: that many; else as many as fit in the budget (the one that
+    // goes over it does not count).
+    let (limit, budget) = match vms_wanted {
+        VmCount::N(n) => (n, u64::MAX),
+        VmCount::Budget(bytes) => (64, bytes),
+    };
     let mut vms = Vec::new();
-    for i in 0..vm_n {
+    let mut fitted = 0u32;
+    for i in 0..limit {
         let log_path = t.join(format!("vm{i}.log"));
         let log = std::fs::File::create(&log_path)?;
         vms.push(Service({
@@ -1122,17 +1157,14 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
             }
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if qemu_pss().1 > budget {
+            break;
+        }
+        fitted = i + 1;
     }
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    // The QEMU processes (each under its `timeout`).
-    let qemus: Vec<i32> = pids_with(&["qemu-system-x86_64", &initrd.display().to_string()])
-        .into_iter()
-        .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.starts_with("qemu-system"))
-        })
-        .collect();
-    let per_vm = qemus.iter().map(|p| pss(*p)).sum::<u64>() as f64 / f64::from(vm_n.max(1));
+    let (running, total_pss) = qemu_pss();
+    let per_vm = total_pss as f64 / running.max(1) as f64;
     drop(vms);
 
     let ours_total = engine + kernel;
@@ -1160,7 +1192,14 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
             format!("{podman_start:.1} s"),
         ],
         vec![
-            format!("microVM ({}), {vm_n} of them", vm.accel),
+            match vms_wanted {
+                VmCount::N(_) => format!("microVM ({}), {fitted} of them", vm.accel),
+                VmCount::Budget(b) => format!(
+                    "microVM ({}): {fitted} fit in {:.0} MiB",
+                    vm.accel,
+                    mib(b as f64)
+                ),
+            },
             format!("{:.1} MiB (QEMU process)", mib(per_vm)),
             "–".into(),
             format!("{:.1} MiB", mib(per_vm)),
@@ -1169,7 +1208,7 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
     ];
     crate::report::publish_table(
         "density",
-        &format!("{n} idle containers (`sleep 3600`), and {vm_n} idle microVMs"),
+        &format!("{n} idle containers (`sleep 3600`), and idle microVMs"),
         &table,
         &[format!(
             "Containers per VM on the same memory: {:.0} (mini-docker), {:.0} (podman); target ≥ 10. \
@@ -1180,7 +1219,17 @@ fn density_in(n: u32, vm_n: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path
             per_vm / ours_total,
             per_vm / podman_total,
             mib(engine)
-        )],
+        ),
+        match vms_wanted {
+            VmCount::Budget(b) => format!(
+                "In the same {:.0} MiB: {fitted} idle microVMs, or {:.0} idle mini-docker containers \
+                 ({:.0} with podman).",
+                mib(b as f64),
+                b as f64 / ours_total,
+                b as f64 / podman_total
+            ),
+            VmCount::N(_) => String::new(),
+        }],
     )?;
     Ok(())
 }

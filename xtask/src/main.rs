@@ -86,9 +86,13 @@ enum Cmd {
         /// `density`: how many idle containers
         #[arg(long, default_value_t = 100)]
         n: u32,
-        /// `density`: how many idle microVMs
-        #[arg(long, default_value_t = 4)]
-        vm_n: u32,
+        /// `density`: this many idle microVMs, instead of as many as fit
+        /// in --vm-budget
+        #[arg(long)]
+        vm_n: Option<u32>,
+        /// `density`: MiB of memory to fill with idle microVMs
+        #[arg(long, default_value_t = 1024)]
+        vm_budget: u64,
         /// Then copy the latest tables into the book's measured pages
         #[arg(long)]
         book: bool,
@@ -114,8 +118,15 @@ fn main() {
             baseline,
             n,
             vm_n,
+            vm_budget,
             book,
-        } => bench::bench(what.as_deref(), runs, baseline.as_deref(), n, vm_n, book),
+        } => {
+            let vms = match vm_n {
+                Some(n) => bench::VmCount::N(n),
+                None => bench::VmCount::Budget(vm_budget << 20),
+            };
+            bench::bench(what.as_deref(), runs, baseline.as_deref(), n, vms, book)
+        }
     };
     if let Err(err) = result {
         eprintln!("xtask: {err:#}");
