@@ -312,6 +312,12 @@ pub const DEFAULT_DEVICE_RULES: [&str; 12] = [
     "c 10:200 rwm",
 ];
 
+/// A device access as rules and `--device` give it: some of `r` (read),
+/// `w` (write), `m` (mknod), at most three letters.
+pub fn is_device_access(access: &str) -> bool {
+    !access.is_empty() && access.len() <= 3 && access.bytes().all(|b| b"rwm".contains(&b))
+}
+
 /// Checks a device cgroup rule (`--device-cgroup-rule`): `a`, or
 /// `TYPE MAJOR:MINOR ACCESS` with type `a`, `b` or `c`, numbers or `*`,
 /// and access some of `rwm`.
@@ -330,9 +336,11 @@ pub fn parse_device_rule(rule: &str) -> Result<String, String> {
     };
     let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
     let number = |n: &str| n == "*" || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    let access_ok =
-        !access.is_empty() && access.len() <= 3 && access.bytes().all(|b| b"rwm".contains(&b));
-    if !matches!(kind, "a" | "b" | "c") || !number(major) || !number(minor) || !access_ok {
+    if !matches!(kind, "a" | "b" | "c")
+        || !number(major)
+        || !number(minor)
+        || !is_device_access(access)
+    {
         return Err(bad());
     }
     Ok(format!("{kind} {major}:{minor} {access}"))

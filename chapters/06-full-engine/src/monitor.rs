@@ -321,7 +321,7 @@ pub fn gather_devices(d: &crate::api::DeviceMapping) -> Result<Vec<DeviceNode>, 
     } else {
         d.cgroup_permissions.as_str()
     };
-    if permissions.len() > 3 || !permissions.bytes().all(|b| b"rwm".contains(&b)) {
+    if !chapter_02::limits::is_device_access(permissions) {
         return Err(error(&format!(
             "invalid permissions {permissions:?}: use some of r, w, m"
         )));

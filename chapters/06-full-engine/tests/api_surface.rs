@@ -338,18 +338,6 @@ fn update_changes_a_running_containers_limits_at_once() {
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
 
-/// Polls until `f` holds (or 20 s pass); whether it held.
-fn eventually(f: impl Fn() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
     if !privileged("restart_policies_restart_as_dockers_and_survive_a_daemon_restart") {
@@ -371,7 +359,9 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
         "-c",
         "echo run; exit 4",
     ]);
-    assert!(eventually(|| engine.inspect("flaky")["RestartCount"] == 2
+    assert!(common::eventually(|| engine.inspect("flaky")
+        ["RestartCount"]
+        == 2
         && engine.inspect("flaky")["State"]["Status"] == "exited"));
     std::thread::sleep(std::time::Duration::from_millis(800));
     let v = engine.inspect("flaky");
@@ -418,7 +408,8 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
         "-c",
         "sleep 0.3",
     ]);
-    assert!(eventually(|| engine.inspect("always")["RestartCount"]
+    assert!(common::eventually(|| engine.inspect("always")
+        ["RestartCount"]
         .as_i64()
         >= Some(2)));
     engine.ok(&["stop", "-t", "0", "always"]);
@@ -460,11 +451,12 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
     ]);
     engine.ok(&["stop", "-t", "0", "stopped"]);
     engine.ok(&["kill", "keeper"]);
-    assert!(eventually(
-        || engine.inspect("keeper")["State"]["Status"] == "exited"
-    ));
+    assert!(common::eventually(|| engine.inspect("keeper")["State"]
+        ["Status"]
+        == "exited"));
     engine.ok(&["start", "keeper"]);
-    assert!(eventually(|| engine.inspect("keeper")["State"]["Pid"]
+    assert!(common::eventually(|| engine.inspect("keeper")["State"]
+        ["Pid"]
         .as_i64()
         > Some(1)));
     let pid = engine.inspect("keeper")["State"]["Pid"].as_i64().unwrap() as i32;
@@ -480,11 +472,11 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     engine.start_daemon();
     assert!(
-        eventually(|| engine.inspect("keeper")["State"]["Status"] == "running"),
+        common::eventually(|| engine.inspect("keeper")["State"]["Status"] == "running"),
         "unless-stopped came back"
     );
     assert!(
-        eventually(|| engine.inspect("always")["State"]["Status"] == "running"),
+        common::eventually(|| engine.inspect("always")["State"]["Status"] == "running"),
         "always came back"
     );
     assert_eq!(engine.inspect("stopped")["State"]["Status"], "exited");
@@ -530,7 +522,7 @@ fn restart_policies_restart_as_dockers_and_survive_a_daemon_restart() {
             ],
         );
         assert!(
-            eventually(|| engine.inspect("cli-flaky")["RestartCount"] == 1),
+            common::eventually(|| engine.inspect("cli-flaky")["RestartCount"] == 1),
             "{}",
             cli.display()
         );

@@ -372,19 +372,6 @@ fn ulimits_are_set_on_the_containers_processes() {
     assert!(engine.leftovers().is_empty(), "{:?}", engine.leftovers());
 }
 
-/// Polls `check` (an exec's output) until `done` holds, at most 100 times.
-fn poll(engine: &Engine, container: &str, script: &str, done: impl Fn(&str) -> bool) -> String {
-    let mut out = String::new();
-    for _ in 0..100 {
-        out = engine.ok(&["exec", container, "sh", "-c", script]);
-        if done(&out) {
-            return out;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    out
-}
-
 #[test]
 fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
     if !privileged("init_is_pid_1_reaps_orphans_and_passes_signals_on") {
@@ -423,7 +410,11 @@ fn init_is_pid_1_reaps_orphans_and_passes_signals_on() {
         }
         args.extend_from_slice(&["fixture", "sh", "-c", orphan]);
         engine.ok(&args);
-        let out = poll(&engine, name, zombies, |out| out == expect);
+        let mut out = String::new();
+        common::eventually(|| {
+            out = engine.ok(&["exec", name, "sh", "-c", zombies]);
+            out == expect
+        });
         assert_eq!(out, expect, "{name}: zombies, then orphans still running");
     }
     // SIGTERM reaches `sleep` through the init (143); sleep as PID 1 has no

@@ -438,6 +438,18 @@ pub fn http_get(addr: &str) -> String {
 }
 
 /// stdout of a finished command, with everything in the panic if it failed.
+/// Polls until `f` holds (or 20 s pass); whether it held.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -214,8 +214,7 @@ pub(super) struct RunArgs {
 /// `--device HOST[:CONTAINER][:PERMISSIONS]`, read as Docker's CLI reads it:
 /// a second part that is only r, w and m is the permissions.
 pub(super) fn device_of(spec: &str) -> Result<api::DeviceMapping> {
-    let permissions =
-        |p: &str| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b"rwm".contains(&b));
+    let permissions = chapter_02::limits::is_device_access;
     let parts: Vec<&str> = spec.split(':').collect();
     let (host, inside, perms) = match parts[..] {
         [host] => (host, host, "rwm"),
