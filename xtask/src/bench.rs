@@ -543,17 +543,8 @@ fn start(runs: u32, baseline: Option<&str>) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("the start benchmark needs root (every engine in it does)");
     }
-    install::install_packages(&[
-        "hyperfine",
-        "podman",
-        "runc",
-        "crun",
-        "docker.io",
-        "qemu-system-x86",
-        "linux-image-cloud-amd64",
-        "busybox-static",
-        "cpio",
-    ])?;
+    install::install_packages(&["hyperfine", "podman", "runc", "crun", "docker.io"])?;
+    install::install_packages(&VM_PACKAGES)?;
     let root = build_release(&["chapter-04", "chapter-06"])?;
     let rel = root.join("target/release");
     let rootfs = testkit::fixture::rootfs();
@@ -975,29 +966,12 @@ fn cgroup_usage(prefix: &str) -> (u64, usize) {
 /// idle microVMs, N or as many as fit in a budget (each QEMU process's
 /// PSS). Everything is removed after.
 fn density(n: u32, vm_n: VmCount) -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("the density benchmark needs root (every engine in it does)");
-    }
-    install::install_packages(&[
-        "podman",
-        "runc",
-        "qemu-system-x86",
-        "linux-image-cloud-amd64",
-        "busybox-static",
-        "cpio",
-    ])?;
-    let root = build_release(&["chapter-04", "chapter-06"])?;
-    let rel = root.join("target/release");
-    let rootfs = testkit::fixture::build()?;
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
+    let mut packages = VM_PACKAGES.to_vec();
+    packages.extend(["podman", "runc"]);
     let before = testkit::peers::host_state();
-    let fs = TmpFs::mount(&dir.join("density-tmpfs"), "4g")?;
-    let t = fs.path().to_path_buf();
-    let result = density_in(n, vm_n, &rel, &rootfs, &t, &dir);
-    testkit::unmount_below(&t);
-    testkit::janitor::sweep_cgroups("mini-docker-bench-");
-    drop(fs);
+    let result = with_engine("density", &packages, "4g", |rel, rootfs, t, dir| {
+        density_in(n, vm_n, rel, rootfs, t, dir)
+    });
     testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(10));
     testkit::peers::remove_new_host_state(&before);
     result
@@ -1399,23 +1373,42 @@ const WORKLOADS: [(&str, u64, &str); 3] = [
 /// the host, in a mini-docker container (all defaults: seccomp, cgroups,
 /// namespaces) and in the microVM; as fractions of the host's speed.
 fn near_native(runs: u32) -> Result<()> {
+    with_engine("near-native", &VM_PACKAGES, "1g", |rel, rootfs, t, dir| {
+        near_native_in(runs, rel, rootfs, t, dir)
+    })
+}
+
+/// What a microVM row needs: QEMU, the distribution's kernel, a static
+/// busybox, cpio for the initramfs.
+const VM_PACKAGES: [&str; 4] = [
+    "qemu-system-x86",
+    "linux-image-cloud-amd64",
+    "busybox-static",
+    "cpio",
+];
+
+/// The frame of the benchmarks that run our engine: root, `packages`,
+/// release builds of chapters 04 and 06, the fixture; then `body(release
+/// dir, fixture rootfs, a fresh tmpfs, target/bench)`, and whatever it
+/// mounted below the tmpfs or made in cgroups removed after, failed or not.
+fn with_engine(
+    name: &str,
+    packages: &[&str],
+    size: &str,
+    body: impl FnOnce(&Path, &Path, &Path, &Path) -> Result<()>,
+) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("the near-native benchmark needs root (mini-dockerd does)");
+        bail!("the {name} benchmark needs root (mini-dockerd does)");
     }
-    install::install_packages(&[
-        "qemu-system-x86",
-        "linux-image-cloud-amd64",
-        "busybox-static",
-        "cpio",
-    ])?;
+    install::install_packages(packages)?;
     let root = build_release(&["chapter-04", "chapter-06"])?;
     let rel = root.join("target/release");
     let rootfs = testkit::fixture::build()?;
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let fs = TmpFs::mount(&dir.join("near-native-tmpfs"), "1g")?;
+    let fs = TmpFs::mount(&dir.join(format!("{name}-tmpfs")), size)?;
     let t = fs.path().to_path_buf();
-    let result = near_native_in(runs, &rel, &rootfs, &t, &dir);
+    let result = body(&rel, &rootfs, &t, &dir);
     testkit::unmount_below(&t);
     testkit::janitor::sweep_cgroups("mini-docker-bench-");
     drop(fs);

@@ -131,7 +131,7 @@ pub fn publish(
             Row::Missing { name, why } => writeln!(out, "| {name} | – | {why} | – |")?,
         }
     }
-    for note in notes {
+    for note in notes.iter().filter(|n| !n.is_empty()) {
         writeln!(out, "\n{note}")?;
     }
     write_out(name, &out)
@@ -154,7 +154,7 @@ pub fn publish_table(
             writeln!(out, "|{}", "---|".repeat(row.len()))?;
         }
     }
-    for note in notes {
+    for note in notes.iter().filter(|n| !n.is_empty()) {
         writeln!(out, "\n{note}")?;
     }
     write_out(name, &out)
