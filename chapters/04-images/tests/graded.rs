@@ -7,7 +7,9 @@ use chapter_04::gc;
 use chapter_04::manifest::{select_platform, ContainerConfig, Descriptor, Index, Platform};
 use chapter_04::runconfig::{command_line, environment, resolve_user, Overrides};
 use chapter_04::store::{Expect, Store};
-use chapter_04::unpack::{host_platform, load_image, unpack, unpack_layer, unpack_one, Limits};
+use chapter_04::unpack::{
+    host_platform, load_image, unpack, unpack_layer, unpack_one, unpack_stream, Limits,
+};
 use common::one_file_layer;
 use std::fs;
 use std::path::Path;
@@ -513,6 +515,46 @@ fn ex4_7_a_layer_is_unpacked_only_when_both_digests_match() {
     assert_eq!(
         snapshots(&store),
         ["by-hand"],
+        "a failed unpack left something"
+    );
+}
+
+#[test]
+fn ex4_7_a_layer_unpacks_from_a_stream_that_is_not_in_the_store() {
+    if !root_or_userns("ex4_7_a_layer_unpacks_from_a_stream_that_is_not_in_the_store") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let image = imported(&store, "one:1", "hello");
+    let layer = &image.manifest.layers[0];
+    let diff_id = &image.config.rootfs.diff_ids[0];
+    // The bytes as a download would bring them, and then gone from the
+    // store: the unpack must read the stream it is given.
+    let bytes = fs::read(store.blob_path(&layer.digest)).unwrap();
+    fs::remove_file(store.blob_path(&layer.digest)).unwrap();
+    let limits = Limits::default();
+    let target = store.root().join("snapshots/streamed");
+    unpack_stream(&store, bytes.as_slice(), layer, diff_id, &target, &limits).unwrap();
+    assert_eq!(fs::read(target.join("hello")).unwrap(), b"content");
+
+    // Cut short (a download that broke off), or with more than the
+    // manifest promised: refused, nothing left.
+    let short = &bytes[..bytes.len() - 4];
+    let target = store.root().join("snapshots/short");
+    unpack_stream(&store, short, layer, diff_id, &target, &limits).unwrap_err();
+    let longer = [bytes.as_slice(), b"more"].concat();
+    let err =
+        unpack_stream(&store, longer.as_slice(), layer, diff_id, &target, &limits).unwrap_err();
+    let text = err.to_string();
+    // Bytes after the gzip stream are a broken next member to gzip.
+    assert!(
+        text.contains("manifest says") || text.contains("decompressing the layer"),
+        "{text}"
+    );
+    assert_eq!(
+        snapshots(&store),
+        ["streamed"],
         "a failed unpack left something"
     );
 }

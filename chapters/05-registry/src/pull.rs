@@ -7,15 +7,18 @@
 //!    and fetch it by digest.
 //! 3. The config, then the layers, several at once, each streamed straight
 //!    into the store's checked ingest (an interrupted download resumes with
-//!    `Range`), each unpacked as soon as it and the layers below it are in.
+//!    `Range`) and, on a second thread, into chapter 04's unpacker: a layer
+//!    is unpacked while it downloads, so a pull takes about as long as its
+//!    slowest layer's decompression.
 
 use crate::client::{describe_error, Client, Payload};
 use crate::progress::Progress;
+use chapter_04::digest::chain_ids;
 use chapter_04::digest::Digest;
 use chapter_04::manifest::*;
 use chapter_04::store::{Expect, Store};
-use chapter_04::unpack::{load_image, unpack_one, Limits};
-use std::io::{self, Read};
+use chapter_04::unpack::{load_image, pipe, unpack_one, unpack_stream, Image, Limits};
+use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -395,6 +398,81 @@ pub fn fetch_blob(
 }
 // ANCHOR_END: fetch_blob
 
+/// A reader that writes a copy of what is read through it to `copy`: the
+/// download feeds the store's ingest, and the copy (a pipe) the unpacker.
+/// A copy that fails (the unpacker stopped: it has its own error to report)
+/// is given up; the download goes on into the store regardless.
+struct Tee<R, W: Write> {
+    inner: R,
+    copy: Option<W>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = &mut self.copy {
+            if copy.write_all(&buf[..n]).is_err() {
+                self.copy = None;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Layer `i` of `image` into the store and, with `unpack`, into its
+/// snapshot. A layer in neither is downloaded and unpacked at once: the
+/// download (ingest, as [`fetch_blob`]) passes every chunk to an unpacker on
+/// a second thread. Both check the digest, so neither keeps a wrong byte:
+/// a download that fails ends the unpacker's stream short, and its
+/// temporary snapshot is removed.
+fn fetch_layer(
+    client: &Client,
+    store: &Store,
+    image: &Image,
+    i: usize,
+    options: &Options,
+    on_bytes: &dyn Fn(u64),
+) -> Result<(), String> {
+    let layer = &image.manifest.layers[i];
+    let chain = &chain_ids(&image.config.rootfs.diff_ids[..=i])[i];
+    let snapshot = store.root().join("snapshots").join(chain.hex());
+    if !options.unpack || snapshot.is_dir() {
+        return fetch_blob(client, store, layer, on_bytes);
+    }
+    if store.has_blob(&layer.digest) {
+        on_bytes(layer.size);
+        return unpack_one(store, image, i, &options.limits)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
+    let (from_download, copy) = pipe().map_err(|e| format!("a pipe to the unpacker: {e}"))?;
+    let diff_id = &image.config.rootfs.diff_ids[i];
+    std::thread::scope(|scope| {
+        let unpacker = scope.spawn(move || {
+            unpack_stream(
+                store,
+                from_download,
+                layer,
+                diff_id,
+                &snapshot,
+                &options.limits,
+            )
+        });
+        let url = client.url(&format!("blobs/{}", layer.digest));
+        let download = Tee {
+            inner: Resuming::new(client, url, layer.size, on_bytes),
+            copy: Some(io::BufWriter::with_capacity(256 << 10, copy)),
+        };
+        // Dropped at the end of the ingest, and the pipe with it: the end
+        // of the unpacker's stream, whole or cut short.
+        let stored = store.ingest(download, &Expect::exactly(layer));
+        let unpacked = unpacker.join().expect("the unpacker panicked");
+        let short = layer.digest.short();
+        stored.map_err(|e| format!("blob {short}: {e}"))?;
+        unpacked.map_err(|e| format!("layer {} ({short}): {e}", i + 1))
+    })
+}
+
 /// Pulls `client.reference` into `store`.
 pub fn pull(
     client: &Client,
@@ -439,13 +517,15 @@ pub fn pull(
     fetch_blob(client, store, &parsed.config, &|_| {})?;
     let name = reference.local_name();
 
-    // Layers: `parallel` download threads take the next layer; this thread
-    // unpacks layer i as soon as layers 0..=i are in the store.
+    // Layers: `parallel` threads take the next layer, each downloading and
+    // unpacking it (a snapshot does not need the layers below it: overlay
+    // stacks them at mount time).
+    let image = load_image(store, &manifest, &options.platform).map_err(|e| e.to_string())?;
+    let image = &image;
     let layers = &parsed.layers;
     let next = AtomicUsize::new(0);
     let downloaded = AtomicUsize::new(0);
     let (done_tx, done_rx) = mpsc::channel::<(usize, Result<(), String>)>();
-    let image = std::sync::OnceLock::new();
     std::thread::scope(|scope| -> Result<(), String> {
         for _ in 0..options.parallel.clamp(1, 8).min(layers.len().max(1)) {
             let done_tx = done_tx.clone();
@@ -454,7 +534,7 @@ pub fn pull(
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(layer) = layers.get(i) else { return };
                 let item = progress.item(layer.digest.short(), layer.size);
-                let result = fetch_blob(client, store, layer, &|n| {
+                let result = fetch_layer(client, store, image, i, options, &|n| {
                     item.advance(n);
                     downloaded.fetch_add(n as usize, Ordering::Relaxed);
                 });
@@ -463,32 +543,19 @@ pub fn pull(
                 } else {
                     "failed"
                 });
+                if result.is_ok() && options.unpack {
+                    progress.note(layer.digest.short(), "Pull complete");
+                }
                 if done_tx.send((i, result)).is_err() {
                     return;
                 }
             });
         }
         drop(done_tx);
-        let mut arrived = vec![false; layers.len()];
-        let mut unpacked = 0;
-        for (i, result) in done_rx {
+        for (_, result) in done_rx {
             if let Err(e) = result {
                 next.store(usize::MAX / 2, Ordering::SeqCst); // stop the other downloaders
                 return Err(e);
-            }
-            arrived[i] = true;
-            while options.unpack && unpacked < layers.len() && arrived[unpacked] {
-                let image = match image.get() {
-                    Some(img) => img,
-                    None => {
-                        let img = load_image(store, &manifest, &options.platform)
-                            .map_err(|e| e.to_string())?;
-                        image.get_or_init(|| img)
-                    }
-                };
-                unpack_one(store, image, unpacked, &options.limits).map_err(|e| e.to_string())?;
-                progress.note(layers[unpacked].digest.short(), "Pull complete");
-                unpacked += 1;
             }
         }
         Ok(())

@@ -174,6 +174,16 @@ fn pull_from(
     credentials: Option<Credentials>,
     store: &Store,
 ) -> Result<pull::Pulled, String> {
+    pull_with(port, credentials, store, false)
+}
+
+/// A pull that also unpacks (the layer while it downloads, through a pipe).
+fn pull_with(
+    port: u16,
+    credentials: Option<Credentials>,
+    store: &Store,
+    unpack: bool,
+) -> Result<pull::Pulled, String> {
     let reference = Reference::parse(&format!("127.0.0.1:{port}/app:1")).unwrap();
     let client = Client::new(&reference, false)
         .unwrap()
@@ -182,11 +192,31 @@ fn pull_from(
         &client,
         store,
         &pull::Options {
-            unpack: false,
+            unpack,
             ..Default::default()
         },
         &Progress::quiet(),
     )
+}
+
+/// Pull and pull with unpacking; the second needs root (the layer's owner
+/// is uid 0).
+fn ways() -> Vec<bool> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        vec![false, true]
+    } else {
+        vec![false]
+    }
+}
+
+fn snapshots(store: &Store) -> Vec<String> {
+    std::fs::read_dir(store.root().join("snapshots"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn untouched(store: &Store, img: &Image) {
@@ -199,6 +229,11 @@ fn untouched(store: &Store, img: &Image) {
         "a failed pull tagged an image"
     );
     assert!(store.fsck().unwrap().is_empty());
+    assert_eq!(
+        snapshots(store),
+        Vec::<String>::new(),
+        "a bad layer was unpacked"
+    );
 }
 
 #[test]
@@ -210,11 +245,13 @@ fn ex5_9_a_body_cut_short_without_resume_support_is_a_clear_error() {
             Reply::Full(200, vec![], img.layer[..img.layer.len() / 2].to_vec())
         })
     });
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let err = pull_from(fake.port, None, &store).unwrap_err();
-    assert!(err.contains("Range") || err.contains("expected"), "{err}");
-    untouched(&store, &img);
+    for unpack in ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let err = pull_with(fake.port, None, &store, unpack).unwrap_err();
+        assert!(err.contains("Range") || err.contains("expected"), "{err}");
+        untouched(&store, &img);
+    }
 }
 
 #[test]
@@ -237,11 +274,13 @@ fn ex5_9_a_blob_that_lies_about_its_digest_or_size_is_refused() {
                 Reply::Full(200, vec![], bytes)
             })
         });
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let err = pull_from(fake.port, None, &store).unwrap_err();
-        assert!(err.contains(expect), "{what}: {err}");
-        untouched(&store, &img);
+        for unpack in ways() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let err = pull_with(fake.port, None, &store, unpack).unwrap_err();
+            assert!(err.contains(expect), "{what}, unpack {unpack}: {err}");
+            untouched(&store, &img);
+        }
     }
 }
 
@@ -322,11 +361,14 @@ fn pull_resumed_after(stall: bool, body_timeout: std::time::Duration) {
     let store = Store::open(dir.path()).unwrap();
     let reference = Reference::parse(&format!("127.0.0.1:{}/app:1", fake.port)).unwrap();
     let client = Client::with_body_timeout(&reference, false, body_timeout).unwrap();
+    // Unpacked while it downloads: the resumed stream reaches the unpacker
+    // whole, as one.
+    let unpack = ways().contains(&true);
     pull::pull(
         &client,
         &store,
         &pull::Options {
-            unpack: false,
+            unpack,
             ..Default::default()
         },
         &Progress::quiet(),
@@ -338,6 +380,16 @@ fn pull_resumed_after(stall: bool, body_timeout: std::time::Duration) {
         "one resumed request"
     );
     assert!(store.has_blob(&chapter_04::Digest::parse(&img.layer_digest).unwrap()));
+    if unpack {
+        let snapshots = snapshots(&store);
+        assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+        let data = store
+            .root()
+            .join("snapshots")
+            .join(&snapshots[0])
+            .join("data");
+        assert_eq!(std::fs::read(data).unwrap(), vec![b'x'; 200_000]);
+    }
 }
 
 #[test]
