@@ -50,6 +50,10 @@ enum Command {
     /// Read a blob from stdin into the store (used by the crash tests)
     #[command(hide = true)]
     Ingest,
+    /// Inflate a gzip file to nowhere with the unpacker's own inflate (the
+    /// floor of `cargo xtask bench unpack` and `pull`)
+    #[command(hide = true)]
+    Inflate { file: PathBuf },
 }
 
 fn main() -> std::process::ExitCode {
@@ -247,6 +251,19 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
         Command::Ingest => {
             let (digest, size) = store.ingest(std::io::stdin().lock(), &Expect::none())?;
             println!("{digest} {size}");
+        }
+        Command::Inflate { file } => {
+            let blob = std::fs::File::open(&file).with_context(|| file.display().to_string())?;
+            let mut gz =
+                flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, blob));
+            let (mut buf, mut n) = (vec![0; 256 << 10], 0);
+            loop {
+                match std::io::Read::read(&mut gz, &mut buf)? {
+                    0 => break,
+                    got => n += got,
+                }
+            }
+            println!("{n} bytes");
         }
     }
     Ok(())
