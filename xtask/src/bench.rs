@@ -41,10 +41,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every part, in the order `cargo xtask bench` runs them.
-pub const PARTS: [&str; 7] = [
+pub const PARTS: [&str; 8] = [
     "start",
     "near-native",
     "density",
+    "monitor",
     "disk",
     "unpack",
     "pull",
@@ -55,7 +56,7 @@ pub const PARTS: [&str; 7] = [
 const BOOK_PAGES: [(&str, &[&str]); 2] = [
     (
         "measured/vm.md",
-        &["start", "near-native", "density", "disk"],
+        &["start", "near-native", "density", "monitor", "disk"],
     ),
     ("measured/peers.md", &["start", "unpack", "pull", "build"]),
 ];
@@ -144,9 +145,10 @@ fn bench_one(
         "build" => build(runs),
         "near-native" => near_native(runs),
         "density" => density(density_n, vm_n),
+        "monitor" => monitor(density_n),
         "disk" => disk(density_n),
         other => {
-            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start`, `near-native`, `density` or `build`")
+            bail!("unknown benchmark {other:?}: try `cargo xtask bench unpack`, `pull`, `start`, `near-native`, `density`, `monitor`, `disk` or `build`")
         }
     }
 }
@@ -1410,6 +1412,168 @@ const VM_PACKAGES: [&str; 4] = [
     "busybox-static",
     "cpio",
 ];
+
+/// Processes started in groups of their own, killed (SIGKILL, the whole
+/// group: a chapter-01 supervisor's container dies with it, by its
+/// parent-death signal) and reaped on drop.
+struct Killed(Vec<std::process::Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let containers: Vec<u32> = self.0.iter().flat_map(|c| children(c.id())).collect();
+        for child in &self.0 {
+            // SAFETY: kill(2) of a process group we made this child lead.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        }
+        for child in &mut self.0 {
+            let _ = child.wait();
+        }
+        // The containers die of their parent-death signal a moment later.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while containers
+            .iter()
+            .any(|pid| Path::new(&format!("/proc/{pid}")).exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The children of `pid` (its threads' children included).
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|task| {
+            std::fs::read_to_string(task.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn children_of(pid: u32) -> usize {
+    children(pid).len()
+}
+
+/// `bench monitor`: what it costs to supervise an idle container, in the
+/// two shapes a monitor can take. One process per container (`chapter-01
+/// run`: the shape of the engine's monitors and of podman's conmon) against
+/// one thread per container in one shared process (`chapter-01 supervise`).
+/// Both run the same code, chapter 01's spawn and wait, over the fixture,
+/// with the same `sleep` in each container; the supervisors' PSS is
+/// summed and divided by the number of containers.
+fn monitor(n: u32) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("the monitor benchmark needs root (it creates namespaces)");
+    }
+    let root = build_release(&["chapter-01"])?;
+    let bin = root.join("target/release/chapter-01");
+    let rootfs = testkit::fixture::build()?;
+    let mib = |b: f64| b / (1u64 << 20) as f64;
+    let spawn = |args: &[String]| -> Result<std::process::Child> {
+        use std::os::unix::process::CommandExt;
+        Command::new(&bin)
+            .args(args)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} {args:?}", bin.display()))
+    };
+    let wait_for = |pid: u32, want: usize| -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while children_of(pid) < want {
+            if std::time::Instant::now() > deadline {
+                bail!("supervisor {pid} has {} of its {want} containers after 120 s", children_of(pid));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    };
+    let container = |mut head: Vec<String>| -> Vec<String> {
+        head.extend(["--rootfs".into(), rootfs.display().to_string(), "--".into()]);
+        head.extend(["/bin/sleep".into(), "3600".into()]);
+        head
+    };
+    // Settled: page faults of the start-up done, the waits blocked.
+    let settle = || std::thread::sleep(std::time::Duration::from_secs(1));
+
+    // One process per container.
+    let started = std::time::Instant::now();
+    let mut each = Killed(Vec::new());
+    for _ in 0..n {
+        each.0.push(spawn(&container(vec!["run".into()]))?);
+    }
+    for child in &each.0 {
+        wait_for(child.id(), 1)?;
+    }
+    let each_start = started.elapsed().as_secs_f64();
+    settle();
+    let each_pss = each.0.iter().map(|c| pss(c.id() as i32)).sum::<u64>() as f64;
+    drop(each);
+
+    // One thread per container, in one process; and that process alone
+    // with one container, for its fixed part.
+    let shared_of = |count: u32| -> Result<(f64, f64)> {
+        let started = std::time::Instant::now();
+        let shared = Killed(vec![spawn(&container(vec![
+            "supervise".into(),
+            "--n".into(),
+            count.to_string(),
+        ]))?]);
+        wait_for(shared.0[0].id(), count as usize)?;
+        let took = started.elapsed().as_secs_f64();
+        settle();
+        Ok((pss(shared.0[0].id() as i32) as f64, took))
+    };
+    let (one_pss, _) = shared_of(1)?;
+    let (shared_pss, shared_start) = shared_of(n)?;
+    let per_thread = (shared_pss - one_pss) / f64::from(n.max(2) - 1);
+
+    let table = vec![
+        vec![
+            "".to_string(),
+            "supervisor PSS per container".into(),
+            format!("all {n}"),
+            format!("time to start {n}"),
+        ],
+        vec![
+            "one process per container (chapter-01 run)".into(),
+            format!("{:.3} MiB", mib(each_pss / f64::from(n))),
+            format!("{:.1} MiB", mib(each_pss)),
+            format!("{each_start:.1} s"),
+        ],
+        vec![
+            "one thread per container, one process (chapter-01 supervise)".into(),
+            format!(
+                "{:.3} MiB ({:.3} MiB each thread beyond the first)",
+                mib(shared_pss / f64::from(n)),
+                mib(per_thread)
+            ),
+            format!("{:.1} MiB", mib(shared_pss)),
+            format!("{shared_start:.1} s"),
+        ],
+    ];
+    crate::report::publish_table(
+        "monitor",
+        &format!("Supervising {n} idle containers: a process each, or a thread each"),
+        &table,
+        &[format!(
+            "Both shapes run chapter 01's spawn and wait over the fixture, `sleep` in every \
+             container; PSS from smaps_rollup, {:.0} MiB for the shared process with one \
+             container. The engine's monitors are processes (see density): each outlives \
+             the daemon and every other container's monitor, and a monitor that joins \
+             another container's PID namespace (setns) cannot start threads.",
+            mib(one_pss)
+        )],
+    )?;
+    Ok(())
+}
 
 /// The frame of the benchmarks that run our engine: root, `packages`,
 /// release builds of chapters 04 and 06, the fixture; then `body(release

@@ -58,6 +58,20 @@ enum Command {
     },
     /// Why pivot_root and not chroot: the same escape attempt in both
     Escape(RootfsArg),
+    /// N containers supervised by the threads of this one process, each
+    /// thread waiting for its container (`cargo xtask bench monitor`
+    /// compares it with one supervising process per container)
+    #[command(hide = true)]
+    Supervise {
+        #[command(flatten)]
+        root: RootfsArg,
+        /// How many containers
+        #[arg(long)]
+        n: usize,
+        /// The command each runs
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Args)]
@@ -120,7 +134,38 @@ fn dispatch(command: Command) -> Result<i32> {
             command,
         } => all(&rootfs(root)?, hostname, command),
         Command::Escape(r) => escape(&rootfs(r)?),
+        Command::Supervise { root, n, command } => supervise(&rootfs(root)?, n, command),
     }
+}
+
+/// Starts `n` containers one after the other (no other thread is busy
+/// while one clones), hands each to a thread of its own that waits for it,
+/// says `ready` when all run, and ends when all have ended.
+fn supervise(rootfs: &std::path::Path, n: usize, command: Vec<String>) -> Result<i32> {
+    let mut spec = Spec::new("/", command);
+    spec.rootfs = Some(rootfs.to_path_buf());
+    spec.namespaces = default_namespaces();
+    let mut waiters = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut child = chapter_01::spawn(&spec).with_context(|| format!("container {i}"))?;
+        child.start().with_context(|| format!("container {i}"))?;
+        waiters.push(
+            std::thread::Builder::new()
+                .name(format!("supervise-{i}"))
+                .spawn(move || child.wait())?,
+        );
+    }
+    println!("ready {n}");
+    let mut failed = 0;
+    for waiter in waiters {
+        if !matches!(waiter.join(), Ok(Ok(_))) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {n} containers could not be waited for");
+    }
+    Ok(0)
 }
 
 /// The fixture rootfs built by `cargo xtask fixture`, unless one is given.
