@@ -1489,7 +1489,10 @@ fn monitor(n: u32) -> Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         while children_of(pid) < want {
             if std::time::Instant::now() > deadline {
-                bail!("supervisor {pid} has {} of its {want} containers after 120 s", children_of(pid));
+                bail!(
+                    "supervisor {pid} has {} of its {want} containers after 120 s",
+                    children_of(pid)
+                );
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }

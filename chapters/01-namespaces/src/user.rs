@@ -303,6 +303,15 @@ pub fn remap_for(spec: &str) -> Result<IdMap, String> {
     })
 }
 
+/// True in the host's own user namespace (its uid_map is the identity over
+/// every ID); false inside any other, e.g. a rootless engine's, where being
+/// uid 0 does not give what root has on the host (mknod of a device, the
+/// trusted.* xattrs).
+pub fn in_initial_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
+}
+
 /// The outside ID of `inside`, if the ranges map it.
 pub fn map_id(ranges: &[IdRange], inside: u32) -> Option<u32> {
     ranges

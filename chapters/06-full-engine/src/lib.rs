@@ -44,6 +44,7 @@ pub mod ids;
 pub mod jsonlog;
 pub mod monitor;
 pub mod net;
+pub mod rootless;
 pub mod seccomp;
 pub mod security;
 pub mod state;

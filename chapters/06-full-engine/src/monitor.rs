@@ -464,6 +464,35 @@ fn init_layer(dir: &Path, c: &Container) -> Result<std::path::PathBuf> {
     Ok(init)
 }
 
+/// No cgroup at all: a rootless container on a host that delegates none.
+/// Nothing to write, join or count; the container's processes end with its
+/// PID 1 (the kernel kills the rest of its PID namespace).
+struct NoCgroup;
+
+impl chapter_02::Cgroup for NoCgroup {
+    fn apply(&self, _: &chapter_02::Limits) -> Result<Vec<String>, String> {
+        Ok(vec![])
+    }
+    fn add(&self, _: nix::unistd::Pid) -> Result<(), String> {
+        Ok(())
+    }
+    fn stats(&self) -> Result<chapter_02::cgroup::Stats, String> {
+        Ok(Default::default())
+    }
+    fn pids(&self) -> Vec<nix::unistd::Pid> {
+        vec![]
+    }
+    fn kill_all(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn remove(&self) -> Result<(), String> {
+        Ok(())
+    }
+    fn dirs(&self) -> Vec<std::path::PathBuf> {
+        vec![]
+    }
+}
+
 /// The cgroup name of a container: `mini-docker-<id>`, or with the prefix
 /// in `MINI_DOCKER_CGROUP_PREFIX` (tests give each engine its own, so a
 /// janitor can find exactly theirs).
@@ -520,9 +549,22 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     // A read-only /sys first, as Docker gives one (its masked paths hide
     // parts of it), then the user's mounts.
     let sys = resolve_target(mounted.merged(), "/sys", false, owner)?;
-    let mut extra_mounts = vec![chapter_01::ExtraMount::Sysfs {
-        target: sys.clone(),
-        readonly: !c.host_config.privileged,
+    let host_network = c.host_config.network_mode == "host";
+    let mut extra_mounts = vec![if crate::rootless::active() && host_network {
+        // Rootless on the host's network: a sysfs shows the mounter's
+        // network namespace, and the host's is not the engine's to mount
+        // for. The host's /sys, bound whole, shows the same; its files stay
+        // the host root's, so writes fail as they would for the user.
+        chapter_01::ExtraMount::Bind {
+            source: "/sys".into(),
+            target: sys.clone(),
+            readonly: false,
+        }
+    } else {
+        chapter_01::ExtraMount::Sysfs {
+            target: sys.clone(),
+            readonly: !c.host_config.privileged,
+        }
     }];
     for m in &c.mounts {
         extra_mounts.push(prepare_mount(mounted.merged(), m, owner)?);
@@ -545,10 +587,19 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             readonly: false,
         });
     }
-    let (cgroup, warnings) = chapter_02::container::create_limited(
-        &cgroup_name(id),
-        &container_limits(&c).map_err(|e| anyhow!(e))?,
-    )?;
+    // Rootless on a host that delegates no cgroup: none (the daemon refused
+    // every limit before the container was made).
+    let (cgroup, warnings) = if crate::rootless::active() {
+        (
+            chapter_02::container::CgroupGuard(Box::new(NoCgroup)),
+            vec![],
+        )
+    } else {
+        chapter_02::container::create_limited(
+            &cgroup_name(id),
+            &container_limits(&c).map_err(|e| anyhow!(e))?,
+        )?
+    };
     // A limit this host's cgroups cannot apply is said, never dropped: the
     // monitor's stderr is containers/ID/monitor.log.
     for warning in warnings {
@@ -567,15 +618,17 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     if private_cgroupns {
         spec.namespaces.insert(chapter_01::Namespace::Cgroup);
     }
-    spec.cgroupfs = Some(
-        chapter_02::view::for_container(
-            &*cgroup.0,
-            private_cgroupns,
-            sys.join("fs/cgroup"),
-            !c.host_config.privileged,
-        )
-        .map_err(|e| anyhow!("the container's /sys/fs/cgroup: {e}"))?,
-    );
+    if !crate::rootless::active() {
+        spec.cgroupfs = Some(
+            chapter_02::view::for_container(
+                &*cgroup.0,
+                private_cgroupns,
+                sys.join("fs/cgroup"),
+                !c.host_config.privileged,
+            )
+            .map_err(|e| anyhow!("the container's /sys/fs/cgroup: {e}"))?,
+        );
+    }
     if let Some((_, theirs)) = &stdio.console {
         spec.console_socket = Some(theirs.as_raw_fd());
         spec.console_size = c

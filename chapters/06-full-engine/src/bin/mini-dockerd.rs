@@ -17,12 +17,14 @@ use std::path::PathBuf;
     version
 )]
 struct Cli {
-    /// Where images, containers and logs live
-    #[arg(long, default_value = "/var/lib/mini-docker")]
-    root: PathBuf,
-    /// The socket to serve the API on
-    #[arg(short = 'H', long, default_value = "unix:///run/mini-docker.sock")]
-    host: String,
+    /// Where images, containers and logs live [default: /var/lib/mini-docker;
+    /// rootless: $XDG_DATA_HOME/mini-docker]
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// The socket to serve the API on [default: unix:///run/mini-docker.sock;
+    /// rootless: unix://$XDG_RUNTIME_DIR/mini-docker.sock]
+    #[arg(short = 'H', long)]
+    host: Option<String>,
     /// Write the daemon's log here instead of stderr
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -105,7 +107,7 @@ fn main() -> std::process::ExitCode {
         }
         None => match serve(
             cli.root,
-            &cli.host,
+            cli.host,
             cli.log_file,
             cli.debug,
             daemon::Options {
@@ -121,6 +123,7 @@ fn main() -> std::process::ExitCode {
                     no_new_privileges: cli.no_new_privileges,
                 },
                 userns_remap: cli.userns_remap,
+                rootless: false,
             },
         ) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -151,11 +154,11 @@ fn seccomp_default(path: Option<PathBuf>) -> Result<chapter_06::seccomp::Seccomp
 }
 
 fn serve(
-    root: PathBuf,
-    host: &str,
+    root: Option<PathBuf>,
+    host: Option<String>,
     log_file: Option<PathBuf>,
     debug: bool,
-    options: daemon::Options,
+    mut options: daemon::Options,
 ) -> Result<()> {
     daemon::http::DEBUG.store(debug, std::sync::atomic::Ordering::Relaxed);
     if let Some(path) = log_file {
@@ -169,12 +172,32 @@ fn serve(
             return Err(std::io::Error::last_os_error().into());
         }
     }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(anyhow!(
-            "mini-dockerd needs root (namespaces, mounts, cgroups): run it with sudo"
-        ));
-    }
-    let socket = chapter_06::client::socket_path(host)?;
+    // An ordinary user's daemon runs rootless: in a user namespace of its
+    // own, entered now, while this process has one thread.
+    let rootless = !nix::unistd::geteuid().is_root();
+    let (root, host, holder) = if rootless {
+        let layout = chapter_06::rootless::layout()?;
+        let root = std::path::absolute(root.unwrap_or(layout.root))?;
+        let host = host.unwrap_or_else(|| format!("unix://{}", layout.socket.display()));
+        let uid = nix::unistd::geteuid();
+        let socket = std::path::absolute(chapter_06::client::socket_path(&host)?)?;
+        let holder = chapter_06::rootless::enter(&layout.run)?;
+        // SAFETY: one thread still; the monitors and helpers inherit it.
+        unsafe { std::env::set_var(chapter_06::rootless::ENV, uid.to_string()) };
+        options.rootless = true;
+        (
+            root,
+            format!("unix://{}", socket.display()),
+            Some((holder, layout.run)),
+        )
+    } else {
+        (
+            root.unwrap_or_else(|| "/var/lib/mini-docker".into()),
+            host.unwrap_or_else(|| "unix:///run/mini-docker.sock".into()),
+            None,
+        )
+    };
+    let socket = chapter_06::client::socket_path(&host)?;
     let daemon = Daemon::open(&root, options)?;
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return Err(anyhow!(
@@ -193,10 +216,14 @@ fn serve(
         let listener = tokio::net::UnixListener::bind(&socket)
             .with_context(|| format!("listening on {}", socket.display()))?;
         eprintln!(
-            "mini-dockerd: API {} on unix://{}, root {}",
+            "mini-dockerd: API {} on unix://{}, root {}{}",
             chapter_06::api::API_VERSION,
             socket.display(),
-            root.display()
+            root.display(),
+            match &holder {
+                Some((pid, _)) => format!(", rootless (namespaces held by pid {pid})"),
+                None => String::new(),
+            }
         );
         daemon.reconnect().await;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -206,9 +233,18 @@ fn serve(
             _ = term.recv() => {}
         }
         // Containers keep running under their monitors; a new daemon
-        // reconnects to them.
+        // reconnects to them. Rootless with none running, the namespaces
+        // go too.
         let _ = std::fs::remove_file(&socket);
-        eprintln!("mini-dockerd: stopped (containers keep running)");
+        match &holder {
+            Some((_, run)) if daemon.running_ids().is_empty() => {
+                chapter_06::rootless::stop_holder(run);
+                eprintln!(
+                    "mini-dockerd: stopped (no container ran: the rootless namespaces are gone)"
+                );
+            }
+            _ => eprintln!("mini-dockerd: stopped (containers keep running)"),
+        }
         Ok::<(), anyhow::Error>(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));

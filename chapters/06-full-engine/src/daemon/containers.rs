@@ -122,6 +122,13 @@ impl Daemon {
         for rule in host_config.device_cgroup_rules.iter_mut().flatten() {
             *rule = chapter_02::limits::parse_device_rule(rule).map_err(ApiError::bad_request)?;
         }
+        if self.options.rootless {
+            if let Some(flag) = crate::rootless::first_limit(&host_config) {
+                return Err(ApiError::bad_request(crate::rootless::no_cgroups(flag)));
+            }
+            crate::rootless::network_allowed(&host_config.network_mode)
+                .map_err(ApiError::bad_request)?;
+        }
         let remapped = host_config.userns_mode != "host" && self.remap.is_some();
         host_config
             .validate_modes(&config.hostname, remapped)
@@ -937,6 +944,11 @@ impl Daemon {
     /// freezer.state, v2's cgroup.freeze) stops every process of the
     /// container where it is, and lets them go on.
     pub fn pause(&self, query: &str, pause: bool) -> ApiResult {
+        if self.options.rootless {
+            return Err(ApiError::bad_request(crate::rootless::no_cgroups(
+                "pause (the freezer cgroup)",
+            )));
+        }
         let id = self.find(query)?;
         if !self.is_running(&id) {
             return Err(ApiError::conflict(format!("Container {id} is not running")));
@@ -962,6 +974,11 @@ impl Daemon {
     /// shares, cpuset, pids, blkio weight), kept in the container's config
     /// and, when it runs, written to its cgroup at once.
     pub async fn update(&self, query: &str, req: Request<Incoming>) -> ApiResult {
+        if self.options.rootless {
+            return Err(ApiError::bad_request(crate::rootless::no_cgroups(
+                "docker update",
+            )));
+        }
         let id = self.find(query)?;
         let body: Value = http::body_json(req).await?;
         let mut c = self.entry(&id, |e| e.c.clone())?;
@@ -1040,12 +1057,24 @@ impl Daemon {
         if !self.is_running(&id) {
             return Err(ApiError::conflict(format!("Container {id} is not running")));
         }
-        let dirs = self.entry(&id, |e| e.state.cgroup_dirs.clone())?;
-        let pids: std::collections::BTreeSet<String> = dirs
+        let (dirs, pid) = self.entry(&id, |e| (e.state.cgroup_dirs.clone(), e.state.pid))?;
+        let mut pids: std::collections::BTreeSet<String> = dirs
             .iter()
             .flat_map(|d| chapter_02::files::procs(d))
             .map(|p| p.to_string())
             .collect();
+        // No cgroup (rootless): the processes of its PID namespace.
+        if dirs.is_empty() {
+            let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+            let theirs = ns(&pid.to_string());
+            pids = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|p| p.parse::<u32>().is_ok() && theirs.is_some() && ns(p) == theirs)
+                .collect();
+        }
         let out = std::process::Command::new("ps")
             .arg("-ef")
             .output()

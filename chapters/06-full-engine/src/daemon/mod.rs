@@ -108,6 +108,9 @@ pub struct Options {
     pub security: crate::security::Defaults,
     /// `--userns-remap`: `default` or `USER[:GROUP]`.
     pub userns_remap: Option<String>,
+    /// Started by an ordinary user: the engine runs in a user namespace
+    /// (see [`crate::rootless`]), without cgroups.
+    pub rootless: bool,
 }
 
 impl Options {
@@ -115,6 +118,12 @@ impl Options {
     pub fn validate(&self) -> Result<()> {
         if let Some(mode) = &self.default_cgroupns_mode {
             valid_cgroupns(mode).map_err(|e| anyhow!("--default-cgroupns-mode: {e}"))?;
+        }
+        if self.rootless && self.userns_remap.is_some() {
+            return Err(anyhow!(
+                "--userns-remap maps containers onto another user's IDs, which only root may: \
+                 a rootless daemon's containers already run in its user namespace"
+            ));
         }
         Ok(())
     }
@@ -423,7 +432,8 @@ impl Daemon {
             "Driver": "overlay2",
             "DockerRootDir": self.paths.root,
             "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs",
+            // Rootless without a delegated cgroup: none, as Docker says.
+            "CgroupDriver": if self.options.rootless { "none" } else { "cgroupfs" },
             "CgroupVersion": cgroup_version,
             "KernelVersion": field(|u| u.release()),
             "OperatingSystem": "mini-docker (chapter 06)",
@@ -452,6 +462,9 @@ impl Daemon {
         }
         if self.remap.is_some() {
             options.push("name=userns".into());
+        }
+        if self.options.rootless {
+            options.push("name=rootless".into());
         }
         if self.options.cgroupns_default() == "private" {
             options.push("name=cgroupns".to_string());
@@ -500,7 +513,7 @@ fn take_lock(path: &Path) -> Result<std::fs::File> {
 /// Unmounts and removes what a dead monitor left behind.
 impl Daemon {
     /// The IDs of the running containers.
-    fn running_ids(&self) -> Vec<String> {
+    pub fn running_ids(&self) -> Vec<String> {
         self.containers
             .lock()
             .unwrap()

@@ -31,7 +31,9 @@ use system::*;
 #[derive(Parser)]
 #[command(name = "mini-docker", about = "A Docker CLI for mini-dockerd", version)]
 struct Cli {
-    /// The daemon's socket [env: MINI_DOCKER_HOST]
+    /// The daemon's socket [env: MINI_DOCKER_HOST; default:
+    /// unix:///run/mini-docker.sock for root; for anyone else a rootless
+    /// daemon's $XDG_RUNTIME_DIR/mini-docker.sock when it is there]
     #[arg(short = 'H', long, global = true)]
     host: Option<String>,
     #[command(subcommand)]
@@ -119,13 +121,26 @@ enum Command {
     System(system::SystemArgs),
 }
 
+/// Root's daemon, or for an ordinary user their rootless daemon's socket
+/// when there is one (Docker's CLI needs a context or DOCKER_HOST for it).
+fn default_host() -> String {
+    if !nix::unistd::geteuid().is_root() {
+        if let Ok(layout) = chapter_06::rootless::layout() {
+            if layout.socket.exists() {
+                return format!("unix://{}", layout.socket.display());
+            }
+        }
+    }
+    "unix:///run/mini-docker.sock".into()
+}
+
 fn main() -> std::process::ExitCode {
     chapter_01::course::install_hook();
     let cli = Cli::parse();
     let host = cli
         .host
         .or_else(|| std::env::var("MINI_DOCKER_HOST").ok())
-        .unwrap_or_else(|| "unix:///run/mini-docker.sock".into());
+        .unwrap_or_else(default_host);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

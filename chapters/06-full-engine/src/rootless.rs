@@ -1,0 +1,411 @@
+//! Rootless: the whole engine inside a user namespace of an ordinary user.
+//!
+//! Nobody but root may mount, make network devices or clone most
+//! namespaces on the host; but anyone may make a user namespace and be root
+//! in it, over what that namespace owns. So the daemon of an ordinary user
+//! enters one first, and everything it does happens inside: pulls and
+//! unpacks (files owned by the mapped IDs), overlay mounts, networks,
+//! containers.
+//!
+//! Its map: 0 inside is the user outside, and 1..=N inside are the user's
+//! subordinate IDs (`/etc/subuid`, `/etc/subgid`), so an image's files can
+//! belong to many owners. An unprivileged process may write only a
+//! one-line map of its own ID; the rest is written by `newuidmap` and
+//! `newgidmap`, setuid-root helpers that check the subordinate files first.
+//!
+//! The namespaces (user and mount) are held by a small process, the holder
+//! (podman calls its own the pause process): a daemon that stops and starts
+//! again joins the holder's namespaces with setns(2), and finds its
+//! containers' mounts and monitors as it left them. The daemon stays in the
+//! host's network namespace (as podman does): a pull reaches what the user
+//! reaches, `--network host` is the host's network, and a container's own
+//! network namespace belongs to the daemon's user namespace.
+
+use anyhow::{anyhow, bail, Context, Result};
+use chapter_01::IdRange;
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Pid};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// Set (to the user's uid on the host) in a daemon that entered its user
+/// namespace; its monitors and helpers inherit it.
+pub const ENV: &str = "MINI_DOCKER_ROOTLESS";
+
+/// True in a rootless daemon and in everything it starts.
+pub fn active() -> bool {
+    std::env::var_os(ENV).is_some()
+}
+
+/// The host uid a rootless daemon runs for.
+pub fn host_uid() -> Option<u32> {
+    std::env::var(ENV).ok()?.parse().ok()
+}
+
+/// Where a rootless daemon keeps things: its engine root, its socket, and
+/// its run directory (the holder's PID).
+#[derive(Clone, Debug)]
+pub struct Layout {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub run: PathBuf,
+}
+
+/// `$XDG_DATA_HOME/mini-docker` (else `~/.local/share/mini-docker`) and
+/// `$XDG_RUNTIME_DIR/mini-docker.sock`, as rootless Docker and podman.
+pub fn layout() -> Result<Layout> {
+    let data = match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| anyhow!("neither XDG_DATA_HOME nor HOME is set: pass --root DIR"))?;
+            PathBuf::from(home).join(".local/share")
+        }
+    };
+    let runtime = runtime_dir()?;
+    Ok(Layout {
+        root: data.join("mini-docker"),
+        socket: runtime.join("mini-docker.sock"),
+        run: runtime.join("mini-docker"),
+    })
+}
+
+/// `$XDG_RUNTIME_DIR`, or `/run/user/UID` where it exists.
+pub fn runtime_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let fallback = PathBuf::from(format!("/run/user/{}", nix::unistd::geteuid()));
+    if fallback.is_dir() {
+        return Ok(fallback);
+    }
+    bail!(
+        "XDG_RUNTIME_DIR is not set and {} does not exist: a login session sets it \
+         (or export XDG_RUNTIME_DIR=DIR, a directory of yours, 0700)",
+        fallback.display()
+    )
+}
+
+/// The map of a rootless daemon's user namespace: 0 is the user, then the
+/// user's subordinate ranges from 1 up.
+pub fn id_map(uid: u32, gid: u32) -> Result<chapter_01::IdMap> {
+    let user = nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("uid {uid} has no entry in /etc/passwd"))?;
+    let sub = chapter_01::user::remap_for(&format!("{}:{gid}", user.name)).map_err(|e| {
+        anyhow!(
+            "rootless needs subordinate IDs for {}: {e} \
+             (as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {})",
+            user.name,
+            user.name
+        )
+    })?;
+    Ok(above_own(uid, gid, sub))
+}
+
+/// `sub` (the subordinate ranges from 0 up) moved up by one, below them
+/// the user's own IDs at 0.
+fn above_own(uid: u32, gid: u32, sub: chapter_01::IdMap) -> chapter_01::IdMap {
+    let shift = |own: u32, ranges: Vec<IdRange>| -> Vec<IdRange> {
+        let mut out = vec![IdRange {
+            inside: 0,
+            outside: own,
+            count: 1,
+        }];
+        out.extend(ranges.into_iter().map(|r| IdRange {
+            inside: r.inside + 1,
+            ..r
+        }));
+        out
+    };
+    chapter_01::IdMap {
+        uids: shift(uid, sub.uids),
+        gids: shift(gid, sub.gids),
+        deny_setgroups: false,
+    }
+}
+
+/// `newuidmap PID 0 UID 1 1 START COUNT …`: the helper writes the map the
+/// subordinate files allow, which this process may not.
+fn write_map(helper: &str, pid: Pid, ranges: &[IdRange]) -> Result<()> {
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for r in ranges {
+        cmd.args([r.inside, r.outside, r.count].map(|v| v.to_string()));
+    }
+    let out = cmd.output().map_err(|e| {
+        anyhow!("running {helper}: {e}: rootless needs it, setuid root (apt-get install uidmap)")
+    })?;
+    if !out.status.success() {
+        bail!(
+            "{helper} refused the map {:?}: {}",
+            ranges,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// The holder's PID, if it still runs and holds a user namespace of ours.
+fn live_holder(run: &Path) -> Option<Pid> {
+    use std::os::unix::fs::MetadataExt;
+    let pid: i32 = std::fs::read_to_string(run.join("holder.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let ours =
+        std::fs::metadata(format!("/proc/{pid}")).ok()?.uid() == nix::unistd::geteuid().as_raw();
+    (comm.trim() == HOLDER_NAME && ours).then(|| Pid::from_raw(pid))
+}
+
+/// The holder's name in ps.
+pub const HOLDER_NAME: &str = "mini-docker-ns";
+
+/// Enters the user and mount namespaces of the rootless engine:
+/// the holder's that runs, or a new holder's. Must be called while this
+/// process has one thread (setns(2) into a user namespace requires it).
+pub fn enter(run: &Path) -> Result<Pid> {
+    std::fs::create_dir_all(run).with_context(|| format!("creating {}", run.display()))?;
+    let holder = match live_holder(run) {
+        Some(pid) => pid,
+        None => {
+            let pid = start_holder()?;
+            std::fs::write(run.join("holder.pid"), format!("{pid}\n"))?;
+            pid
+        }
+    };
+    join(holder)?;
+    Ok(holder)
+}
+
+/// Joins `holder`'s namespaces: the user namespace first (it owns the
+/// others, and joining it gives this process every capability in it).
+fn join(holder: Pid) -> Result<()> {
+    for (ns, flag) in [
+        ("user", CloneFlags::CLONE_NEWUSER),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        let path = format!("/proc/{holder}/ns/{ns}");
+        let file = std::fs::File::open(&path).with_context(|| format!("opening {path}"))?;
+        nix::sched::setns(file.as_fd(), flag)
+            .with_context(|| format!("joining the rootless {ns} namespace ({path})"))?;
+    }
+    Ok(())
+}
+
+/// Forks the holder: it makes a user namespace, waits for its map, makes a
+/// mount namespace owned by it, and then only waits for a
+/// signal (SIGTERM ends it). Returns its PID once all are made.
+fn start_holder() -> Result<Pid> {
+    let map = id_map(
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    )?;
+    let (mut from_holder, to_parent) = std::io::pipe()?;
+    let (from_parent, mut to_holder) = std::io::pipe()?;
+    // SAFETY: this process has one thread; the child only makes system
+    // calls and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.context("forking the namespace holder")? {
+        ForkResult::Child => {
+            drop((from_holder, to_holder));
+            let code = match holder_main(to_parent, from_parent) {
+                Ok(()) => 0,
+                Err(_) => 1,
+            };
+            // SAFETY: leaving the forked child without running the parent's
+            // atexit handlers or destructors.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop((to_parent, from_parent));
+            let step = |from: &mut std::io::PipeReader, what: &str| -> Result<()> {
+                let mut said = [0u8; 1];
+                match from.read(&mut said) {
+                    Ok(1) if said[0] == b'+' => Ok(()),
+                    _ => Err(anyhow!("the namespace holder failed to {what}")),
+                }
+            };
+            let made = step(
+                &mut from_holder,
+                "make its user namespace (are user namespaces enabled? see `cargo xtask doctor`)",
+            )
+            .and_then(|()| write_map("newuidmap", child, &map.uids))
+            .and_then(|()| write_map("newgidmap", child, &map.gids))
+            .and_then(|()| to_holder.write_all(b"+").map_err(Into::into))
+            .and_then(|()| step(&mut from_holder, "make its mount namespace"));
+            if let Err(e) = made {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+                return Err(e);
+            }
+            Ok(child)
+        }
+    }
+}
+
+/// The holder's side (in the forked child): '+' after each step on
+/// `to_parent`; waits for the parent's '+' (the maps are written).
+fn holder_main(
+    mut to_parent: std::io::PipeWriter,
+    mut from_parent: std::io::PipeReader,
+) -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER)?;
+    to_parent.write_all(b"+")?;
+    let mut said = [0u8; 1];
+    if from_parent.read(&mut said)? != 1 {
+        bail!("the daemon went away before the maps were written");
+    }
+    // Root of the new namespace (its 0 is our own ID outside).
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into())?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into())?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)?;
+    // Mounts made in here stay in here.
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    nix::unistd::setsid()?;
+    let _ = nix::sys::prctl::set_name(c"mini-docker-ns");
+    to_parent.write_all(b"+")?;
+    drop((to_parent, from_parent));
+    // Off the daemon's files: stdin, stdout and stderr to /dev/null.
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            // SAFETY: dup2 of a descriptor we hold onto the standard ones.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    loop {
+        nix::unistd::pause();
+    }
+}
+
+/// Ends the holder (and with it the namespaces, once nothing else is in
+/// them): for a daemon that stops with no container running.
+pub fn stop_holder(run: &Path) {
+    if let Some(pid) = live_holder(run) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    let _ = std::fs::remove_file(run.join("holder.pid"));
+}
+
+/// The sentence a rootless daemon answers a resource limit with, on a host
+/// that delegates it no cgroup.
+pub fn no_cgroups(flag: &str) -> String {
+    let uid = host_uid().unwrap_or(0);
+    format!(
+        "{flag} cannot be applied: this daemon runs rootless, and the host delegates no cgroup v2 \
+         subtree to uid {uid} (that needs cgroup v2 with systemd's user@{uid}.service delegating \
+         its controllers); run without {flag}, or run the daemon as root"
+    )
+}
+
+/// The first resource limit `h` asks for, by its `docker run` flag: none
+/// of them can be applied without a cgroup.
+pub fn first_limit(h: &crate::api::HostConfig) -> Option<&'static str> {
+    let set = |flag: &'static str, on: bool| on.then_some(flag);
+    let any = |list: &Option<Vec<crate::api::ThrottleDevice>>| {
+        list.as_ref().is_some_and(|l| !l.is_empty())
+    };
+    set("-m (--memory)", h.memory > 0)
+        .or(set("--memory-swap", h.memory_swap > 0))
+        .or(set("--memory-reservation", h.memory_reservation > 0))
+        .or(set(
+            "--memory-swappiness",
+            h.memory_swappiness.is_some_and(|s| s >= 0),
+        ))
+        .or(set("--oom-kill-disable", h.oom_kill_disable == Some(true)))
+        .or(set("--cpus", h.nano_cpus > 0))
+        .or(set("--cpu-shares", h.cpu_shares > 0))
+        .or(set("--cpuset-cpus", !h.cpuset_cpus.is_empty()))
+        .or(set("--cpuset-mems", !h.cpuset_mems.is_empty()))
+        .or(set("--pids-limit", h.pids_limit.is_some_and(|p| p > 0)))
+        .or(set("--blkio-weight", h.blkio_weight > 0))
+        .or(set("--device-read-bps", any(&h.blkio_device_read_bps)))
+        .or(set("--device-write-bps", any(&h.blkio_device_write_bps)))
+        .or(set("--device-read-iops", any(&h.blkio_device_read_iops)))
+        .or(set("--device-write-iops", any(&h.blkio_device_write_iops)))
+        .or(set(
+            "--device-cgroup-rule",
+            h.device_cgroup_rules
+                .as_ref()
+                .is_some_and(|r| !r.is_empty()),
+        ))
+}
+
+/// The networks a rootless container may have: its own with only a
+/// loopback (`none`), the host's (`host`), or another container's. A bridge
+/// needs network devices made in a network namespace of the engine's own,
+/// and a way out of it to the host's (user-mode networking: slirp4netns),
+/// which this engine does not have yet.
+pub fn network_allowed(mode: &str) -> Result<(), String> {
+    match mode {
+        "none" | "host" => Ok(()),
+        m if m.starts_with("container:") => Ok(()),
+        other => Err(format!(
+            "network {:?}: a rootless daemon has no bridge networks yet (they need user-mode \
+             networking, slirp4netns); use --network none or --network host",
+            if other.is_empty() { "default" } else { other }
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_map_puts_the_user_at_0_and_the_subordinate_ids_above() {
+        let sub = chapter_01::IdMap::remap(
+            ("ann", 1000),
+            ("ann", 1000),
+            "root:100000:65536\nann:200000:65536\n",
+            "1000:300000:65536\n",
+        )
+        .unwrap();
+        let map = above_own(1000, 1001, sub);
+        assert_eq!(
+            map.uids,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1000,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 200000,
+                    count: 65536
+                },
+            ]
+        );
+        assert_eq!(
+            map.gids,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1001,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1,
+                    outside: 300000,
+                    count: 65536
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,449 @@
+//! Rootless: `mini-dockerd` started by an ordinary user, one this test
+//! creates (with subordinate ID ranges of its own) and removes after,
+//! processes, ranges and files included. The real docker CLI drives it.
+
+mod common;
+use common::{docker_clis, stdout_of};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use testkit::privileged;
+
+/// An ordinary user made for one test: its home (with its XDG runtime and
+/// data directories) in a temporary directory, and 65536 subordinate IDs
+/// in /etc/subuid and /etc/subgid. Dropped: its processes killed, the
+/// ranges and the user removed, the directory too.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    subid_start: u32,
+    home: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn must(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+    out
+}
+
+impl TestUser {
+    fn create() -> TestUser {
+        let tag = std::process::id() % 100_000;
+        let name = format!("mdrl{tag}");
+        // Far above the ranges useradd hands out (100000 on), one per tag.
+        let subid_start = 3_000_000 + (tag % 4096) * 65_536;
+        let dir = tempfile::Builder::new()
+            .prefix("mini-docker-rootless-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let home = dir.path().join("home");
+        must(Command::new("useradd").args([
+            "-M",
+            "-d",
+            &home.display().to_string(),
+            "-s",
+            "/bin/sh",
+            "-K",
+            "SUB_UID_COUNT=0",
+            "-K",
+            "SUB_GID_COUNT=0",
+            &name,
+        ]));
+        let range = format!("{}-{}", subid_start, subid_start + 65_535);
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        let made = TestUser {
+            name: name.clone(),
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            subid_start,
+            home: home.clone(),
+            _dir: dir,
+        };
+        must(Command::new("usermod").args([
+            "--add-subuids",
+            &range,
+            "--add-subgids",
+            &range,
+            &name,
+        ]));
+        for sub in ["", "run", "data"] {
+            std::fs::create_dir_all(home.join(sub)).unwrap();
+            std::os::unix::fs::chown(home.join(sub), Some(made.uid), Some(made.gid)).unwrap();
+        }
+        std::fs::set_permissions(home.join("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        made
+    }
+
+    /// `program` as this user, with the environment a login would give.
+    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--clear-groups",
+            "--",
+            "env",
+            "-i",
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        ])
+        .arg(format!("HOME={}", self.home.display()))
+        .arg(format!(
+            "XDG_RUNTIME_DIR={}",
+            self.home.join("run").display()
+        ))
+        .arg(format!(
+            "XDG_DATA_HOME={}",
+            self.home.join("data").display()
+        ))
+        .arg(program);
+        cmd
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.home.join("run/mini-docker.sock")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.home.join("data/mini-docker")
+    }
+
+    /// The PIDs of this user's processes.
+    fn processes(&self) -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == self.uid)
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-U", &self.uid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.processes().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let range = format!("{}-{}", self.subid_start, self.subid_start + 65_535);
+        let _ = Command::new("usermod")
+            .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
+            .status();
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+/// The user's daemon, stopped (SIGTERM) when dropped.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(user: &TestUser) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(user.home.join("daemon.log"))
+            .unwrap();
+        let child = user
+            .cmd(testkit::bin("mini-dockerd"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(user.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the rootless daemon did not listen: {}",
+                daemon_log(user)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon(child)
+    }
+
+    fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+fn daemon_log(user: &TestUser) -> String {
+    std::fs::read_to_string(user.home.join("daemon.log")).unwrap_or_default()
+}
+
+/// The docker CLI `cli` as the user, at the user's daemon.
+fn docker(user: &TestUser, cli: &Path, args: &[&str]) -> Output {
+    user.cmd(cli)
+        .arg("-H")
+        .arg(format!("unix://{}", user.socket().display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn docker_ok(user: &TestUser, cli: &Path, args: &[&str]) -> String {
+    let out = docker(user, cli, args);
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {out:?}\n{}",
+        cli.display(),
+        daemon_log(user)
+    );
+    stdout_of(&out)
+}
+
+/// The fixture pushed to a local registry (by root, with chapter 05).
+fn registry_with_fixture() -> (testkit::registry::Registry, String) {
+    let registry = testkit::registry::Registry::start(testkit::registry::Auth::None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = chapter_04::Store::open(dir.path().join("images")).unwrap();
+    chapter_04::archive::import_rootfs_dir(
+        &store,
+        &testkit::fixture::rootfs(),
+        "docker.io/library/fixture:latest",
+        chapter_04::manifest::ContainerConfig {
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let image = format!("{}/fixture:v1", registry.addr);
+    let reference = chapter_05::Reference::parse(&image).unwrap();
+    let client = chapter_05::client::Client::new(&reference, true).unwrap();
+    chapter_05::push::push(
+        &client,
+        &store,
+        "docker.io/library/fixture:latest",
+        &Default::default(),
+        &chapter_05::progress::Progress::quiet(),
+    )
+    .unwrap();
+    (registry, image)
+}
+
+/// The host's view of a process: its real uid (`Uid:`'s first field).
+fn host_uid_of(pid: &str) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_ordinary_user_runs_the_engine_rootless() {
+    if !privileged("an_ordinary_user_runs_the_engine_rootless") {
+        return;
+    }
+    let (registry, image) = registry_with_fixture();
+    let user = TestUser::create();
+    let clis = docker_clis();
+    let cli = &clis[0];
+    let mounts_before = testkit::mount_points();
+
+    let daemon = Daemon::start(&user);
+    // The daemon and its namespace holder are the user's; nothing of it is
+    // mounted where the host sees it.
+    assert!(!user.processes().is_empty());
+    let info = docker_ok(
+        &user,
+        cli,
+        &["info", "--format", "{{.SecurityOptions}} {{.CgroupDriver}}"],
+    );
+    assert!(
+        info.contains("name=rootless") && info.trim().ends_with("none"),
+        "{info}"
+    );
+
+    // Pulled over the host's loopback; unpacked as the namespace's root.
+    docker_ok(&user, cli, &["pull", &image]);
+    let out = docker_ok(
+        &user,
+        cli,
+        &["run", "--rm", "--network", "none", &image, "id", "-u"],
+    );
+    assert_eq!(out.trim(), "0");
+
+    // Root inside is the user outside; any other ID inside is one of the
+    // user's subordinate IDs (1000 inside is the range's 999th).
+    let id = docker_ok(
+        &user,
+        cli,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            "data:/data",
+            &image,
+            "sleep",
+            "300",
+        ],
+    );
+    let id = id.trim();
+    let pid = docker_ok(&user, cli, &["inspect", "--format", "{{.State.Pid}}", id]);
+    assert_eq!(host_uid_of(pid.trim()), user.uid);
+    docker_ok(
+        &user,
+        cli,
+        &["exec", "-d", "-u", "1000", id, "sleep", "301"],
+    );
+    let mut sleeper = None;
+    assert!(
+        common::eventually(|| {
+            sleeper = all_pids().into_iter().find(|p| cmdline(*p) == "sleep 301");
+            sleeper.is_some()
+        }),
+        "the exec's sleep 301 never ran"
+    );
+    assert_eq!(
+        host_uid_of(&sleeper.unwrap().to_string()),
+        user.subid_start + 999
+    );
+
+    // A named volume, written inside: on the host its file belongs to the
+    // user (root inside).
+    docker_ok(&user, cli, &["exec", id, "sh", "-c", "echo kept > /data/f"]);
+    let volume = docker_ok(
+        &user,
+        cli,
+        &["volume", "inspect", "--format", "{{.Mountpoint}}", "data"],
+    );
+    let file = PathBuf::from(volume.trim()).join("f");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "kept\n");
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), user.uid);
+    assert!(docker_ok(&user, cli, &["logs", id]).is_empty());
+
+    // Limits need a cgroup this host does not delegate: refused, saying why.
+    let refused = docker(
+        &user,
+        cli,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-m",
+            "64m",
+            &image,
+            "true",
+        ],
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("rootless") && said.contains("delegat"),
+        "{said}"
+    );
+    // So does a bridge network, for now.
+    let refused = docker(&user, cli, &["run", "--rm", &image, "true"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--network none"));
+    // The host's network: a server the test runs on the host's loopback
+    // answers a container on it.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let answering = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = server.accept().unwrap();
+        conn.write_all(b"hello from the host\n").unwrap();
+    });
+    let heard = docker_ok(
+        &user,
+        cli,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            &image,
+            "sh",
+            "-c",
+            &format!("nc 127.0.0.1 {port} </dev/null"),
+        ],
+    );
+    assert_eq!(heard, "hello from the host\n");
+    answering.join().unwrap();
+    // Every docker CLI on the machine drives it (Debian's 20.10 too).
+    for other in &clis[1..] {
+        let out = docker_ok(
+            &user,
+            other,
+            &["run", "--rm", "--network", "none", &image, "id", "-u"],
+        );
+        assert_eq!(out.trim(), "0", "{}", other.display());
+    }
+
+    // The daemon restarts; the container runs on, and the new daemon knows it.
+    daemon.stop();
+    let daemon = Daemon::start(&user);
+    let status = docker_ok(
+        &user,
+        cli,
+        &["inspect", "--format", "{{.State.Status}}", id],
+    );
+    assert_eq!(status.trim(), "running");
+    assert_eq!(
+        docker_ok(&user, cli, &["exec", id, "cat", "/data/f"]),
+        "kept\n"
+    );
+    docker_ok(&user, cli, &["stop", "-t", "1", id]);
+    docker_ok(&user, cli, &["rm", id]);
+    docker_ok(&user, cli, &["volume", "rm", "data"]);
+
+    // The containers gone, the daemon stopped: no process of the user, no
+    // mount the host sees, nothing outside the user's own directories.
+    daemon.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !user.processes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(user.processes(), Vec::<i32>::new(), "{}", daemon_log(&user));
+    assert_eq!(testkit::mount_points(), mounts_before);
+    assert!(user.root().join("images").is_dir());
+    drop(registry);
+}
+
+fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .collect()
+}
+
+fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
