@@ -12,8 +12,10 @@ use std::process::Command;
 /// nftables for the engine's NAT, iproute2 for chapter 01's veth
 /// walk-through, libseccomp-dev to compile seccomp profiles (chapter 06);
 /// docker.io for Docker's 20.10 CLI and a real dockerd the engine's
-/// archives are loaded into, buildah to compare builds with, and
-/// python3-venv for the test environment of Docker's Python SDK.
+/// archives are loaded into, buildah to compare builds with,
+/// python3-venv for the test environment of Docker's Python SDK; uidmap
+/// (newuidmap, newgidmap) and slirp4netns for the rootless engine, and
+/// util-linux for setpriv, which runs the rootless tests' user.
 pub const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-compose",
@@ -30,6 +32,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "nftables",
     "iproute2",
     "libseccomp-dev",
+    "uidmap",
+    "slirp4netns",
+    "util-linux",
 ];
 
 /// What the benchmarks need besides: the image builder and the timer.

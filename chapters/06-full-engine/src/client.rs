@@ -55,7 +55,7 @@ impl Client {
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
         let stream = tokio::net::UnixStream::connect(&self.socket).await.map_err(|e| {
             anyhow!(
-                "cannot connect to mini-dockerd at unix://{} ({e}). Is the daemon running? Start it with `sudo mini-dockerd` (or `cargo run -p chapter-06 --bin mini-dockerd`), or point -H / MINI_DOCKER_HOST at its socket",
+                "cannot connect to mini-dockerd at unix://{} ({e}). Is the daemon running? Start it with `sudo mini-dockerd`, or as yourself (rootless) with `mini-dockerd` (or `cargo run -p chapter-06 --bin mini-dockerd`), or point -H / MINI_DOCKER_HOST at its socket",
                 self.socket.display()
             )
         })?;

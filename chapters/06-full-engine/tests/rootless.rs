@@ -31,10 +31,13 @@ fn must(cmd: &mut Command) -> Output {
 
 impl TestUser {
     fn create() -> TestUser {
+        // Tests of one process run side by side: a user (and a range) each.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 4;
         let tag = std::process::id() % 100_000;
-        let name = format!("mdrl{tag}");
-        // Far above the ranges useradd hands out (100000 on), one per tag.
-        let subid_start = 3_000_000 + (tag % 4096) * 65_536;
+        let name = format!("mdrl{tag}x{n}");
+        // Far above the ranges useradd hands out (100000 on), one per user.
+        let subid_start = 3_000_000 + ((tag % 1024) * 4 + n) * 65_536;
         let dir = tempfile::Builder::new()
             .prefix("mini-docker-rootless-")
             .tempdir()
@@ -360,9 +363,6 @@ fn an_ordinary_user_runs_the_engine_rootless() {
         !refused.status.success() && said.contains("rootless") && said.contains("delegat"),
         "{said}"
     );
-    // So does a bridge network, for now.
-    let refused = docker(&user, cli, &["run", "--rm", &image, "true"]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--network none"));
     // The host's network: a server the test runs on the host's loopback
     // answers a container on it.
     let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -446,4 +446,109 @@ fn cmdline(pid: i32) -> String {
                 .to_string()
         })
         .unwrap_or_default()
+}
+
+/// The host's first global IPv4 address (`ip -4 -o addr show scope global`).
+fn host_address() -> String {
+    let out = must(Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(String::from)
+        .expect("a global IPv4 address on this host")
+}
+
+#[test]
+fn a_rootless_bridge_reaches_out_and_publishes_ports() {
+    if !privileged("a_rootless_bridge_reaches_out_and_publishes_ports") {
+        return;
+    }
+    let (registry, image) = registry_with_fixture();
+    let user = TestUser::create();
+    let cli = &docker_clis()[0];
+    let daemon = Daemon::start(&user);
+    docker_ok(&user, cli, &["pull", &image]);
+
+    // Out: a server on the host's own address, reached from the default
+    // bridge through slirp4netns (which connects from the host, as the user).
+    let server = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let answering = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = server.accept().unwrap();
+        conn.write_all(b"hello from the host\n").unwrap();
+    });
+    let address = host_address();
+    let heard = docker_ok(
+        &user,
+        cli,
+        &[
+            "run",
+            "--rm",
+            &image,
+            "sh",
+            "-c",
+            &format!("nc {address} {port} </dev/null"),
+        ],
+    );
+    assert_eq!(heard, "hello from the host\n", "{}", daemon_log(&user));
+    answering.join().unwrap();
+
+    // In: a port published on the host's loopback reaches the container.
+    let id = docker_ok(
+        &user,
+        cli,
+        &[
+            "run",
+            "-d",
+            "-p",
+            "127.0.0.1::8080",
+            &image,
+            "sh",
+            "-c",
+            "while true; do echo hi | nc -l -p 8080; done",
+        ],
+    );
+    let id = id.trim();
+    let published = docker_ok(&user, cli, &["port", id, "8080"]);
+    let published = published
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(published.starts_with("127.0.0.1:"), "{published}");
+    let mut said = String::new();
+    assert!(
+        common::eventually(|| {
+            use std::io::Read;
+            said.clear();
+            std::net::TcpStream::connect(&published)
+                .and_then(|mut conn| conn.read_to_string(&mut said))
+                .is_ok()
+                && said == "hi\n"
+        }),
+        "{published} answered {said:?}\n{}",
+        daemon_log(&user)
+    );
+    docker_ok(&user, cli, &["rm", "-f", id]);
+    // The forward went with the container.
+    assert!(
+        std::net::TcpStream::connect(&published).is_err(),
+        "{published} still answers"
+    );
+
+    daemon.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !user.processes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        user.processes(),
+        Vec::<i32>::new(),
+        "slirp4netns or the holder left running"
+    );
+    drop(registry);
 }

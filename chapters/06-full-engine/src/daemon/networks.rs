@@ -578,7 +578,12 @@ impl Daemon {
         if mode == "host" {
             return Ok(None);
         }
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if self.options.rootless && network_name(mode).is_some() {
+            // The host's own resolver on its loopback is slirp4netns's
+            // 10.0.2.3 from the engine's network namespace.
+            host_resolv = crate::rootless::resolv_through_slirp(&host_resolv);
+        }
         // On a user-defined network, names are the embedded DNS server's.
         let h = &c.host_config;
         let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
@@ -597,6 +602,17 @@ impl Daemon {
             return Ok(None);
         };
         let network = self.find_network(name)?;
+        if let Some(run) = crate::rootless::run_dir() {
+            // The engine's network namespace gets its way out, and routes.
+            crate::rootless::ensure_slirp(run).map_err(|e| ApiError::internal(format!("{e:#}")))?;
+            crate::rootless::in_engine_netns(|| {
+                std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            })
+            .and_then(|written| written)
+            .map_err(|e| {
+                ApiError::internal(format!("routing in the engine's network namespace: {e}"))
+            })?;
+        }
         let mut taken: Allocations = read_json(&self.ipam_path(name)).unwrap_or_default();
         ipam::release(&mut taken, &c.id);
         let ip = match c.ip {
@@ -671,13 +687,20 @@ impl Daemon {
             })
             .collect();
         let (held, maps) = bind_ports(&wanted)?;
-        self.held_ports.lock().unwrap().insert(c.id.clone(), held);
+        // Rootless, slirp4netns binds the host's ports itself: the daemon
+        // only chose them (an unavailable one fails here all the same).
+        if !self.options.rootless {
+            self.held_ports.lock().unwrap().insert(c.id.clone(), held);
+        }
         Ok(maps)
     }
 
     /// A restarted daemon holds the published ports of the containers that
     /// kept running while it was away.
     pub fn hold_again(&self, id: &str) {
+        if self.options.rootless {
+            return; // slirp4netns still holds them
+        }
         let Ok(ep) = read_json::<Endpoint>(&self.paths.endpoint(id)) else {
             return;
         };

@@ -18,10 +18,16 @@ fn setns_net(file: &std::fs::File) -> std::io::Result<()> {
 }
 
 impl Netlink {
-    /// The daemon's own (host) network namespace.
+    /// The engine's network namespace, where its bridges are: the host's,
+    /// or a rootless engine's own (the holder's, entered by a thread for
+    /// the socket).
     pub fn host() -> Result<Netlink> {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().context("opening a netlink socket")?;
+        let runtime = tokio::runtime::Handle::current();
+        let (connection, handle, _) = crate::rootless::in_engine_netns(move || {
+            let _inside_runtime = runtime.enter();
+            rtnetlink::new_connection()
+        })?
+        .context("opening a netlink socket")?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
@@ -33,15 +39,23 @@ impl Netlink {
     pub async fn in_netns_of(pid: i32) -> Result<Netlink> {
         let runtime = tokio::runtime::Handle::current();
         let (connection, handle) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let _inside_runtime = runtime.enter();
-            let theirs = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .with_context(|| format!("opening the network namespace of PID {pid}"))?;
-            let ours = std::fs::File::open("/proc/thread-self/ns/net")?;
-            setns_net(&theirs).context("entering the container's network namespace")?;
-            let made = rtnetlink::new_connection();
-            setns_net(&ours).context("returning to the host's network namespace")?;
-            let (connection, handle, _) = made?;
-            Ok((connection, handle))
+            // A thread of its own, which ends there: a rootless daemon may
+            // enter the container's namespace but not return to the host's.
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| -> Result<_> {
+                        let _inside_runtime = runtime.enter();
+                        let theirs = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+                            .with_context(|| {
+                                format!("opening the network namespace of PID {pid}")
+                            })?;
+                        setns_net(&theirs).context("entering the container's network namespace")?;
+                        let (connection, handle, _) = rtnetlink::new_connection()?;
+                        Ok((connection, handle))
+                    })
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the netlink thread panicked"))?
+            })
         })
         .await??;
         tokio::spawn(connection);

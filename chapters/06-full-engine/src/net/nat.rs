@@ -42,9 +42,35 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
+/// `nft` or `iptables`, run in the engine's network namespace: the host's,
+/// or a rootless engine's own (the holder's), entered by the child between
+/// fork and exec.
+fn tool(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    if let Some(holder) = crate::rootless::holder() {
+        if let Ok(ns) = std::fs::File::open(format!("/proc/{holder}/ns/net")) {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::process::CommandExt;
+            let fd = ns.as_raw_fd();
+            // SAFETY: setns(2) is async-signal-safe; `ns` stays open in the
+            // parent (moved into the closure) until the Command is dropped.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let _keep = &ns;
+                    if libc::setns(fd, libc::CLONE_NEWNET) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+    }
+    cmd
+}
+
 /// Runs an nft script (`nft -f -`).
 fn nft(script: &str) -> Result<()> {
-    let mut child = Command::new("nft")
+    let mut child = tool("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -67,7 +93,7 @@ fn nft(script: &str) -> Result<()> {
 
 /// The table as JSON (`nft -j -a list table`), or None when it is absent.
 fn table_json(config: &NetConfig) -> Option<serde_json::Value> {
-    let out = Command::new("nft")
+    let out = tool("nft")
         .args(["-j", "-a", "list", "table", "ip", &config.table()])
         .output()
         .ok()?;
@@ -137,7 +163,9 @@ fn nft_add_ports(config: &NetConfig, id: &str, ip: Ipv4Addr, ports: &[PortMap]) 
     let t = config.table();
     let mut script = String::new();
     for p in ports {
-        let daddr = if p.host_ip.is_empty() {
+        // Rootless, slirp4netns brings a published port from the host's
+        // address to the engine's own (see add_ports).
+        let daddr = if p.host_ip.is_empty() || crate::rootless::holder().is_some() {
             "fib daddr type local".to_string()
         } else {
             format!("ip daddr {}", p.host_ip)
@@ -195,15 +223,21 @@ pub fn ensure_network_rules(
 }
 
 /// DNAT for a container's published ports, from outside and from the host.
+/// Rootless, the host's side too: slirp4netns listens on each host port
+/// and brings the connections to the same port of the engine's namespace.
 pub fn add_ports(config: &NetConfig, id: &str, ip: Ipv4Addr, ports: &[PortMap]) -> Result<()> {
     match config.nat {
-        Backend::Nft => nft_add_ports(config, id, ip, ports),
-        Backend::Iptables => ipt_add_ports(config, id, ip, ports),
+        Backend::Nft => nft_add_ports(config, id, ip, ports)?,
+        Backend::Iptables => ipt_add_ports(config, id, ip, ports)?,
     }
+    crate::rootless::forward_ports(id, ports)
 }
 
 /// Deletes every rule owned by `owner` (`ctr:ID` or `net:NAME`).
 pub fn delete_owned(config: &NetConfig, owner: &str) -> Result<()> {
+    if let Some(id) = owner.strip_prefix("ctr:") {
+        crate::rootless::unforward_ports(id);
+    }
     match config.nat {
         Backend::Nft => nft_delete_owned(config, owner),
         Backend::Iptables => ipt_delete_owned(config, owner),
@@ -232,7 +266,7 @@ fn ipt_chains(config: &NetConfig) -> [(&'static str, String, &'static str); 4] {
 }
 
 fn iptables(args: &[&str]) -> Result<()> {
-    let out = Command::new("iptables")
+    let out = tool("iptables")
         .arg("-w")
         .args(args)
         .output()
@@ -248,7 +282,7 @@ fn iptables(args: &[&str]) -> Result<()> {
 }
 
 fn iptables_ok(args: &[&str]) -> bool {
-    Command::new("iptables")
+    tool("iptables")
         .arg("-w")
         .args(args)
         .stderr(Stdio::null())
@@ -337,7 +371,7 @@ fn ipt_add_ports(config: &NetConfig, id: &str, ip: Ipv4Addr, ports: &[PortMap]) 
     for p in ports {
         let dport = p.host_port.to_string();
         let to = format!("{ip}:{}", p.container_port);
-        let mut rule: Vec<&str> = if p.host_ip.is_empty() {
+        let mut rule: Vec<&str> = if p.host_ip.is_empty() || crate::rootless::holder().is_some() {
             vec!["-m", "addrtype", "--dst-type", "LOCAL"]
         } else {
             vec!["-d", p.host_ip.as_str()]
@@ -364,7 +398,7 @@ fn ipt_add_ports(config: &NetConfig, id: &str, ip: Ipv4Addr, ports: &[PortMap]) 
 
 fn ipt_delete_owned(config: &NetConfig, owner: &str) -> Result<()> {
     for (table, chain, _) in ipt_chains(config) {
-        let Ok(listed) = Command::new("iptables")
+        let Ok(listed) = tool("iptables")
             .args(["-w", "-t", table, "-S", &chain])
             .output()
         else {
