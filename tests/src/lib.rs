@@ -11,6 +11,7 @@
 //! - [`tree`]: a directory tree described exactly, to compare two trees.
 //! - [`registry`]: the real distribution registry on a loopback port.
 //! - [`pty`]: a program run on a pseudo-terminal, as a user at a terminal runs it.
+//! - [`rootless`]: an ordinary user made (and removed) for the rootless engine.
 
 pub mod build_context;
 pub mod fixture;
@@ -18,6 +19,7 @@ pub mod janitor;
 pub mod peers;
 pub mod pty;
 pub mod registry;
+pub mod rootless;
 pub mod tree;
 
 use std::path::PathBuf;
