@@ -374,6 +374,12 @@ fn by_hand(args: &[&str]) -> Result<String> {
 }
 
 fn veth(rootfs: &std::path::Path) -> Result<i32> {
+    if !is_root() {
+        bail!(
+            "the veth walk-through needs root: it makes a bridge and a veth pair in the host's \
+             network namespace, which only the host's root may change"
+        );
+    }
     // A container that waits: a new NET namespace with only `lo` in it.
     let mut child = chapter_01::spawn(&spec(rootfs, &["sleep", "30"]))?;
     child.start()?;

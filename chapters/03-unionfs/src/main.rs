@@ -52,7 +52,18 @@ fn main() -> std::process::ExitCode {
 
 fn run(command: Command) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("these experiments mount overlays and need root");
+        match command {
+            Command::Cow => own_namespaces()?,
+            Command::Whiteout => bail!(
+                "the whiteout experiment needs root: it marks a directory opaque with the \
+                 trusted.overlay.opaque xattr, which only the host's root may set"
+            ),
+            _ => bail!(
+                "this experiment needs root: its containers run the fixture, whose files belong \
+                 to the host's root, who is nobody in a user namespace of yours (they could not \
+                 write /root); `cow` runs without root"
+            ),
+        }
     }
     match command {
         Command::Cow => cow(),
@@ -61,6 +72,32 @@ fn run(command: Command) -> Result<()> {
         Command::Startup { runs } => startup(runs),
         Command::Diff => diff(),
     }
+}
+
+/// For an ordinary user: a user namespace where they are root (their own
+/// ID mapped to 0, as chapter 01's `user` experiment), and a mount
+/// namespace it owns, where overlayfs mounts (Linux 5.11+) and nothing
+/// reaches the host's mount table.
+fn own_namespaces() -> Result<()> {
+    use nix::sched::CloneFlags;
+    let map = chapter_01::IdMap::for_current_process();
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+        anyhow::anyhow!("entering a user namespace: {e} (are user namespaces enabled? see `cargo xtask doctor`)")
+    })?;
+    chapter_01::user::write_id_maps(
+        &map,
+        &mut chapter_01::user::proc_writer(nix::unistd::getpid()),
+    )
+    .map_err(|e| anyhow::anyhow!("writing this process's ID maps: {e}"))?;
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )?;
+    eprintln!("chapter-03: not root, so in a user namespace of your own (uid 0 inside is you)");
+    Ok(())
 }
 
 fn say(s: &str) {

@@ -69,6 +69,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// An import that could not read the tree: say what and why.
+fn unreadable(e: std::io::Error, rootfs: &std::path::Path) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        anyhow::anyhow!(
+            "importing {}: {e}: some of its files are readable only by their owner (the \
+             fixture's /root is root's, mode 0700): import it as root, or pass --rootfs a tree \
+             you can read",
+            rootfs.display()
+        )
+    } else {
+        anyhow::Error::new(e).context(format!("importing {}", rootfs.display()))
+    }
+}
+
 fn fixture() -> Result<PathBuf> {
     chapter_03::fixture_rootfs().map_err(|e| anyhow::anyhow!(e))
 }
@@ -110,7 +124,8 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
                 Some(r) => r,
                 None => fixture()?,
             };
-            let d = archive::import_rootfs_dir(&store, &rootfs, &name, shell_config())?;
+            let d = archive::import_rootfs_dir(&store, &rootfs, &name, shell_config())
+                .map_err(|e| unreadable(e, &rootfs))?;
             println!(
                 "imported {} as {name}: manifest {}",
                 rootfs.display(),
@@ -159,8 +174,10 @@ fn run(store_dir: &std::path::Path, command: Command) -> Result<()> {
             }
         }
         Command::Share => {
+            let fixture = fixture()?;
             let base =
-                archive::import_rootfs_dir(&store, &fixture()?, "fixture:latest", shell_config())?;
+                archive::import_rootfs_dir(&store, &fixture, "fixture:latest", shell_config())
+                    .map_err(|e| unreadable(e, &fixture))?;
             let mut tar = tar::Builder::new(Vec::new());
             let mut h = tar::Header::new_gnu();
             let text = b"a layer of its own\n";

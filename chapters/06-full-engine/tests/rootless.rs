@@ -418,3 +418,66 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
     );
     drop(registry);
 }
+
+/// What `args` of chapter `bin`'s experiments say as `user`: (success,
+/// stdout and stderr together).
+fn experiment(user: &TestUser, bin: &str, args: &[&str]) -> (bool, String) {
+    let out = user
+        .cmd(testkit::bin(bin))
+        .args(args)
+        .current_dir(&user.home)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        stdout_of(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_experiments_run_as_an_ordinary_user_or_say_why_not() {
+    if !privileged("the_experiments_run_as_an_ordinary_user_or_say_why_not") {
+        return;
+    }
+    let (registry, image) = registry_with_fixture();
+    let user = TestUser::create();
+    // Run: namespaces through a user namespace of one's own, an overlay in
+    // it, a pull (and unpack) into one's own store.
+    for (bin, args, shows) in [
+        ("chapter-01", vec!["user"], "Uid:"),
+        (
+            "chapter-01",
+            vec!["all", "--", "/bin/sh", "-c", "id -u"],
+            "0",
+        ),
+        ("chapter-03", vec!["cow"], "copied up"),
+    ] {
+        let (ok, text) = experiment(&user, bin, &args);
+        assert!(ok && text.contains(shows), "{bin} {args:?}: {text}");
+    }
+    let store = user.home.join("store").display().to_string();
+    let (ok, text) = experiment(&user, "chapter-05", &["--store", &store, "pull", &image]);
+    assert!(ok, "chapter-05 pull: {text}");
+    // Refused, each with the reason.
+    for (bin, args, says) in [
+        ("chapter-01", vec!["veth"], "needs root"),
+        (
+            "chapter-02",
+            vec!["run", "-m", "64m", "--", "/bin/true"],
+            "need root",
+        ),
+        ("chapter-03", vec!["whiteout"], "trusted.overlay.opaque"),
+        ("chapter-03", vec!["share"], "belong"),
+        (
+            "chapter-04",
+            vec!["--store", &store, "import"],
+            "readable only by their owner",
+        ),
+    ] {
+        let (ok, text) = experiment(&user, bin, &args);
+        assert!(!ok && text.contains(says), "{bin} {args:?}: {text}");
+    }
+    drop(registry);
+}
