@@ -29,16 +29,7 @@ fn ok(engine: &Engine, args: &[&str]) -> Option<String> {
 fn registry_with_fixture(engine: &Engine) -> testkit::registry::Registry {
     let registry = testkit::registry::Registry::start(testkit::registry::Auth::None);
     let store = chapter_04::Store::open(engine.root.join("images")).unwrap();
-    let reference = chapter_05::Reference::parse(&format!("{}/fixture:v1", registry.addr)).unwrap();
-    let client = chapter_05::client::Client::new(&reference, true).unwrap();
-    chapter_05::push::push(
-        &client,
-        &store,
-        "docker.io/library/fixture:latest",
-        &Default::default(),
-        &chapter_05::progress::Progress::quiet(),
-    )
-    .unwrap();
+    common::push_fixture(&store, &registry);
     registry
 }
 

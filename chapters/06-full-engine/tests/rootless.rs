@@ -3,7 +3,7 @@
 //! processes, ranges and files included. The real docker CLI drives it.
 
 mod common;
-use common::{docker_clis, stdout_of};
+use common::{docker_clis, host_uid_of, stdout_of};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -90,38 +90,9 @@ fn registry_with_fixture() -> (testkit::registry::Registry, String) {
     let registry = testkit::registry::Registry::start(testkit::registry::Auth::None);
     let dir = tempfile::tempdir().unwrap();
     let store = chapter_04::Store::open(dir.path().join("images")).unwrap();
-    chapter_04::archive::import_rootfs_dir(
-        &store,
-        &testkit::fixture::rootfs(),
-        "docker.io/library/fixture:latest",
-        chapter_04::manifest::ContainerConfig {
-            cmd: Some(vec!["/bin/sh".into()]),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let image = format!("{}/fixture:v1", registry.addr);
-    let reference = chapter_05::Reference::parse(&image).unwrap();
-    let client = chapter_05::client::Client::new(&reference, true).unwrap();
-    chapter_05::push::push(
-        &client,
-        &store,
-        "docker.io/library/fixture:latest",
-        &Default::default(),
-        &chapter_05::progress::Progress::quiet(),
-    )
-    .unwrap();
+    common::import_fixture(&store);
+    let image = common::push_fixture(&store, &registry);
     (registry, image)
-}
-
-/// The host's view of a process: its real uid (`Uid:`'s first field).
-fn host_uid_of(pid: &str) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 #[test]
@@ -191,10 +162,7 @@ fn an_ordinary_user_runs_the_engine_rootless() {
         }),
         "the exec's sleep 301 never ran"
     );
-    assert_eq!(
-        host_uid_of(&sleeper.unwrap().to_string()),
-        user.subid_start + 999
-    );
+    assert_eq!(host_uid_of(sleeper.unwrap()), user.subid_start + 999);
 
     // A named volume, written inside: on the host its file belongs to the
     // user (root inside).

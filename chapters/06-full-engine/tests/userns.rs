@@ -5,7 +5,7 @@
 //! from the host's /proc, never by trying anything on the host.
 
 mod common;
-use common::{docker_clis, Engine};
+use common::{docker_clis, host_uid_of, Engine};
 use std::os::unix::fs::MetadataExt;
 use testkit::privileged;
 
@@ -32,15 +32,6 @@ fn engine() -> Engine {
             },
         );
     })
-}
-
-fn host_uid_of(pid: i64) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -98,16 +98,7 @@ impl Engine {
             .unwrap();
         let root = dir.path().join("root");
         let store = chapter_04::Store::open(root.join("images")).unwrap();
-        chapter_04::archive::import_rootfs_dir(
-            &store,
-            &testkit::fixture::rootfs(),
-            "docker.io/library/fixture:latest",
-            chapter_04::manifest::ContainerConfig {
-                cmd: Some(vec!["/bin/sh".into()]),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        import_fixture(&store);
         prepare(&store);
         let n = ENGINES.fetch_add(1, Ordering::SeqCst);
         Engine {
@@ -452,4 +443,46 @@ pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
 
 pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The fixture image in `store`, as `docker.io/library/fixture:latest`
+/// with `/bin/sh` for its command.
+pub fn import_fixture(store: &chapter_04::Store) {
+    chapter_04::archive::import_rootfs_dir(
+        store,
+        &testkit::fixture::rootfs(),
+        "docker.io/library/fixture:latest",
+        chapter_04::manifest::ContainerConfig {
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// `store`'s fixture pushed to `registry` with chapter 05, as
+/// `fixture:v1`; returns that reference.
+pub fn push_fixture(store: &chapter_04::Store, registry: &testkit::registry::Registry) -> String {
+    let image = format!("{}/fixture:v1", registry.addr);
+    let reference = chapter_05::Reference::parse(&image).unwrap();
+    let client = chapter_05::client::Client::new(&reference, true).unwrap();
+    chapter_05::push::push(
+        &client,
+        store,
+        "docker.io/library/fixture:latest",
+        &Default::default(),
+        &chapter_05::progress::Progress::quiet(),
+    )
+    .unwrap();
+    image
+}
+
+/// The host's view of a process: its real uid (`Uid:`'s first field).
+pub fn host_uid_of(pid: impl std::fmt::Display) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
 }
