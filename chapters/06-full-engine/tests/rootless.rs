@@ -367,8 +367,28 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
         "{published} answered {said:?}\n{}",
         daemon_log(&user)
     );
+    // The daemon restarts; the container and its published port live on
+    // (slirp4netns holds the port, the holder the namespaces).
+    daemon.stop();
+    let daemon = Daemon::start(&user);
+    assert_eq!(
+        docker_ok(&user, cli, &["inspect", "--format", "{{.State.Status}}", id]).trim(),
+        "running"
+    );
+    assert!(
+        common::eventually(|| {
+            use std::io::Read;
+            said.clear();
+            std::net::TcpStream::connect(&published)
+                .and_then(|mut conn| conn.read_to_string(&mut said))
+                .is_ok()
+                && said == "hi\n"
+        }),
+        "after the restart {published} answered {said:?}\n{}",
+        daemon_log(&user)
+    );
     docker_ok(&user, cli, &["rm", "-f", id]);
-    // The forward went with the container.
+    // The forward went with the container, removed by the new daemon.
     assert!(
         std::net::TcpStream::connect(&published).is_err(),
         "{published} still answers"
