@@ -372,7 +372,12 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
     daemon.stop();
     let daemon = Daemon::start(&user);
     assert_eq!(
-        docker_ok(&user, cli, &["inspect", "--format", "{{.State.Status}}", id]).trim(),
+        docker_ok(
+            &user,
+            cli,
+            &["inspect", "--format", "{{.State.Status}}", id]
+        )
+        .trim(),
         "running"
     );
     assert!(
