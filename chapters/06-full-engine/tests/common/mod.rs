@@ -158,8 +158,22 @@ impl Engine {
         }
     }
 
+    /// The daemon's log, and how it ended if it did (a daemon killed by a
+    /// signal writes nothing of it).
     pub fn daemon_log(&self) -> String {
-        std::fs::read_to_string(self.root.parent().unwrap().join("daemon.log")).unwrap_or_default()
+        let mut log = std::fs::read_to_string(self.root.parent().unwrap().join("daemon.log"))
+            .unwrap_or_default();
+        if let Some(child) = &self.daemon {
+            use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            // WNOWAIT: look, and leave the child to be reaped by its owner.
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(pid), flags) {
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(ended) => log += &format!("\n(the daemon, PID {pid}, has ended: {ended:?})"),
+            }
+        }
+        log
     }
 
     /// `mini-docker ARGS` against this engine.
