@@ -354,16 +354,22 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
         .trim()
         .to_string();
     assert!(published.starts_with("127.0.0.1:"), "{published}");
-    let mut said = String::new();
-    assert!(
-        common::eventually(|| {
+    // The container's "hi", once its nc listens; what the port said last.
+    let answers = || -> (bool, String) {
+        let mut said = String::new();
+        let heard = common::eventually(|| {
             use std::io::Read;
             said.clear();
             std::net::TcpStream::connect(&published)
                 .and_then(|mut conn| conn.read_to_string(&mut said))
                 .is_ok()
                 && said == "hi\n"
-        }),
+        });
+        (heard, said)
+    };
+    let (heard, said) = answers();
+    assert!(
+        heard,
         "{published} answered {said:?}\n{}",
         daemon_log(&user)
     );
@@ -380,15 +386,9 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
         .trim(),
         "running"
     );
+    let (heard, said) = answers();
     assert!(
-        common::eventually(|| {
-            use std::io::Read;
-            said.clear();
-            std::net::TcpStream::connect(&published)
-                .and_then(|mut conn| conn.read_to_string(&mut said))
-                .is_ok()
-                && said == "hi\n"
-        }),
+        heard,
         "after the restart {published} answered {said:?}\n{}",
         daemon_log(&user)
     );
