@@ -158,15 +158,10 @@ fn write_map(helper: &str, pid: Pid, ranges: &[IdRange]) -> Result<()> {
 /// The holder's PID, if it still runs and holds a user namespace of ours.
 fn live_holder(run: &Path) -> Option<Pid> {
     use std::os::unix::fs::MetadataExt;
-    let pid: i32 = std::fs::read_to_string(run.join("holder.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let pid = live_pid(&run.join("holder.pid"), HOLDER_NAME)?;
     let ours =
         std::fs::metadata(format!("/proc/{pid}")).ok()?.uid() == nix::unistd::geteuid().as_raw();
-    (comm.trim() == HOLDER_NAME && ours).then(|| Pid::from_raw(pid))
+    ours.then_some(pid)
 }
 
 /// The holder's name in ps.
