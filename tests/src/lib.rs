@@ -88,6 +88,30 @@ pub fn root_or_userns(test: &str) -> bool {
     if !userns_available() {
         return privileged(test);
     }
+    rerun_in_userns(test)
+}
+
+/// For a test of what changes inside a user namespace (a rootless
+/// engine's view: no trusted.* xattrs, no device nodes): true once inside
+/// one, where the test runs on. Elsewhere, root included, the test binary
+/// runs this one test again as root of a new user namespace with its own
+/// mount namespace, checks that it passed, and returns false. Skips like
+/// [`privileged`] where user namespaces are off.
+pub fn in_userns(test: &str) -> bool {
+    let in_initial = std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    if !in_initial {
+        return true;
+    }
+    if !userns_available() && !nix::unistd::geteuid().is_root() {
+        return privileged(test);
+    }
+    rerun_in_userns(test)
+}
+
+/// Runs `test` of this test binary again in a new user and mount
+/// namespace (`unshare --user --map-root-user --mount`); asserts it passed.
+fn rerun_in_userns(test: &str) -> bool {
     let exe = std::env::current_exe().expect("current_exe");
     let out = std::process::Command::new("unshare")
         .args(["--user", "--map-root-user", "--mount", "--"])

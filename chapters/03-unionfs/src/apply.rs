@@ -7,7 +7,7 @@
 //! hardens it for layers from strangers: every rule of a safe unpack, caps
 //! against decompression bombs, device nodes only when privileged.
 
-use crate::whiteout::{classify, make_overlay_whiteout, set_opaque, OciName};
+use crate::whiteout::{classify, is_overlay_xattr, make_overlay_whiteout, set_opaque, OciName};
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -323,8 +323,9 @@ pub fn create_entry<R: Read>(
 //   the permission bits, the modification time. Set them in that order: a
 //   chown clears setuid bits, so the mode comes after it. An ordinary user
 //   cannot chown to another owner (EPERM): the file stays theirs.
-// hint: Refuse trusted.* xattrs: they would steer overlayfs (a layer could
-//   make a directory opaque, or redirect it). A symlink has no mode of its
+// hint: Refuse trusted.* xattrs and overlayfs's own in user.* (is_overlay_xattr:
+//   a mount in a user namespace reads user.overlay.*): they would steer
+//   overlayfs (a layer could make a directory opaque, or redirect it). A symlink has no mode of its
 //   own: leave it. A directory's time changes as its contents are made:
 //   return Some(mtime) for the caller to set last, None for everything else
 //   (whose time you set here, without following a symlink).
@@ -346,10 +347,10 @@ pub fn apply_metadata<R: Read>(
             let Some(name) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) else {
                 continue;
             };
-            if name.starts_with("trusted.") {
+            if name.starts_with("trusted.") || is_overlay_xattr(name) {
                 return Err(bad(
                     rel,
-                    &format!("refusing the xattr {name}: trusted.* would steer overlayfs"),
+                    &format!("refusing the xattr {name}: overlayfs's own xattrs would steer it"),
                 ));
             }
             xattr::set(path, name, ext.value_bytes())?;

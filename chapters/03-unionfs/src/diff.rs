@@ -8,7 +8,8 @@
 //! - the layer's root itself is not an entry;
 //! - kept: permission bits, numeric uid/gid, modification time (seconds),
 //!   symlink targets, device numbers, extended attributes (sorted, as PAX
-//!   `SCHILY.xattr.*` records) except overlayfs's own `trusted.overlay.*`;
+//!   `SCHILY.xattr.*` records) except overlayfs's own (`trusted.overlay.*`,
+//!   or `user.overlay.*` in a user namespace);
 //! - dropped: user and group *names*, access and change times, sockets
 //!   (a tar cannot hold them);
 //! - a file with several names *inside the layer* is stored once, the later
@@ -17,7 +18,9 @@
 //! - whiteouts and opaque markers are empty entries with mode 0, owned by
 //!   root, dated like the node they stand for.
 
-use crate::whiteout::{is_opaque, is_overlay_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::whiteout::{
+    is_opaque, is_overlay_whiteout, is_overlay_xattr, OPAQUE_MARKER, WHITEOUT_PREFIX,
+};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -81,7 +84,7 @@ impl<W: Write> Walk<W> {
         let mut records: Vec<(String, Vec<u8>)> = Vec::new();
         for name in xattr::list(abs)? {
             let name = name.to_string_lossy().into_owned();
-            if name.starts_with("trusted.overlay.") {
+            if is_overlay_xattr(&name) {
                 continue;
             }
             if let Some(value) = xattr::get(abs, &name)? {

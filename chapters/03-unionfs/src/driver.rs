@@ -38,11 +38,11 @@ impl Driver {
         mkdir(&merged)?;
         match self {
             Driver::Overlay => {
-                let layers = overlay::Layers {
-                    lower: lower.to_vec(),
-                    upper: container_dir.join("upper"),
-                    work: container_dir.join("work"),
-                };
+                let layers = overlay::Layers::new(
+                    lower.to_vec(),
+                    container_dir.join("upper"),
+                    container_dir.join("work"),
+                );
                 mkdir(&layers.upper)?;
                 mkdir(&layers.work)?;
                 let mount = overlay::mount(&layers, &merged)?;

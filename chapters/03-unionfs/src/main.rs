@@ -53,15 +53,11 @@ fn main() -> std::process::ExitCode {
 fn run(command: Command) -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         match command {
-            Command::Cow => own_namespaces()?,
-            Command::Whiteout => bail!(
-                "the whiteout experiment needs root: it marks a directory opaque with the \
-                 trusted.overlay.opaque xattr, which only the host's root may set"
-            ),
+            Command::Cow | Command::Whiteout => own_namespaces()?,
             _ => bail!(
                 "this experiment needs root: its containers run the fixture, whose files belong \
                  to the host's root, who is nobody in a user namespace of yours (they could not \
-                 write /root); `cow` runs without root"
+                 write /root); `cow` and `whiteout` run without root"
             ),
         }
     }
@@ -112,11 +108,11 @@ fn scratch() -> Result<(tempfile::TempDir, Layers)> {
     fs::write(base.join("greeting"), "hello from the image\n")?;
     fs::write(base.join("etc/app/config"), "debug=false\n")?;
     fs::write(base.join("etc/app/secret"), "image secret\n")?;
-    let layers = Layers {
-        lower: vec![base],
-        upper: dir.path().join("upper"),
-        work: dir.path().join("work"),
-    };
+    let layers = Layers::new(
+        vec![base],
+        dir.path().join("upper"),
+        dir.path().join("work"),
+    );
     fs::create_dir_all(&layers.upper)?;
     fs::create_dir_all(&layers.work)?;
     fs::create_dir_all(dir.path().join("merged"))?;
@@ -135,7 +131,10 @@ fn show_tree(root: &Path) -> Result<()> {
                 "whiteout (char device 0:0)".to_string()
             } else if meta.is_dir() {
                 if chapter_03::whiteout::is_opaque(&root.join(&rel)) {
-                    "directory, opaque (trusted.overlay.opaque=y)".to_string()
+                    format!(
+                        "directory, opaque ({}=y)",
+                        chapter_03::whiteout::OverlayXattrs::here().opaque()
+                    )
                 } else {
                     "directory".to_string()
                 }

@@ -32,6 +32,24 @@ pub struct Layers {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// Mount with `userxattr` (Linux 5.11): overlay's own xattrs (the
+    /// opaque marker) in `user.overlay.*`, as a mount inside a user
+    /// namespace needs; see [`crate::whiteout::OverlayXattrs`].
+    pub userxattr: bool,
+}
+
+impl Layers {
+    /// A stack for a mount made by this process: `userxattr` when it is in
+    /// a user namespace.
+    pub fn new(lower: Vec<PathBuf>, upper: PathBuf, work: PathBuf) -> Layers {
+        Layers {
+            lower,
+            upper,
+            work,
+            userxattr: crate::whiteout::OverlayXattrs::here()
+                == crate::whiteout::OverlayXattrs::User,
+        }
+    }
 }
 
 // ANCHOR: lowerdir_option
@@ -42,6 +60,8 @@ pub struct Layers {
 // hint: Lookups go through lowerdir from left to right, so the topmost layer
 //   comes FIRST, while `lower` lists them the other way, base first (as an
 //   image lists its layers). "lowerdir=/l2:/l1,upperdir=/u,workdir=/w".
+//   With `userxattr` set, the option of that name follows: in a user
+//   namespace overlay must keep its xattrs in user.overlay.*.
 // hint: The kernel's Documentation/filesystems/overlayfs.rst, "Multiple lower
 //   layers" and "Upper and Lower".
 pub fn mount_options(layers: &Layers) -> String {
@@ -51,12 +71,16 @@ pub fn mount_options(layers: &Layers) -> String {
         .rev()
         .map(|p| p.display().to_string())
         .collect();
-    format!(
+    let mut options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
         layers.upper.display(),
         layers.work.display()
-    )
+    );
+    if layers.userxattr {
+        options.push_str(",userxattr");
+    }
+    options
 }
 // ANCHOR_END: lowerdir_option
 
@@ -228,7 +252,8 @@ fn cstring(s: &str) -> io::Result<CString> {
 //   syscall (libc::SYS_fsopen, ...) returning a descriptor or -1.
 // hint: Since 6.8 overlayfs takes "lowerdir+" once per layer, in the same
 //   order as lowerdir= (top first), with no page limit on the whole; then
-//   "upperdir" and "workdir" (FSCONFIG_SET_STRING). move_mount of the mount
+//   "upperdir" and "workdir" (FSCONFIG_SET_STRING), and with `userxattr` set
+//   the flag of that name (FSCONFIG_SET_FLAG, no value). move_mount of the mount
 //   descriptor itself needs an empty path and MOVE_MOUNT_F_EMPTY_PATH. Own
 //   every descriptor you get (OwnedFd), so errors close them.
 // hint: fsopen(2), fsconfig(2), fsmount(2), move_mount(2); overlayfs.rst
@@ -265,6 +290,19 @@ fn mount_new_api(layers: &Layers, target: &Path) -> io::Result<()> {
         }
         set("upperdir", &layers.upper.to_string_lossy())?;
         set("workdir", &layers.work.to_string_lossy())?;
+        if layers.userxattr {
+            let rc = libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                libc::FSCONFIG_SET_FLAG,
+                c"userxattr".as_ptr(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            );
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         let rc = libc::syscall(
             libc::SYS_fsconfig,
             fs.as_raw_fd(),

@@ -9,6 +9,12 @@
 //!
 //! Overlayfs (since Linux 5.8) may make many whiteouts hard links of one
 //! shared inode; they are still whiteouts, not a hard-linked file.
+//!
+//! Inside a user namespace (a rootless engine), overlayfs's own xattrs live
+//! in `user.overlay.*` instead: only the host's root may set `trusted.*`,
+//! so such a mount takes the `userxattr` option (Linux 5.11) and reads
+//! `user.overlay.opaque`. [`OverlayXattrs::here`] says which this process
+//! uses; the marker functions below follow it.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -18,8 +24,42 @@ use std::path::Path;
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 /// The OCI name of the opaque marker.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
-/// The overlayfs xattr that makes a directory opaque.
-pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Where overlayfs keeps its own xattrs (the opaque marker among them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverlayXattrs {
+    /// `trusted.overlay.*`: mounts made by the host's root, the only one who
+    /// may set `trusted.*` xattrs.
+    Trusted,
+    /// `user.overlay.*`: mounts with the `userxattr` option, as the root of a
+    /// user namespace makes them.
+    User,
+}
+
+impl OverlayXattrs {
+    /// The host's root uses `trusted.overlay.*`; anyone in a user namespace
+    /// (a rootless engine, an ordinary user's experiment) `user.overlay.*`.
+    pub fn here() -> OverlayXattrs {
+        if chapter_01::user::in_initial_namespace() {
+            OverlayXattrs::Trusted
+        } else {
+            OverlayXattrs::User
+        }
+    }
+
+    /// The xattr that makes a directory opaque.
+    pub fn opaque(self) -> &'static str {
+        match self {
+            OverlayXattrs::Trusted => "trusted.overlay.opaque",
+            OverlayXattrs::User => "user.overlay.opaque",
+        }
+    }
+}
+
+/// An xattr of overlayfs's own, in either namespace: it steers the mount
+/// (opaque, redirect, origin), so a layer never carries one.
+pub fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
 
 /// What an entry name in an OCI layer means.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,9 +101,10 @@ pub fn is_overlay_whiteout(meta: &std::fs::Metadata) -> bool {
 }
 // ANCHOR_END: is_overlay_whiteout
 
-/// Whether `dir` carries overlayfs's opaque marker.
+/// Whether `dir` carries overlayfs's opaque marker (in the namespace this
+/// process's mounts use).
 pub fn is_opaque(dir: &Path) -> bool {
-    matches!(xattr::get(dir, OPAQUE_XATTR), Ok(Some(v)) if v == b"y")
+    matches!(xattr::get(dir, OverlayXattrs::here().opaque()), Ok(Some(v)) if v == b"y")
 }
 
 /// Makes `path` an overlayfs whiteout (needs CAP_MKNOD).
@@ -82,10 +123,16 @@ pub fn make_overlay_whiteout(path: &Path) -> io::Result<()> {
     })
 }
 
-/// Marks `dir` opaque for overlayfs (needs CAP_SYS_ADMIN for `trusted.*`).
+/// Marks `dir` opaque for overlayfs: `trusted.overlay.opaque` as the host's
+/// root, `user.overlay.opaque` in a user namespace (see [`OverlayXattrs`]).
 pub fn set_opaque(dir: &Path) -> io::Result<()> {
-    xattr::set(dir, OPAQUE_XATTR, b"y")
-        .map_err(|e| io::Error::new(e.kind(), format!("marking {} opaque: {e}", dir.display())))
+    let name = OverlayXattrs::here().opaque();
+    xattr::set(dir, name, b"y").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("marking {} opaque ({name}): {e}", dir.display()),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -98,5 +145,13 @@ mod tests {
         assert_eq!(classify(".wh..wh..opq"), OciName::Opaque);
         assert_eq!(classify(".wh."), OciName::Normal);
         assert_eq!(classify("foo.wh.bar"), OciName::Normal);
+    }
+
+    #[test]
+    fn overlay_xattrs_in_both_namespaces_are_overlays_own() {
+        assert!(is_overlay_xattr("trusted.overlay.opaque"));
+        assert!(is_overlay_xattr("user.overlay.redirect"));
+        assert!(!is_overlay_xattr("user.mime_type"));
+        assert!(!is_overlay_xattr("security.capability"));
     }
 }

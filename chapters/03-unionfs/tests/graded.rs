@@ -73,6 +73,7 @@ fn ex3_1_options_list_the_top_layer_first() {
         lower: vec!["/base".into(), "/middle".into(), "/top".into()],
         upper: "/u".into(),
         work: "/w".into(),
+        userxattr: false,
     };
     assert_eq!(
         mount_options(&layers),
@@ -80,9 +81,23 @@ fn ex3_1_options_list_the_top_layer_first() {
     );
     let one = Layers {
         lower: vec!["/only".into()],
-        ..layers
+        ..layers.clone()
     };
     assert_eq!(mount_options(&one), "lowerdir=/only,upperdir=/u,workdir=/w");
+}
+
+#[test]
+fn ex3_1_in_a_user_namespace_overlay_keeps_its_xattrs_in_user() {
+    let layers = Layers {
+        lower: vec!["/base".into()],
+        upper: "/u".into(),
+        work: "/w".into(),
+        userxattr: true,
+    };
+    assert_eq!(
+        mount_options(&layers),
+        "lowerdir=/base,upperdir=/u,workdir=/w,userxattr"
+    );
 }
 
 // ---- 3.2 mount(2) --------------------------------------------------------------
@@ -97,11 +112,7 @@ fn long_stack(dir: &Path, n: usize) -> Layers {
         fs::write(l.join(format!("from-{i}")), "").unwrap();
         fs::write(l.join("winner"), i.to_string()).unwrap();
     }
-    let layers = Layers {
-        lower,
-        upper: dir.join("upper"),
-        work: dir.join("work"),
-    };
+    let layers = Layers::new(lower, dir.join("upper"), dir.join("work"));
     for d in [&layers.upper, &layers.work, &dir.join("merged")] {
         fs::create_dir_all(d).unwrap();
     }
@@ -298,7 +309,7 @@ fn ex3_6_overlay_whiteouts_become_wh_files_and_shared_whiteouts_are_not_links() 
 
 #[test]
 fn ex3_6_an_opaque_directory_gets_its_marker_after_it() {
-    if !privileged("ex3_6_an_opaque_directory_gets_its_marker_after_it (the opaque xattr is trusted.*: host root only)") {
+    if !root_or_userns("ex3_6_an_opaque_directory_gets_its_marker_after_it") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -312,7 +323,7 @@ fn ex3_6_an_opaque_directory_gets_its_marker_after_it() {
         "{text}"
     );
     assert!(
-        !text.contains("trusted.overlay"),
+        !text.contains("trusted.overlay") && !text.contains("user.overlay"),
         "overlay's own xattr leaked: {text}"
     );
 }
@@ -346,7 +357,7 @@ fn ex3_7_whiteout_markers_become_overlay_whiteouts_replacing_what_was_there() {
 
 #[test]
 fn ex3_10_an_applied_layer_hides_the_base_when_stacked() {
-    if !privileged("ex3_10_an_applied_layer_hides_the_base_when_stacked (the opaque xattr is trusted.*: host root only)") {
+    if !root_or_userns("ex3_10_an_applied_layer_hides_the_base_when_stacked") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -619,16 +630,20 @@ fn ex3_10_owners_and_xattrs_are_applied_and_trusted_xattrs_refused() {
         xattr::get(dir.path().join("owned"), "user.note").unwrap(),
         Some(b"hello".to_vec())
     );
-    let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.trusted.overlay.opaque", b"y".as_slice())])
-        .unwrap();
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_size(0);
-    b.append_data(&mut h, "sneaky", std::io::empty()).unwrap();
-    let err = apply_layer(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
-    assert!(err.to_string().contains("trusted."), "{err}");
+    // Overlay's own xattrs, as the host's root mounts read them and as a
+    // mount in a user namespace (userxattr) does.
+    for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([(format!("SCHILY.xattr.{name}").as_str(), b"y".as_slice())])
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, "sneaky", std::io::empty()).unwrap();
+        let err = apply_layer(b.into_inner().unwrap().as_slice(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
 }
 
 // ---- 3.11 the copy fallback: merging ----------------------------------------------------------

@@ -219,11 +219,7 @@ fn changes_list_what_docker_diff_lists() {
     let merged = dir.path().join("merged");
     {
         // The top layer is made by overlayfs itself: it deletes `gone`.
-        let once = chapter_03::overlay::Layers {
-            lower: vec![bottom.clone()],
-            upper: top.clone(),
-            work: dir.path().join("work"),
-        };
+        let once = Layers::new(vec![bottom.clone()], top.clone(), dir.path().join("work"));
         let _m = overlay::mount(&once, &merged).unwrap();
         sh(&merged, "rm gone");
     }
@@ -279,12 +275,79 @@ fn bad_stacks_are_refused_with_the_reason() {
     let mount = overlay::mount(&good, &merged).unwrap();
     fs::create_dir_all(merged.join("u")).unwrap();
     fs::create_dir_all(merged.join("w")).unwrap();
-    let nested = Layers {
-        lower: good.lower.clone(),
-        upper: merged.join("u"),
-        work: merged.join("w"),
-    };
+    let nested = Layers::new(good.lower.clone(), merged.join("u"), merged.join("w"));
     let err = overlay::check(&nested).unwrap_err();
     assert!(err.contains("itself on overlayfs"), "{err}");
     drop(mount);
+}
+
+/// What a rootless engine does with an image whose layer makes a directory
+/// opaque, in a user namespace (as root too): the marker becomes
+/// `user.overlay.opaque` (root of a user namespace may not set
+/// `trusted.*`), the mount takes `userxattr` and honours it, a directory of
+/// a lower layer removed and made again in the container is opaque in its
+/// upper layer, and its diff carries the OCI marker again.
+#[test]
+fn an_opaque_layer_stacks_in_a_user_namespace() {
+    if !testkit::in_userns("an_opaque_layer_stacks_in_a_user_namespace") {
+        return;
+    }
+    use chapter_03::whiteout::{is_opaque, OverlayXattrs};
+    assert_eq!(OverlayXattrs::here(), OverlayXattrs::User);
+    let dir = tempfile::tempdir().unwrap();
+    let layers = stack(dir.path(), 2);
+    assert!(layers.userxattr);
+    let base = &layers.lower[0];
+    fs::create_dir_all(base.join("d")).unwrap();
+    fs::write(base.join("d/old"), "base").unwrap();
+    fs::create_dir_all(base.join("e")).unwrap();
+    fs::write(base.join("e/old"), "base").unwrap();
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind) in [
+            ("d", tar::EntryType::Directory),
+            ("d/.wh..wh..opq", tar::EntryType::Regular),
+            ("d/new", tar::EntryType::Regular),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(0o755);
+            h.set_size(0);
+            b.append_data(&mut h, name, std::io::empty()).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    apply_layer(tar.as_slice(), &layers.lower[1]).unwrap();
+    assert_eq!(
+        xattr::get(layers.lower[1].join("d"), "user.overlay.opaque").unwrap(),
+        Some(b"y".to_vec())
+    );
+    let merged = dir.path().join("merged");
+    let mount = overlay::mount(&layers, &merged).unwrap();
+    let names = |d: &str| -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(merged.join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names("d"),
+        ["new"],
+        "the opaque layer hides the base's d/old"
+    );
+    // Without userxattr, removing e (which the base layer has) fails with EIO.
+    fs::remove_dir_all(merged.join("e")).unwrap();
+    fs::create_dir(merged.join("e")).unwrap();
+    fs::write(merged.join("e/mine"), "").unwrap();
+    assert_eq!(names("e"), ["mine"]);
+    drop(mount);
+    assert!(is_opaque(&layers.upper.join("e")));
+    let text = listing(&write_layer(&layers.upper, Vec::new()).unwrap()).unwrap();
+    assert!(text.contains(" e/.wh..wh..opq"), "{text}");
+    assert!(
+        !text.contains("user.overlay"),
+        "overlay's own xattr leaked: {text}"
+    );
 }

@@ -446,6 +446,11 @@ fn the_experiments_run_as_an_ordinary_user_or_say_why_not() {
             "0",
         ),
         ("chapter-03", vec!["cow"], "copied up"),
+        (
+            "chapter-03",
+            vec!["whiteout"],
+            "opaque (user.overlay.opaque=y)",
+        ),
     ] {
         let (ok, text) = experiment(&user, bin, &args);
         assert!(ok && text.contains(shows), "{bin} {args:?}: {text}");
@@ -461,7 +466,6 @@ fn the_experiments_run_as_an_ordinary_user_or_say_why_not() {
             vec!["run", "-m", "64m", "--", "/bin/true"],
             "need root",
         ),
-        ("chapter-03", vec!["whiteout"], "trusted.overlay.opaque"),
         ("chapter-03", vec!["share"], "belong"),
         (
             "chapter-04",
@@ -472,5 +476,74 @@ fn the_experiments_run_as_an_ordinary_user_or_say_why_not() {
         let (ok, text) = experiment(&user, bin, &args);
         assert!(!ok && text.contains(says), "{bin} {args:?}: {text}");
     }
+    drop(registry);
+}
+
+#[test]
+fn a_rootless_container_replaces_a_directory_of_its_image() {
+    if !privileged("a_rootless_container_replaces_a_directory_of_its_image") {
+        return;
+    }
+    let (registry, image) = registry_with_fixture();
+    let user = TestUser::create();
+    let cli = &docker_clis()[0];
+    let daemon = Daemon::start(&user);
+    docker_ok(&user, cli, &["pull", &image]);
+
+    // A directory of the image removed and made again: overlay marks it
+    // opaque in the container's layer (in a user namespace, with
+    // user.overlay.opaque), so nothing of the image's shows through.
+    let listing = |args: &[&str]| docker_ok(&user, cli, args).trim().to_string();
+    let replaced_here = listing(&[
+        "run",
+        "--name",
+        "replacer",
+        "--network",
+        "none",
+        &image,
+        "sh",
+        "-c",
+        "rm -rf /usr/sbin && mkdir /usr/sbin && echo mine > /usr/sbin/only && ls /usr/sbin",
+    ]);
+    assert_eq!(replaced_here, "only", "{}", daemon_log(&user));
+    let id = "replacer";
+    let diff = docker_ok(&user, cli, &["diff", id]);
+    assert!(diff.lines().any(|l| l == "C /usr/sbin"), "{diff}");
+
+    // Committed, the layer carries the opaque marker; pushed and pulled
+    // back (unpacked again as the namespace's root), it still hides the
+    // image's /usr/sbin.
+    let replaced = format!("{}/replaced:1", registry.addr);
+    docker_ok(&user, cli, &["commit", id, &replaced]);
+    docker_ok(&user, cli, &["rm", "-f", id]);
+    let run_ls = || {
+        listing(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &replaced,
+            "ls",
+            "/usr/sbin",
+        ])
+    };
+    assert_eq!(run_ls(), "only");
+    docker_ok(&user, cli, &["push", &replaced]);
+    docker_ok(&user, cli, &["rmi", &replaced]);
+    docker_ok(&user, cli, &["pull", &replaced]);
+    assert_eq!(run_ls(), "only");
+    // The image's other directories are still there.
+    assert!(listing(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &replaced,
+        "ls",
+        "/usr/bin"
+    ])
+    .lines()
+    .any(|l| l == "wc"));
+    daemon.stop();
     drop(registry);
 }

@@ -15,9 +15,5 @@ pub fn stack(root: &Path, lowers: usize) -> Layers {
     ]) {
         fs::create_dir_all(d).unwrap();
     }
-    Layers {
-        lower,
-        upper: root.join("upper"),
-        work: root.join("work"),
-    }
+    Layers::new(lower, root.join("upper"), root.join("work"))
 }
