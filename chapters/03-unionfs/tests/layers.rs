@@ -350,4 +350,44 @@ fn an_opaque_layer_stacks_in_a_user_namespace() {
         !text.contains("user.overlay"),
         "overlay's own xattr leaked: {text}"
     );
+
+    // The same stack under 60 more layers with long names: over a page of
+    // options, so mounted with the new mount API (lowerdir+, Linux 6.8),
+    // which takes userxattr as a flag.
+    if !kernel_at_least(6, 8) {
+        eprintln!("skipping the lowerdir+ part: this kernel is older than 6.8");
+        return;
+    }
+    let mut long = layers.clone();
+    long.upper = dir.path().join("upper2");
+    long.work = dir.path().join("work2");
+    for d in [&long.upper, &long.work] {
+        fs::create_dir_all(d).unwrap();
+    }
+    for i in 0..60 {
+        let filler = dir.path().join(format!(
+            "a-filler-layer-with-a-long-name-to-pass-a-page-{i:03}"
+        ));
+        fs::create_dir_all(&filler).unwrap();
+        long.lower.push(filler);
+    }
+    assert!(overlay::mount_options(&long).len() > 4096);
+    let mount = overlay::mount(&long, &merged).unwrap();
+    assert_eq!(mount.method, "fsconfig lowerdir+");
+    assert_eq!(
+        names("d"),
+        ["new"],
+        "lowerdir+ without userxattr shows d/old"
+    );
+    drop(mount);
+}
+
+/// Whether the running kernel is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = nix::sys::utsname::uname().unwrap();
+    let release = release.release().to_string_lossy().into_owned();
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
 }
