@@ -16,17 +16,32 @@ struct Daemon(std::process::Child);
 
 impl Daemon {
     fn start(user: &TestUser) -> Daemon {
+        Daemon::start_with(user, None)
+    }
+
+    /// With `resolv_conf` as the daemon's /etc/resolv.conf (and so
+    /// slirp4netns's, which it starts): bound over the host's in a mount
+    /// namespace root makes for it, before becoming the user.
+    fn start_with(user: &TestUser, resolv_conf: Option<&Path>) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(user.home.join("daemon.log"))
             .unwrap();
-        let child = user
-            .cmd(testkit::bin("mini-dockerd"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let as_user = user.cmd(testkit::bin("mini-dockerd"));
+        let mut cmd = match resolv_conf {
+            None => as_user,
+            Some(file) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+                    .arg("mount --bind \"$0\" /etc/resolv.conf && exec \"$@\"")
+                    .arg(file)
+                    .arg(as_user.get_program())
+                    .args(as_user.get_args());
+                cmd
+            }
+        };
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::os::unix::net::UnixStream::connect(user.socket()).is_err() {
             assert!(
@@ -545,5 +560,88 @@ fn a_rootless_container_replaces_a_directory_of_its_image() {
     .lines()
     .any(|l| l == "wc"));
     daemon.stop();
+    drop(registry);
+}
+
+#[test]
+fn rootless_containers_resolve_names() {
+    if !privileged("rootless_containers_resolve_names") {
+        return;
+    }
+    let (registry, image) = registry_with_fixture();
+    let user = TestUser::create();
+    let cli = &docker_clis()[0];
+    // The host's resolver, as the daemon and slirp4netns see it: one of the
+    // test's own on a loopback address, answering outside.test.
+    let (resolver, answering) =
+        common::fake_upstream("127.0.0.78:53", std::net::Ipv4Addr::new(192, 0, 2, 7));
+    let resolv_conf = user.home.join("resolv.conf");
+    std::fs::write(&resolv_conf, format!("nameserver {}\n", resolver.ip())).unwrap();
+    let daemon = Daemon::start_with(&user, Some(&resolv_conf));
+    docker_ok(&user, cli, &["pull", &image]);
+    let lookup = |args: &[&str]| -> (String, Vec<String>) {
+        let out = docker_ok(&user, cli, args);
+        (out.clone(), common::addresses(&out))
+    };
+
+    // The default bridge: the host's loopback resolver becomes
+    // slirp4netns's 10.0.2.3, which asks the host's resolver as the user.
+    let (said, found) = lookup(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "grep nameserver /etc/resolv.conf; nslookup -type=a outside.test",
+    ]);
+    assert!(said.contains("nameserver 10.0.2.3"), "{said}");
+    assert_eq!(found, ["192.0.2.7"], "{said}\n{}", daemon_log(&user));
+
+    // A network of the user's: the embedded DNS server answers the names
+    // of its containers, and asks the host's resolver for the rest.
+    docker_ok(&user, cli, &["network", "create", "names"]);
+    docker_ok(
+        &user,
+        cli,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "names",
+            &image,
+            "sleep",
+            "300",
+        ],
+    );
+    let web_ip = docker_ok(
+        &user,
+        cli,
+        &[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.Networks.names.IPAddress}}",
+            "web",
+        ],
+    );
+    for (name, want) in [("web", web_ip.trim()), ("outside.test", "192.0.2.7")] {
+        let (said, found) = lookup(&[
+            "run",
+            "--rm",
+            "--network",
+            "names",
+            &image,
+            "nslookup",
+            "-type=a",
+            name,
+        ]);
+        assert_eq!(found, [want], "{name}: {said}\n{}", daemon_log(&user));
+    }
+    docker_ok(&user, cli, &["rm", "-f", "web"]);
+    docker_ok(&user, cli, &["network", "rm", "names"]);
+    daemon.stop();
+    let _ = std::net::UdpSocket::bind("127.0.0.1:0").and_then(|s| s.send_to(b"stop", resolver));
+    answering.join().unwrap();
     drop(registry);
 }

@@ -4,6 +4,7 @@
 //! when the test fails halfway.
 #![allow(dead_code)]
 
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -499,4 +500,52 @@ pub fn host_uid_of(pid: impl std::fmt::Display) -> u32 {
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap()
+}
+
+/// A resolver of the test's own at `at` (a stand-in for the host's):
+/// `outside.test` is `answer`; anything else fails.
+pub fn fake_upstream(
+    at: &str,
+    answer_ip: Ipv4Addr,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    let socket = std::net::UdpSocket::bind(at)
+        .unwrap_or_else(|e| panic!("binding the test's resolver on {at}: {e}"));
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let packet = &buf[..n];
+            if packet == b"stop" {
+                return;
+            }
+            use chapter_06::net::dns::{answer, server_failure, Answer};
+            let reply = match answer(packet, |name| match name {
+                "outside.test" => vec![answer_ip],
+                _ => Vec::new(),
+            }) {
+                Answer::Reply(bytes) => Some(bytes),
+                _ => server_failure(packet),
+            };
+            if let Some(bytes) = reply {
+                let _ = socket.send_to(&bytes, from);
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// The IPv4 addresses busybox nslookup printed for the name asked.
+pub fn addresses(out: &str) -> Vec<String> {
+    let mut found: Vec<String> = out
+        .split("Name:")
+        .skip(1)
+        .flat_map(|part| part.lines().filter_map(|l| l.strip_prefix("Address:")))
+        .map(|a| a.trim().to_string())
+        .filter(|a| a.parse::<Ipv4Addr>().is_ok())
+        .collect();
+    found.sort();
+    found
 }
