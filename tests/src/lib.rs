@@ -21,6 +21,7 @@ pub mod pty;
 pub mod registry;
 pub mod rootless;
 pub mod tree;
+pub mod vm;
 
 use std::path::PathBuf;
 

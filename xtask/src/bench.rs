@@ -39,6 +39,7 @@ use crate::{cargo, install, run};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use testkit::vm::{Initramfs, Vm};
 
 /// Every part, in the order `cargo xtask bench` runs them.
 pub const PARTS: [&str; 8] = [
@@ -828,8 +829,8 @@ fn start_in(
     // initramfs that runs the same /bin/true and powers off. Fewer runs: a
     // boot under TCG takes seconds.
     let mut notes = Vec::new();
-    let vm = Vm::find(t).and_then(|vm| {
-        let initrd = Vm::initrd(t, "true", TRUE_INIT, &[])?;
+    let vm = find_vm(t).and_then(|vm| {
+        let initrd = initrd(t, "true", TRUE_INIT, &[])?;
         Ok((vm.command(&initrd, "none", 120), vm.accel))
     });
     let vm_results = dir.join("start-vm.json");
@@ -906,131 +907,60 @@ const FIRECRACKER_CITED: &str = "For comparison, cited and not measured here: Fi
     (firecracker-microvm.github.io; Agache et al., \"Firecracker: Lightweight \
     Virtualization for Serverless Applications\", NSDI 2020).";
 
-/// A QEMU microvm booting the distribution's kernel (linux-image-cloud-amd64)
-/// with an initramfs of ours: busybox-static, an /init script, and any
-/// static helpers. No disk, no network, no firmware.
-struct Vm {
-    kernel: PathBuf,
-    /// How it is accelerated, as the tables say it.
-    accel: &'static str,
-    accel_args: String,
-    /// More kernel command line (TCG: the TSC's frequency, see `find`).
-    kernel_args: String,
-}
-
-/// The host's TSC frequency in kHz, as /proc/cpuinfo's first `cpu MHz`.
-fn host_tsc_khz() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let mhz: f64 = info.lines().find_map(|l| {
-        l.strip_prefix("cpu MHz")?
-            .split(':')
-            .nth(1)?
-            .trim()
-            .parse()
-            .ok()
-    })?;
-    Some((mhz * 1000.0) as u64)
+/// The microVM of the VM rows: KVM when a guest boots with it here within
+/// 20 s (nested KVM may refuse the CPU model: `-cpu host`, then `qemu64`),
+/// else TCG (see [`testkit::vm::Vm::tcg`]).
+fn find_vm(t: &Path) -> Result<Vm> {
+    let probe = initrd(t, "probe", TRUE_INIT, &[])?;
+    let mut vm = Vm::tcg()?;
+    let boots = |vm: &Vm, seconds: u32| {
+        // exec: the timeout is the process, and it ends qemu with it.
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("exec {}", vm.command(&probe, "stdio", seconds)),
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("guest-ran-true"))
+    };
+    let kvm = crate::report::kvm_usable();
+    if kvm {
+        let tcg_args = std::mem::take(&mut vm.kernel_args);
+        for cpu in ["host", "qemu64"] {
+            vm.accel = "KVM";
+            vm.accel_args = format!("-accel kvm -cpu {cpu}");
+            if boots(&vm, 20) {
+                return Ok(vm);
+            }
+        }
+        vm.kernel_args = tcg_args;
+        vm.accel_args = "-accel tcg".into();
+    }
+    vm.accel = if kvm {
+        "TCG: KVM refused this guest"
+    } else {
+        "TCG: no usable KVM"
+    };
+    if !boots(&vm, 90) {
+        bail!("the microVM did not boot under TCG within 90 s");
+    }
+    Ok(vm)
 }
 
 /// The init of the start benchmark's VM: the same /bin/true, then off.
 const TRUE_INIT: &str =
     "/bin/busybox true\n/bin/busybox echo guest-ran-true\n/bin/busybox poweroff -f\n";
 
-impl Vm {
-    /// KVM when a guest boots with it here within 20 s (nested KVM may
-    /// refuse the CPU model: `-cpu host`, then `qemu64`), else TCG.
-    fn find(t: &Path) -> Result<Vm> {
-        let kernel = std::fs::read_dir("/boot")?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
-            })
-            .max()
-            .context("no kernel in /boot (linux-image-cloud-amd64)")?;
-        let probe = Vm::initrd(t, "probe", TRUE_INIT, &[])?;
-        let mut vm = Vm {
-            kernel,
-            accel: "KVM",
-            accel_args: String::new(),
-            kernel_args: String::new(),
-        };
-        let boots = |vm: &Vm, seconds: u32| {
-            // exec: the timeout is the process, and it ends qemu with it.
-            Command::new("sh")
-                .args([
-                    "-c",
-                    &format!("exec {}", vm.command(&probe, "stdio", seconds)),
-                ])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("guest-ran-true"))
-        };
-        let kvm = crate::report::kvm_usable();
-        if kvm {
-            for cpu in ["host", "qemu64"] {
-                vm.accel_args = format!("-accel kvm -cpu {cpu}");
-                if boots(&vm, 20) {
-                    return Ok(vm);
-                }
-            }
-        }
-        vm.accel_args = "-accel tcg".into();
-        // Under TCG the guest calibrates its TSC against an emulated PIT;
-        // with the host's CPUs busy that fails ("Unable to calibrate against
-        // PIT", TSC marked unstable) and the guest then spins for good (3 of
-        // 8 boots beside one busy loop here). Told the frequency, it does
-        // not calibrate (10 of 10 boots beside the same loop).
-        if let Some(khz) = host_tsc_khz() {
-            vm.kernel_args = format!(" tsc_early_khz={khz} tsc=reliable");
-        }
-        vm.accel = if kvm {
-            "TCG: KVM refused this guest"
-        } else {
-            "TCG: no usable KVM"
-        };
-        if !boots(&vm, 90) {
-            bail!("the microVM did not boot under TCG within 90 s");
-        }
-        Ok(vm)
+/// An initramfs (newc cpio) of busybox, `init` (a busybox sh script) and
+/// `bins` (static executables, put in /bin).
+fn initrd(t: &Path, name: &str, init: &str, bins: &[&Path]) -> Result<PathBuf> {
+    let image = Initramfs::new(&t.join(format!("initramfs-{name}")))?;
+    for bin in bins {
+        let file = bin.file_name().context("a helper without a name")?;
+        image.file(bin, &format!("/bin/{}", file.to_string_lossy()))?;
     }
-
-    /// An initramfs (newc cpio) of busybox, `init` (a busybox sh script)
-    /// and `bins` (static executables, put in /bin).
-    fn initrd(t: &Path, name: &str, init: &str, bins: &[&Path]) -> Result<PathBuf> {
-        let root = t.join(format!("initramfs-{name}"));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("bin"))?;
-        std::fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
-            .context("busybox-static's /usr/bin/busybox")?;
-        for bin in bins {
-            let file = bin.file_name().context("a helper without a name")?;
-            std::fs::copy(bin, root.join("bin").join(file))?;
-        }
-        std::fs::write(root.join("init"), format!("#!/bin/busybox sh\n{init}"))?;
-        run(Command::new("chmod").arg("755").arg(root.join("init")))?;
-        let initrd = t.join(format!("initrd-{name}.cpio"));
-        run(Command::new("sh").current_dir(&root).arg("-c").arg(format!(
-            "find . | cpio -o -H newc --quiet > {}",
-            initrd.display()
-        )))?;
-        Ok(initrd)
-    }
-
-    /// The command line that boots `initrd`, its console on `serial`
-    /// (`stdio`, or `none` when only the time counts).
-    fn command(&self, initrd: &Path, serial: &str, seconds: u32) -> String {
-        // Under `timeout` all the same: a guest that hangs for another
-        // reason must not hold the benchmark.
-        format!(
-            "timeout {seconds} qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off {} -m 256 \
-             -nodefaults -no-user-config -display none -serial {serial} -no-reboot \
-             -kernel {} -initrd {} -append 'console=ttyS0 quiet panic=-1 pci=off no_timer_check{}'",
-            self.accel_args,
-            self.kernel.display(),
-            initrd.display(),
-            self.kernel_args
-        )
-    }
+    image.init(init)?;
+    image.pack(&t.join(format!("initrd-{name}.cpio")))
 }
 
 /// A process's proportional set size (its private pages, and its share of
@@ -1197,8 +1127,8 @@ fn density_in(
     testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(120));
 
     // microVMs: each boots the busybox initramfs and idles.
-    let vm = Vm::find(t)?;
-    let initrd = Vm::initrd(
+    let vm = find_vm(t)?;
+    let initrd = initrd(
         t,
         "idle",
         "/bin/busybox echo guest-idle\nexec /bin/busybox sleep 3600\n",
@@ -1725,7 +1655,7 @@ fn near_native_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) ->
         &sock,
         &dir.join("mini-dockerd-near-native.log"),
     )?;
-    let vm = Vm::find(t)?;
+    let vm = find_vm(t)?;
     let vm_runs = runs.clamp(1, 3);
     let mut init = String::new();
     for (kind, n, _) in WORKLOADS {
@@ -1734,7 +1664,7 @@ fn near_native_in(runs: u32, rel: &Path, rootfs: &Path, t: &Path, dir: &Path) ->
         }
     }
     init += "/bin/busybox poweroff -f\n";
-    let initrd = Vm::initrd(t, "work", &init, &[&facts])?;
+    let initrd = initrd(t, "work", &init, &[&facts])?;
     eprintln!(
         "booting the microVM ({}) for {} workload runs",
         vm.accel,

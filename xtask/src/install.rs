@@ -15,7 +15,9 @@ use std::process::Command;
 /// archives are loaded into, buildah to compare builds with,
 /// python3-venv for the test environment of Docker's Python SDK; uidmap
 /// (newuidmap, newgidmap) and slirp4netns for the rootless engine, and
-/// util-linux for setpriv, which runs the rootless tests' user.
+/// util-linux for setpriv, which runs the rootless tests' user;
+/// qemu-system-x86, linux-image-cloud-amd64 and cpio for the microVM that
+/// tests cgroup v2 (this host's cgroups are hybrid).
 pub const APT_PACKAGES: &[&str] = &[
     "docker.io",
     "docker-compose",
@@ -35,6 +37,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "uidmap",
     "slirp4netns",
     "util-linux",
+    "qemu-system-x86",
+    "linux-image-cloud-amd64",
+    "cpio",
 ];
 
 /// What the benchmarks need besides: the image builder and the timer.

@@ -75,6 +75,25 @@ pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<S
     Ok((guard, warnings))
 }
 
+/// Creates the v2 cgroup `name` in `parent`, a cgroup made ready to hold
+/// containers ([`crate::v2::prepare_parent`]) rather than this process's
+/// own, with the limits applied.
+pub fn create_limited_in(
+    parent: &std::path::Path,
+    name: &str,
+    limits: &Limits,
+) -> Result<(CgroupGuard, Vec<String>)> {
+    limits.validate().map_err(|e| anyhow!(e))?;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(anyhow!("invalid cgroup name {name:?}"));
+    }
+    let cgroup = crate::v2::V2Cgroup::create(parent, "/", name, false).map_err(|e| anyhow!(e))?;
+    let guard = CgroupGuard(Box::new(cgroup));
+    let mut warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
+    warnings.extend(crate::limits::apply_extras(&guard.0.dirs(), limits).map_err(|e| anyhow!(e))?);
+    Ok((guard, warnings))
+}
+
 /// Called on its own thread while the container runs, with the cgroup and a
 /// flag that turns true when the container has ended.
 pub type Watch<'a> = &'a (dyn Fn(&dyn Cgroup, &std::sync::atomic::AtomicBool) + Sync);

@@ -68,6 +68,37 @@ impl V2Cgroup {
     }
 }
 
+/// Makes `parent` ready to hold containers' cgroups: made where missing,
+/// with every container controller that `top` offers handed down from
+/// `top` to it and into it (each level's `cgroup.subtree_control`). `top`
+/// is the highest level this process may write: the root of the tree as
+/// the host's root, a delegated cgroup rootless. Neither `parent` nor a
+/// level between may hold processes (the no-internal-process rule).
+pub fn prepare_parent(top: &Path, parent: &Path) -> Result<(), String> {
+    let below = parent
+        .strip_prefix(top)
+        .map_err(|_| format!("cgroup {} is not below {}", parent.display(), top.display()))?;
+    let mut level = top.to_path_buf();
+    enable_controllers(&level)?;
+    for part in below.components() {
+        level = level.join(part);
+        if !level.is_dir() {
+            make_dir(&level)?;
+        }
+        enable_controllers(&level)?;
+    }
+    Ok(())
+}
+
+/// The controllers the children of `dir` get (its `cgroup.subtree_control`).
+pub fn handed_down(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Enables, in `level/cgroup.subtree_control`, every container controller
 /// that `level/cgroup.controllers` offers. Where no `cgroup.controllers`
 /// exists (a scratch directory in tests), all are asked for.

@@ -21,8 +21,12 @@
 //! - [`security`], [`seccomp`]: capabilities, no_new_privs and Docker's
 //!   seccomp profile compiled to BPF, from `--cap-*`, `--privileged` and
 //!   `--security-opt`.
+//! - [`cgroups`]: where containers' cgroups go (v1, v2, a delegated v2
+//!   subtree) and which limits can be had there.
 //! - [`userns`]: `--userns-remap`, every container's root an unprivileged
 //!   host user (its layers idmapped by chapter 03).
+//! - [`rootless`]: the whole engine in a user namespace of an ordinary
+//!   user, its networks through slirp4netns.
 //! - [`build`]: `docker build`'s grammar, substitution, `.dockerignore`
 //!   and cache key (the steps run in `daemon::build`).
 //! - [`exec`]: a second process in a running container (`setns(2)`).
@@ -35,6 +39,7 @@
 pub mod api;
 pub mod archive;
 pub mod build;
+pub mod cgroups;
 pub mod client;
 pub mod cp;
 pub mod daemon;

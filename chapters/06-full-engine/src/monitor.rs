@@ -242,7 +242,9 @@ pub fn container_limits(c: &Container) -> Result<chapter_02::Limits, String> {
     limits.write_iops = rates(&h.blkio_device_write_iops, true)?;
     // Docker's device rules: the defaults, each --device, each
     // --device-cgroup-rule; a privileged container keeps every device.
-    if !h.privileged {
+    // Rootless, none: on v2 they are a BPF program only the host's root may
+    // load, and a user namespace's root cannot make device nodes anyway.
+    if !h.privileged && !crate::rootless::active() {
         let mut rules: Vec<String> = chapter_02::limits::DEFAULT_DEVICE_RULES
             .iter()
             .map(|r| r.to_string())
@@ -587,18 +589,24 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             readonly: false,
         });
     }
-    // Rootless on a host that delegates no cgroup: none (the daemon refused
-    // every limit before the container was made).
-    let (cgroup, warnings) = if crate::rootless::active() {
-        (
+    // Where the daemon said (crate::cgroups); rootless on a host that
+    // delegates no cgroup, none (the daemon refused every limit before the
+    // container was made).
+    let placement = crate::cgroups::inherited();
+    let (cgroup, warnings) = match &placement {
+        crate::cgroups::Placement::Unavailable(_) => (
             chapter_02::container::CgroupGuard(Box::new(NoCgroup)),
             vec![],
-        )
-    } else {
-        chapter_02::container::create_limited(
+        ),
+        crate::cgroups::Placement::V2(parent) => chapter_02::container::create_limited_in(
+            parent,
             &cgroup_name(id),
             &container_limits(&c).map_err(|e| anyhow!(e))?,
-        )?
+        )?,
+        crate::cgroups::Placement::Own => chapter_02::container::create_limited(
+            &cgroup_name(id),
+            &container_limits(&c).map_err(|e| anyhow!(e))?,
+        )?,
     };
     // A limit this host's cgroups cannot apply is said, never dropped: the
     // monitor's stderr is containers/ID/monitor.log.
@@ -618,7 +626,7 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
     if private_cgroupns {
         spec.namespaces.insert(chapter_01::Namespace::Cgroup);
     }
-    if !crate::rootless::active() {
+    if !matches!(placement, crate::cgroups::Placement::Unavailable(_)) {
         spec.cgroupfs = Some(
             chapter_02::view::for_container(
                 &*cgroup.0,

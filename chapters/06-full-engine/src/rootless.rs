@@ -545,50 +545,6 @@ pub fn in_engine_netns<T: Send>(f: impl FnOnce() -> T + Send) -> std::io::Result
     })
 }
 
-/// The sentence a rootless daemon answers a resource limit with, on a host
-/// that delegates it no cgroup.
-pub fn no_cgroups(flag: &str) -> String {
-    let uid = host_uid().unwrap_or(0);
-    format!(
-        "{flag} cannot be applied: this daemon runs rootless, and the host delegates no cgroup v2 \
-         subtree to uid {uid} (that needs cgroup v2 with systemd's user@{uid}.service delegating \
-         its controllers); run without {flag}, or run the daemon as root"
-    )
-}
-
-/// The first resource limit `h` asks for, by its `docker run` flag: none
-/// of them can be applied without a cgroup.
-pub fn first_limit(h: &crate::api::HostConfig) -> Option<&'static str> {
-    let set = |flag: &'static str, on: bool| on.then_some(flag);
-    let any = |list: &Option<Vec<crate::api::ThrottleDevice>>| {
-        list.as_ref().is_some_and(|l| !l.is_empty())
-    };
-    set("-m (--memory)", h.memory > 0)
-        .or(set("--memory-swap", h.memory_swap > 0))
-        .or(set("--memory-reservation", h.memory_reservation > 0))
-        .or(set(
-            "--memory-swappiness",
-            h.memory_swappiness.is_some_and(|s| s >= 0),
-        ))
-        .or(set("--oom-kill-disable", h.oom_kill_disable == Some(true)))
-        .or(set("--cpus", h.nano_cpus > 0))
-        .or(set("--cpu-shares", h.cpu_shares > 0))
-        .or(set("--cpuset-cpus", !h.cpuset_cpus.is_empty()))
-        .or(set("--cpuset-mems", !h.cpuset_mems.is_empty()))
-        .or(set("--pids-limit", h.pids_limit.is_some_and(|p| p > 0)))
-        .or(set("--blkio-weight", h.blkio_weight > 0))
-        .or(set("--device-read-bps", any(&h.blkio_device_read_bps)))
-        .or(set("--device-write-bps", any(&h.blkio_device_write_bps)))
-        .or(set("--device-read-iops", any(&h.blkio_device_read_iops)))
-        .or(set("--device-write-iops", any(&h.blkio_device_write_iops)))
-        .or(set(
-            "--device-cgroup-rule",
-            h.device_cgroup_rules
-                .as_ref()
-                .is_some_and(|r| !r.is_empty()),
-        ))
-}
-
 /// The networks a rootless container may have: its own with only a
 /// loopback (`none`), the host's (`host`), another container's, and bridges
 /// where slirp4netns is installed (they live in the engine's own network

@@ -124,6 +124,7 @@ fn main() -> std::process::ExitCode {
                 },
                 userns_remap: cli.userns_remap,
                 rootless: false,
+                cgroups: chapter_06::cgroups::Placement::Own,
             },
         ) {
             Ok(()) => std::process::ExitCode::SUCCESS,
@@ -173,8 +174,12 @@ fn serve(
         }
     }
     // An ordinary user's daemon runs rootless: in a user namespace of its
-    // own, entered now, while this process has one thread.
+    // own, entered now, while this process has one thread. Before that,
+    // where containers' cgroups go (a rootless daemon in a delegated
+    // cgroup moves itself into a leaf of it, and the namespace holder it
+    // forks follows).
     let rootless = !nix::unistd::geteuid().is_root();
+    options.cgroups = chapter_06::cgroups::prepare(rootless)?;
     let (root, host, holder) = if rootless {
         let layout = chapter_06::rootless::layout()?;
         let root = std::path::absolute(root.unwrap_or(layout.root))?;

@@ -122,10 +122,14 @@ impl Daemon {
         for rule in host_config.device_cgroup_rules.iter_mut().flatten() {
             *rule = chapter_02::limits::parse_device_rule(rule).map_err(ApiError::bad_request)?;
         }
+        if let Some(refusal) = self
+            .options
+            .cgroups
+            .refuse_limits(&host_config, self.options.rootless)
+        {
+            return Err(ApiError::bad_request(refusal));
+        }
         if self.options.rootless {
-            if let Some(flag) = crate::rootless::first_limit(&host_config) {
-                return Err(ApiError::bad_request(crate::rootless::no_cgroups(flag)));
-            }
             crate::rootless::network_allowed(&host_config.network_mode)
                 .map_err(ApiError::bad_request)?;
         }
@@ -944,10 +948,12 @@ impl Daemon {
     /// freezer.state, v2's cgroup.freeze) stops every process of the
     /// container where it is, and lets them go on.
     pub fn pause(&self, query: &str, pause: bool) -> ApiResult {
-        if self.options.rootless {
-            return Err(ApiError::bad_request(crate::rootless::no_cgroups(
-                "pause (the freezer cgroup)",
-            )));
+        if let Some(refusal) = self
+            .options
+            .cgroups
+            .without_cgroup("pause (the freezer cgroup)", self.options.rootless)
+        {
+            return Err(ApiError::bad_request(refusal));
         }
         let id = self.find(query)?;
         if !self.is_running(&id) {
@@ -974,10 +980,12 @@ impl Daemon {
     /// shares, cpuset, pids, blkio weight), kept in the container's config
     /// and, when it runs, written to its cgroup at once.
     pub async fn update(&self, query: &str, req: Request<Incoming>) -> ApiResult {
-        if self.options.rootless {
-            return Err(ApiError::bad_request(crate::rootless::no_cgroups(
-                "docker update",
-            )));
+        if let Some(refusal) = self
+            .options
+            .cgroups
+            .without_cgroup("docker update", self.options.rootless)
+        {
+            return Err(ApiError::bad_request(refusal));
         }
         let id = self.find(query)?;
         let body: Value = http::body_json(req).await?;
@@ -1018,6 +1026,13 @@ impl Daemon {
             .filter(|v| !v.is_empty())
         {
             h.cpuset_mems = v.to_string();
+        }
+        if let Some(refusal) = self
+            .options
+            .cgroups
+            .refuse_limits(&c.host_config, self.options.rootless)
+        {
+            return Err(ApiError::bad_request(refusal));
         }
         let limits = crate::monitor::container_limits(&c).map_err(ApiError::bad_request)?;
         limits.validate().map_err(ApiError::bad_request)?;

@@ -109,8 +109,10 @@ pub struct Options {
     /// `--userns-remap`: `default` or `USER[:GROUP]`.
     pub userns_remap: Option<String>,
     /// Started by an ordinary user: the engine runs in a user namespace
-    /// (see [`crate::rootless`]), without cgroups.
+    /// (see [`crate::rootless`]).
     pub rootless: bool,
+    /// Where containers' cgroups go, decided as the daemon started.
+    pub cgroups: crate::cgroups::Placement,
 }
 
 impl Options {
@@ -433,7 +435,7 @@ impl Daemon {
             "DockerRootDir": self.paths.root,
             "LoggingDriver": "json-file",
             // Rootless without a delegated cgroup: none, as Docker says.
-            "CgroupDriver": if self.options.rootless { "none" } else { "cgroupfs" },
+            "CgroupDriver": self.options.cgroups.driver(),
             "CgroupVersion": cgroup_version,
             "KernelVersion": field(|u| u.release()),
             "OperatingSystem": "mini-docker (chapter 06)",
@@ -568,6 +570,10 @@ fn container_cgroups() -> Vec<(String, PathBuf)> {
             mount,
             own.v2.as_deref().unwrap_or("/"),
         ));
+    }
+    // On v2, where the daemon put them (crate::cgroups).
+    if let crate::cgroups::Placement::V2(parent) = crate::cgroups::inherited() {
+        parents.push(parent);
     }
     parents.sort();
     parents.dedup();
