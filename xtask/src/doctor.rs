@@ -408,16 +408,21 @@ fn rootless() {
             Level::Ok,
             "cgroup delegation",
             format!(
-                "{delegated} is {name}'s, controllers: {}",
-                read(&format!("{delegated}/cgroup.controllers")).unwrap_or_default()
+                "{delegated} is {name}'s (controllers: {}): a daemon started in a delegated cgroup \
+                 of it (`systemd-run --user --scope -p Delegate=yes mini-dockerd`, or a user \
+                 service with Delegate=yes) limits its containers with those",
+                read(&format!("{delegated}/cgroup.controllers"))
+                    .unwrap_or_default()
+                    .trim()
             ),
         ),
         (true, false) => report(
             Level::Warn,
             "cgroup delegation",
             format!(
-                "no cgroup v2 subtree delegated to {name} (systemd's user@{uid}.service): rootless \
-                 containers run without limits, and -m, --cpus, --pids-limit are refused"
+                "no cgroup v2 subtree delegated to {name} (systemd's user@{uid}.service, or a \
+                 cgroup whose directory, cgroup.procs and cgroup.subtree_control {name} owns): \
+                 rootless containers run without limits, and -m, --cpus, --pids-limit are refused"
             ),
         ),
         (false, _) => report(

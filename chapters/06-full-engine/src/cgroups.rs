@@ -16,7 +16,9 @@
 //!   user service, or for `systemd-run --user --scope -p Delegate=yes`).
 //!   The daemon, started in such a cgroup, moves itself into a leaf of it
 //!   (`daemon`), hands down what controllers it was given, and makes its
-//!   containers' cgroups under `mini-docker`.
+//!   containers' cgroups under `mini-docker`. From then on the delegated
+//!   cgroup may hold no process, so a daemon started again goes into the
+//!   `daemon` leaf, and knows the cgroup above it as its delegated one.
 //! - **rootless otherwise**: no cgroup at all, and every limit refused with
 //!   one sentence saying why.
 
@@ -26,6 +28,9 @@ use std::path::{Path, PathBuf};
 /// Set by the daemon on cgroup v2: the cgroup its containers' go under.
 /// Its monitors inherit it.
 pub const ENV: &str = "MINI_DOCKER_CGROUP_PARENT";
+
+/// The leaf of a delegated cgroup the daemon moves itself into.
+const LEAF: &str = "daemon";
 
 /// Where containers' cgroups go; see the module.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,7 +113,15 @@ pub fn prepare(rootless: bool) -> Result<Placement> {
 /// Rootless on v2: the daemon's own cgroup, if the user owns it.
 fn delegated(mount: &Path) -> Result<Placement> {
     let uid = nix::unistd::geteuid();
-    let own = own_v2(mount)?;
+    let mut own = own_v2(mount)?;
+    // Started again in the leaf an earlier daemon moved itself into (once
+    // its delegated cgroup hands controllers down it may hold no process,
+    // so nothing can be started there): the delegated cgroup is above.
+    if own.file_name().is_some_and(|n| n == LEAF) {
+        if let Some(above) = own.parent().filter(|a| a.starts_with(mount) && writable(a)) {
+            own = above.to_path_buf();
+        }
+    }
     let shown = own
         .strip_prefix(mount)
         .unwrap_or(&own)
@@ -124,7 +137,7 @@ fn delegated(mount: &Path) -> Result<Placement> {
     }
     // A leaf for the daemon (and the holder, slirp4netns and monitors it
     // starts), so that its cgroup holds no process and can hand down.
-    let leaf = own.join("daemon");
+    let leaf = own.join(LEAF);
     if !leaf.is_dir() {
         chapter_02::files::make_dir(&leaf).map_err(|e| anyhow!(e))?;
     }

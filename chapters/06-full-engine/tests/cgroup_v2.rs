@@ -291,6 +291,34 @@ fn limits_work(user: Option<u32>, parent: &str) {
     md_ok(user, &["rm", "hog"]);
 }
 
+/// ann's daemon, started in `cgroup` (her delegated one, or later the
+/// leaf a daemon moved itself into): root moves a shell there (out of the
+/// root cgroup, whose cgroup.procs is root's), which then becomes ann and
+/// the daemon.
+fn start_rootless(cgroup: &str) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/rootless-daemon.log")
+        .unwrap();
+    let mut daemon = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo $$ > {cgroup}/cgroup.procs && exec /usr/bin/setpriv --reuid={ANN} --regid={ANN} \
+             --clear-groups env -i PATH=/bin:/usr/bin HOME=/home/ann MINI_DOCKER_NAT=nft \
+             XDG_RUNTIME_DIR=/run/user/1000 XDG_DATA_HOME=/home/ann/data /bin/mini-dockerd"
+        ))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    wait_for(
+        "/run/user/1000/mini-docker.sock",
+        &mut daemon,
+        "/rootless-daemon.log",
+    );
+    daemon
+}
+
 fn guest() {
     // The root daemon: its containers under /mini-docker.
     // Only --network none here: the NAT tool is named, never run.
@@ -344,23 +372,7 @@ fn guest() {
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
-    // Root moves the shell there (out of the root cgroup, whose
-    // cgroup.procs is root's), which then becomes ann and the daemon.
-    let mut daemon = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "echo $$ > {DELEGATED}/cgroup.procs && exec /usr/bin/setpriv --reuid={ANN} --regid={ANN} \
-             --clear-groups env -i PATH=/bin:/usr/bin HOME=/home/ann MINI_DOCKER_NAT=nft \
-             XDG_RUNTIME_DIR=/run/user/1000 XDG_DATA_HOME=/home/ann/data /bin/mini-dockerd"
-        ))
-        .stderr(std::fs::File::create("/rootless-daemon.log").unwrap())
-        .spawn()
-        .unwrap();
-    wait_for(
-        "/run/user/1000/mini-docker.sock",
-        &mut daemon,
-        "/rootless-daemon.log",
-    );
+    let daemon = start_rootless(DELEGATED);
     let log = || std::fs::read_to_string("/rootless-daemon.log").unwrap_or_default();
     // It moved itself into a leaf of its delegated cgroup.
     assert_eq!(
@@ -398,6 +410,34 @@ fn guest() {
             && said.contains("memory pids"),
         "{said}"
     );
+    // The daemon restarts, in the leaf the first one made (its delegated
+    // cgroup, handing controllers down, may hold no process now); a limited
+    // container runs on under its monitor, the new daemon knows it, and
+    // removing it removes its cgroup.
+    let id = md_ok(
+        ann,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "48m",
+            "fixture",
+            "sleep",
+            "600",
+        ],
+    );
+    let cgroup = format!(
+        "{DELEGATED}/mini-docker/{}",
+        chapter_06::monitor::cgroup_name(&id)
+    );
+    stop(daemon);
+    let daemon = start_rootless(&format!("{DELEGATED}/daemon"));
+    assert_eq!(inspect(ann, &id)["State"]["Status"], "running", "{}", log());
+    assert_eq!(read(&format!("{cgroup}/memory.max")), "50331648");
+    md_ok(ann, &["rm", "-f", &id]);
+    assert!(!Path::new(&cgroup).exists(), "{cgroup} left behind");
     stop(daemon);
     eprintln!("guest: the rootless daemon's limits work through its delegated subtree");
 }
