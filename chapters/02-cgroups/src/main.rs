@@ -146,7 +146,11 @@ fn name() -> String {
 
 fn require_root() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
-        bail!("cgroup experiments need root (creating cgroups is a privileged operation on v1 and hybrid hosts)");
+        bail!(
+            "cgroup experiments need root: they create cgroups beside this process's own, which \
+             belong to root (a rootless engine uses a cgroup v2 subtree the host delegates to it \
+             instead: the book's Rootless page)"
+        );
     }
     Ok(())
 }
