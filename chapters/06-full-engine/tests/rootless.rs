@@ -120,6 +120,7 @@ fn an_ordinary_user_runs_the_engine_rootless() {
     let clis = docker_clis();
     let cli = &clis[0];
     let mounts_before = testkit::mount_points();
+    let netns_before = named_netns();
 
     let daemon = Daemon::start(&user);
     // The daemon and its namespace holder are the user's; nothing of it is
@@ -273,8 +274,58 @@ fn an_ordinary_user_runs_the_engine_rootless() {
     }
     assert_eq!(user.processes(), Vec::<i32>::new(), "{}", daemon_log(&user));
     assert_eq!(testkit::mount_points(), mounts_before);
+    assert_eq!(named_netns(), netns_before);
+    assert_eq!(
+        strays(&user),
+        Vec::<PathBuf>::new(),
+        "files outside its home"
+    );
     assert!(user.root().join("images").is_dir());
     drop(registry);
+}
+
+/// The named network namespaces (`ip netns`).
+fn named_netns() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Files in the places anyone may write (/tmp, /var/tmp, /dev/shm, /run)
+/// that belong to `user` or to one of its subordinate IDs, outside its
+/// home (where its root, socket and run directory are).
+fn strays(user: &TestUser) -> Vec<PathBuf> {
+    let ours =
+        |uid: u32| uid == user.uid || (user.subid_start..user.subid_start + 65_536).contains(&uid);
+    let home = user.home.parent().unwrap_or(&user.home).to_path_buf();
+    let mut found = Vec::new();
+    let mut stack: Vec<PathBuf> = ["/tmp", "/var/tmp", "/dev/shm", "/run"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.starts_with(&home) {
+                continue;
+            }
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if ours(meta.uid()) {
+                found.push(path.clone());
+            }
+            if meta.is_dir() && meta.dev() == std::fs::metadata(&dir).map_or(0, |m| m.dev()) {
+                stack.push(path);
+            }
+        }
+    }
+    found
 }
 
 fn all_pids() -> Vec<i32> {
