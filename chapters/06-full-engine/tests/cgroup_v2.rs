@@ -211,6 +211,24 @@ fn stop(mut daemon: std::process::Child) {
 const SEE_LIMITS: &str =
     "id -u; cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; cat /proc/self/cgroup";
 
+/// A container limited to 48 MiB that sleeps; its ID.
+fn limited_sleeper(user: Option<u32>) -> String {
+    md_ok(
+        user,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "48m",
+            "fixture",
+            "sleep",
+            "600",
+        ],
+    )
+}
+
 /// The checks both daemons pass: limits seen inside and written outside
 /// (under `parent`), the OOM killer, the freezer, and the cgroup gone with
 /// the container.
@@ -237,20 +255,7 @@ fn limits_work(user: Option<u32>, parent: &str) {
         ["0", "67108864", "20", "0::/"],
         "inside"
     );
-    let id = md_ok(
-        user,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "-m",
-            "48m",
-            "fixture",
-            "sleep",
-            "600",
-        ],
-    );
+    let id = limited_sleeper(user);
     let cgroup = format!("{parent}/{}", chapter_06::monitor::cgroup_name(&id));
     assert_eq!(read(&format!("{cgroup}/memory.max")), "50331648");
     let pid = inspect(user, &id)["State"]["Pid"].to_string();
@@ -414,20 +419,7 @@ fn guest() {
     // cgroup, handing controllers down, may hold no process now); a limited
     // container runs on under its monitor, the new daemon knows it, and
     // removing it removes its cgroup.
-    let id = md_ok(
-        ann,
-        &[
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "-m",
-            "48m",
-            "fixture",
-            "sleep",
-            "600",
-        ],
-    );
+    let id = limited_sleeper(ann);
     let cgroup = format!(
         "{DELEGATED}/mini-docker/{}",
         chapter_06::monitor::cgroup_name(&id)

@@ -110,6 +110,21 @@ fn registry_with_fixture() -> (testkit::registry::Registry, String) {
     (registry, image)
 }
 
+/// What these tests start from: the fixture in a local registry, a user
+/// made for the test, the first docker CLI on the machine.
+fn scene() -> (testkit::registry::Registry, String, TestUser, PathBuf) {
+    let (registry, image) = registry_with_fixture();
+    (registry, image, TestUser::create(), docker_clis().remove(0))
+}
+
+/// `user`'s daemon (with `resolv_conf` as its /etc/resolv.conf where
+/// given), `image` pulled into it.
+fn pulled(user: &TestUser, cli: &Path, image: &str, resolv_conf: Option<&Path>) -> Daemon {
+    let daemon = Daemon::start_with(user, resolv_conf);
+    docker_ok(user, cli, &["pull", image]);
+    daemon
+}
+
 #[test]
 fn an_ordinary_user_runs_the_engine_rootless() {
     if !privileged("an_ordinary_user_runs_the_engine_rootless") {
@@ -365,11 +380,9 @@ fn a_rootless_bridge_reaches_out_and_publishes_ports() {
     if !privileged("a_rootless_bridge_reaches_out_and_publishes_ports") {
         return;
     }
-    let (registry, image) = registry_with_fixture();
-    let user = TestUser::create();
-    let cli = &docker_clis()[0];
-    let daemon = Daemon::start(&user);
-    docker_ok(&user, cli, &["pull", &image]);
+    let (registry, image, user, cli) = scene();
+    let cli = &cli;
+    let daemon = pulled(&user, cli, &image, None);
 
     // Out: a server on the host's own address, reached from the default
     // bridge through slirp4netns (which connects from the host, as the user).
@@ -550,11 +563,9 @@ fn a_rootless_container_replaces_a_directory_of_its_image() {
     if !privileged("a_rootless_container_replaces_a_directory_of_its_image") {
         return;
     }
-    let (registry, image) = registry_with_fixture();
-    let user = TestUser::create();
-    let cli = &docker_clis()[0];
-    let daemon = Daemon::start(&user);
-    docker_ok(&user, cli, &["pull", &image]);
+    let (registry, image, user, cli) = scene();
+    let cli = &cli;
+    let daemon = pulled(&user, cli, &image, None);
 
     // A directory of the image removed and made again: overlay marks it
     // opaque in the container's layer (in a user namespace, with
@@ -619,17 +630,15 @@ fn rootless_containers_resolve_names() {
     if !privileged("rootless_containers_resolve_names") {
         return;
     }
-    let (registry, image) = registry_with_fixture();
-    let user = TestUser::create();
-    let cli = &docker_clis()[0];
+    let (registry, image, user, cli) = scene();
+    let cli = &cli;
     // The host's resolver, as the daemon and slirp4netns see it: one of the
     // test's own on a loopback address, answering outside.test.
     let (resolver, answering) =
         common::fake_upstream("127.0.0.78:53", std::net::Ipv4Addr::new(192, 0, 2, 7));
     let resolv_conf = user.home.join("resolv.conf");
     std::fs::write(&resolv_conf, format!("nameserver {}\n", resolver.ip())).unwrap();
-    let daemon = Daemon::start_with(&user, Some(&resolv_conf));
-    docker_ok(&user, cli, &["pull", &image]);
+    let daemon = pulled(&user, cli, &image, Some(&resolv_conf));
     let lookup = |args: &[&str]| -> (String, Vec<String>) {
         let out = docker_ok(&user, cli, args);
         (out.clone(), common::addresses(&out))
