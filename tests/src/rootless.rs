@@ -41,9 +41,14 @@ impl User {
         let name = format!("mdrl{tag}x{n}");
         // Far above the ranges useradd hands out (100000 on), one per user.
         let subid_start = 3_000_000 + ((tag % 1024) * 4 + n) * 65_536;
+        // A short path, in /tmp whatever TMPDIR says: podman's cleanup
+        // process (conmon's exit command, given --runroot
+        // $XDG_RUNTIME_DIR/containers) refuses a runroot over 50
+        // characters and exits 125, and `podman run --rm` then waits out
+        // conmon's 20 s timeout for an exit that is never recorded.
         let dir = tempfile::Builder::new()
-            .prefix("mini-docker-rootless-")
-            .tempdir()
+            .prefix("mdrl-")
+            .tempdir_in("/tmp")
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let home = dir.path().join("home");

@@ -709,11 +709,8 @@ fn start_in(
         "{podman_rootless} load -q -i {}",
         user.home.join("fixture.tar").display()
     )))?;
-    // Timed on their own, before the root engines start. (On the course
-    // machine every rootless podman run under this benchmark waits out
-    // conmon's 20 s timeout, "Exceeded conmon timeout waiting for container
-    // to exit", with or without the root engines beside it, while the same
-    // command from a shell takes 0.2-0.7 s; the note says so.)
+    // Timed on their own, before the root engines start. (The user's home
+    // is short on purpose: see testkit::rootless, and the note below.)
     let run_true = "run --rm --network none fixture /bin/true";
     let rootless_commands: Vec<(String, String)> = vec![
         (
@@ -876,8 +873,9 @@ fn start_in(
         rootless_median("mini-docker rootless") / ours,
         if podman_rootless_ms > 15_000.0 {
             " podman rootless waited out conmon's 20 s timeout in these runs (\"Exceeded conmon \
-             timeout waiting for container to exit\"), which the same command run from a shell \
-             does not: this row measures that timeout, not podman."
+             timeout waiting for container to exit\"): its cleanup process, conmon's exit command, \
+             failed (a runroot over 50 characters did so once), so this row measures that \
+             timeout, not podman."
         } else {
             ""
         }
