@@ -18,6 +18,8 @@ pub fn host_state() -> Vec<PathBuf> {
         "/run/runc",
         "/run/containerd",
         "/etc/containers/networks",
+        // podman's locks live in shared memory, one file for root's podman.
+        "/dev/shm/libpod_lock",
     ]
     .iter()
     .map(PathBuf::from)

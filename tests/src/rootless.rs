@@ -153,5 +153,16 @@ impl Drop for User {
             .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
             .status();
         let _ = Command::new("userdel").arg(&self.name).status();
+        // What userdel leaves: the user's files in shared memory (a rootless
+        // podman's lock file, /dev/shm/libpod_rootless_lock_UID).
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.metadata().is_ok_and(|m| m.uid() == self.uid) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }

@@ -268,6 +268,12 @@ fn limits_work(user: Option<u32>, parent: &str) {
     md_ok(user, &["pause", &id]);
     assert_eq!(read(&format!("{cgroup}/cgroup.freeze")), "1");
     md_ok(user, &["unpause", &id]);
+    // An exec joins the container's cgroup (its root, in its namespace).
+    assert_eq!(
+        md_ok(user, &["exec", &id, "cat", "/proc/self/cgroup"]),
+        "0::/"
+    );
+    assert_eq!(read(&format!("{cgroup}/pids.current")), "1");
     md_ok(user, &["update", "--memory", "40m", &id]);
     assert_eq!(read(&format!("{cgroup}/memory.max")), "41943040");
     md_ok(user, &["rm", "-f", &id]);
