@@ -51,8 +51,10 @@ pub fn remove_new_host_state(before: &[PathBuf]) {
     for path in created {
         if path.starts_with("/sys/fs/cgroup") {
             let _ = std::fs::remove_dir(&path);
-        } else {
+        } else if path.is_dir() {
             let _ = std::fs::remove_dir_all(&path);
+        } else {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }
