@@ -455,7 +455,10 @@ fn pull(runs: u32) -> Result<()> {
     let fs = TmpFs::mount(&dir.join("tmpfs"), "6g")?;
     let t = fs.path().display();
     let results = dir.join("pull.json");
-    run(Command::new("hyperfine")
+    // What podman adds to the host (its lock in /dev/shm) goes after,
+    // whether or not the runs succeed.
+    let before = testkit::peers::host_state();
+    let timed = run(Command::new("hyperfine")
         .args(["--runs", &runs.to_string(), "--warmup", "1", "--style", "basic", "--export-json"])
         .arg(&results)
         .args(["--prepare", &format!("rm -rf {t}/ours")])
@@ -474,7 +477,10 @@ fn pull(runs: u32) -> Result<()> {
                 "skopeo copy -q --src-tls-verify=false docker://{image} oci:{t}/skopeo:bench && umoci unpack --image {t}/skopeo:bench {t}/bundle"
             ),
         ])
-        .args(inflate_floors(&root, &bench_layer(&store)?)))?;
+        .args(inflate_floors(&root, &bench_layer(&store)?)));
+    testkit::wait_for_podman_cleanup(std::time::Duration::from_secs(10));
+    testkit::peers::remove_new_host_state(&before);
+    timed?;
     drop(fs);
     drop(registry);
 
