@@ -40,11 +40,17 @@ impl Drop for CgroupGuard {
     }
 }
 
-/// Creates the cgroup `name` under this process's own cgroup(s).
-pub fn create(layout: &Layout, own: &OwnCgroups, name: &str) -> Result<Box<dyn Cgroup>, String> {
+/// A cgroup name is one path component of our choosing.
+fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(format!("invalid cgroup name {name:?}"));
     }
+    Ok(())
+}
+
+/// Creates the cgroup `name` under this process's own cgroup(s).
+pub fn create(layout: &Layout, own: &OwnCgroups, name: &str) -> Result<Box<dyn Cgroup>, String> {
+    check_name(name)?;
     match layout.mode {
         Mode::V1 | Mode::Hybrid => Ok(Box::new(crate::v1::V1Cgroup::create(
             &layout.v1_mounts,
@@ -69,10 +75,7 @@ pub fn create_limited(name: &str, limits: &Limits) -> Result<(CgroupGuard, Vec<S
     limits.validate().map_err(|e| anyhow!(e))?;
     let layout = Layout::detect().map_err(|e| anyhow!(e))?;
     let own = parse_own_cgroups(&std::fs::read_to_string("/proc/self/cgroup")?);
-    let guard = CgroupGuard(create(&layout, &own, name).map_err(|e| anyhow!(e))?);
-    let mut warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
-    warnings.extend(crate::limits::apply_extras(&guard.0.dirs(), limits).map_err(|e| anyhow!(e))?);
-    Ok((guard, warnings))
+    limited(create(&layout, &own, name).map_err(|e| anyhow!(e))?, limits)
 }
 
 /// Creates the v2 cgroup `name` in `parent`, a cgroup made ready to hold
@@ -84,11 +87,15 @@ pub fn create_limited_in(
     limits: &Limits,
 ) -> Result<(CgroupGuard, Vec<String>)> {
     limits.validate().map_err(|e| anyhow!(e))?;
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return Err(anyhow!("invalid cgroup name {name:?}"));
-    }
+    check_name(name).map_err(|e| anyhow!(e))?;
     let cgroup = crate::v2::V2Cgroup::create(parent, "/", name, false).map_err(|e| anyhow!(e))?;
-    let guard = CgroupGuard(Box::new(cgroup));
+    limited(Box::new(cgroup), limits)
+}
+
+/// `cgroup` guarded (removed when dropped, also on an error here) with the
+/// limits written; the warnings of what this host cannot apply.
+fn limited(cgroup: Box<dyn Cgroup>, limits: &Limits) -> Result<(CgroupGuard, Vec<String>)> {
+    let guard = CgroupGuard(cgroup);
     let mut warnings = guard.0.apply(limits).map_err(|e| anyhow!(e))?;
     warnings.extend(crate::limits::apply_extras(&guard.0.dirs(), limits).map_err(|e| anyhow!(e))?);
     Ok((guard, warnings))
