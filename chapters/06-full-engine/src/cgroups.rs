@@ -39,8 +39,12 @@ pub enum Placement {
     /// them.
     #[default]
     Own,
-    /// v2: in this directory, the controllers handed down to it.
+    /// v2 as root: in this directory (`/mini-docker`), every controller
+    /// handed down to it.
     V2(PathBuf),
+    /// v2 rootless: in this directory of a subtree the host delegates, with
+    /// the controllers the delegation hands down.
+    Delegated(PathBuf),
     /// No cgroup can be had; the reason, as a sentence's end.
     Unavailable(String),
 }
@@ -103,7 +107,7 @@ pub fn prepare(rootless: bool) -> Result<Placement> {
             .map_err(|e| anyhow!("preparing {} for containers: {e}", parent.display()))?;
         Placement::V2(parent)
     };
-    if let Placement::V2(parent) = &placement {
+    if let Placement::V2(parent) | Placement::Delegated(parent) = &placement {
         // SAFETY: called while the daemon has one thread.
         unsafe { std::env::set_var(ENV, parent) };
     }
@@ -164,15 +168,26 @@ fn delegated(mount: &Path) -> Result<Placement> {
             )
         }));
     }
-    Ok(Placement::V2(parent))
+    Ok(Placement::Delegated(parent))
 }
 
 /// In a monitor: what its daemon decided.
 pub fn inherited() -> Placement {
-    match std::env::var_os(ENV) {
-        Some(dir) => Placement::V2(PathBuf::from(dir)),
-        None if crate::rootless::active() => Placement::Unavailable(String::new()),
-        None => Placement::Own,
+    match (std::env::var_os(ENV), crate::rootless::active()) {
+        (Some(dir), false) => Placement::V2(PathBuf::from(dir)),
+        (Some(dir), true) => Placement::Delegated(PathBuf::from(dir)),
+        (None, true) => Placement::Unavailable(String::new()),
+        (None, false) => Placement::Own,
+    }
+}
+
+impl Placement {
+    /// The directory containers' cgroups go in, on v2.
+    pub fn v2_parent(&self) -> Option<&Path> {
+        match self {
+            Placement::V2(dir) | Placement::Delegated(dir) => Some(dir),
+            _ => None,
+        }
     }
 }
 
@@ -227,16 +242,14 @@ fn controller_of(flag: &str) -> &'static str {
 
 impl Placement {
     /// The sentence a container asking for limit `flag` is refused with, or
-    /// none where it can be had. Rootless: none without a cgroup, none whose
+    /// none where it can be had: none without a cgroup; rootless, none whose
     /// controller the delegation lacks, and no device rules (they are a BPF
     /// program, which only the host's root may load).
-    pub fn refusal(&self, flag: &str, rootless: bool) -> Option<String> {
+    pub fn refusal(&self, flag: &str) -> Option<String> {
         match self {
-            Placement::Own if !rootless => None,
-            Placement::Own => Some(format!("{flag} cannot be applied: no cgroup is available")),
+            Placement::Own | Placement::V2(_) => None,
             Placement::Unavailable(why) => Some(format!("{flag} cannot be applied: {why}")),
-            Placement::V2(_) if !rootless => None,
-            Placement::V2(parent) => {
+            Placement::Delegated(parent) => {
                 let controller = controller_of(flag);
                 if controller == "devices" {
                     return Some(format!(
@@ -263,18 +276,17 @@ impl Placement {
     }
 
     /// The first refusal of the limits `h` asks for.
-    pub fn refuse_limits(&self, h: &crate::api::HostConfig, rootless: bool) -> Option<String> {
+    pub fn refuse_limits(&self, h: &crate::api::HostConfig) -> Option<String> {
         limits_asked(h)
             .into_iter()
-            .find_map(|flag| self.refusal(flag, rootless))
+            .find_map(|flag| self.refusal(flag))
     }
 
     /// The sentence for `what` (pause, update), which needs a cgroup of any
     /// kind, where there is none.
-    pub fn without_cgroup(&self, what: &str, rootless: bool) -> Option<String> {
+    pub fn without_cgroup(&self, what: &str) -> Option<String> {
         match self {
-            Placement::Unavailable(_) => self.refusal(what, rootless),
-            Placement::Own if rootless => self.refusal(what, rootless),
+            Placement::Unavailable(_) => self.refusal(what),
             _ => None,
         }
     }
@@ -313,19 +325,22 @@ mod tests {
     fn a_delegated_parent_refuses_what_it_was_not_given() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("cgroup.subtree_control"), "memory pids\n").unwrap();
-        let placement = Placement::V2(dir.path().to_path_buf());
-        assert_eq!(placement.refusal("-m (--memory)", true), None);
-        assert_eq!(placement.refusal("--pids-limit", true), None);
-        let cpus = placement.refusal("--cpus", true).unwrap();
+        let placement = Placement::Delegated(dir.path().to_path_buf());
+        assert_eq!(placement.refusal("-m (--memory)"), None);
+        assert_eq!(placement.refusal("--pids-limit"), None);
+        let cpus = placement.refusal("--cpus").unwrap();
         assert!(
             cpus.contains("no cpu controller") && cpus.contains("memory pids"),
             "{cpus}"
         );
         assert!(placement
-            .refusal("--device-cgroup-rule", true)
+            .refusal("--device-cgroup-rule")
             .unwrap()
             .contains("BPF"));
         // As root the parent's controllers are the host's: nothing refused.
-        assert_eq!(placement.refusal("--cpus", false), None);
+        assert_eq!(
+            Placement::V2(dir.path().to_path_buf()).refusal("--cpus"),
+            None
+        );
     }
 }

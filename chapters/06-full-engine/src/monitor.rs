@@ -598,11 +598,13 @@ fn run(paths: &Paths, id: &str, go: File, report: &mut File, log_fd: &OwnedFd) -
             chapter_02::container::CgroupGuard(Box::new(NoCgroup)),
             vec![],
         ),
-        crate::cgroups::Placement::V2(parent) => chapter_02::container::create_limited_in(
-            parent,
-            &cgroup_name(id),
-            &container_limits(&c).map_err(|e| anyhow!(e))?,
-        )?,
+        crate::cgroups::Placement::V2(parent) | crate::cgroups::Placement::Delegated(parent) => {
+            chapter_02::container::create_limited_in(
+                parent,
+                &cgroup_name(id),
+                &container_limits(&c).map_err(|e| anyhow!(e))?,
+            )?
+        }
         crate::cgroups::Placement::Own => chapter_02::container::create_limited(
             &cgroup_name(id),
             &container_limits(&c).map_err(|e| anyhow!(e))?,

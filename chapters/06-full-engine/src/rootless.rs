@@ -44,11 +44,6 @@ pub fn active() -> bool {
     std::env::var_os(ENV).is_some()
 }
 
-/// The host uid a rootless daemon runs for.
-pub fn host_uid() -> Option<u32> {
-    std::env::var(ENV).ok()?.parse().ok()
-}
-
 /// Where a rootless daemon keeps things: its engine root, its socket, and
 /// its run directory (the holder's PID).
 #[derive(Clone, Debug)]

@@ -122,11 +122,7 @@ impl Daemon {
         for rule in host_config.device_cgroup_rules.iter_mut().flatten() {
             *rule = chapter_02::limits::parse_device_rule(rule).map_err(ApiError::bad_request)?;
         }
-        if let Some(refusal) = self
-            .options
-            .cgroups
-            .refuse_limits(&host_config, self.options.rootless)
-        {
+        if let Some(refusal) = self.options.cgroups.refuse_limits(&host_config) {
             return Err(ApiError::bad_request(refusal));
         }
         if self.options.rootless {
@@ -951,7 +947,7 @@ impl Daemon {
         if let Some(refusal) = self
             .options
             .cgroups
-            .without_cgroup("pause (the freezer cgroup)", self.options.rootless)
+            .without_cgroup("pause (the freezer cgroup)")
         {
             return Err(ApiError::bad_request(refusal));
         }
@@ -980,11 +976,7 @@ impl Daemon {
     /// shares, cpuset, pids, blkio weight), kept in the container's config
     /// and, when it runs, written to its cgroup at once.
     pub async fn update(&self, query: &str, req: Request<Incoming>) -> ApiResult {
-        if let Some(refusal) = self
-            .options
-            .cgroups
-            .without_cgroup("docker update", self.options.rootless)
-        {
+        if let Some(refusal) = self.options.cgroups.without_cgroup("docker update") {
             return Err(ApiError::bad_request(refusal));
         }
         let id = self.find(query)?;
@@ -1027,11 +1019,7 @@ impl Daemon {
         {
             h.cpuset_mems = v.to_string();
         }
-        if let Some(refusal) = self
-            .options
-            .cgroups
-            .refuse_limits(&c.host_config, self.options.rootless)
-        {
+        if let Some(refusal) = self.options.cgroups.refuse_limits(&c.host_config) {
             return Err(ApiError::bad_request(refusal));
         }
         let limits = crate::monitor::container_limits(&c).map_err(ApiError::bad_request)?;

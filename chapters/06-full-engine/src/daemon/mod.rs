@@ -572,8 +572,8 @@ fn container_cgroups() -> Vec<(String, PathBuf)> {
         ));
     }
     // On v2, where the daemon put them (crate::cgroups).
-    if let crate::cgroups::Placement::V2(parent) = crate::cgroups::inherited() {
-        parents.push(parent);
+    if let Some(parent) = crate::cgroups::inherited().v2_parent() {
+        parents.push(parent.to_path_buf());
     }
     parents.sort();
     parents.dedup();
