@@ -323,10 +323,10 @@ pub fn create_entry<R: Read>(
 //   the permission bits, the modification time. Set them in that order: a
 //   chown clears setuid bits, so the mode comes after it. An ordinary user
 //   cannot chown to another owner (EPERM): the file stays theirs.
-// hint: Refuse trusted.* xattrs and overlayfs's own in user.* (is_overlay_xattr:
-//   a mount in a user namespace reads user.overlay.*): they would steer
-//   overlayfs (a layer could make a directory opaque, or redirect it). A symlink has no mode of its
-//   own: leave it. A directory's time changes as its contents are made:
+// hint: Refuse trusted.* xattrs and overlayfs's own in user.*
+//   (is_overlay_xattr: a mount in a user namespace reads user.overlay.*):
+//   they would steer overlayfs (a layer could make a directory opaque, or
+//   redirect it). A symlink has no mode of its own: leave it. A directory's time changes as its contents are made:
 //   return Some(mtime) for the caller to set last, None for everything else
 //   (whose time you set here, without following a symlink).
 // hint: tar(5) "pax extended headers"; xattr(7) namespaces; fchownat(2)
